@@ -1,0 +1,311 @@
+//! Command-line interface: argument parsing and one function per command. No storage logic
+//! lives here; every command calls the library.
+
+mod demo;
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auditlog::{Checkpoint, Config, Durability, Error, Event, Log, Options};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "auditlog", version, about = "Tamper-evident audit log storage")]
+struct Cli {
+    /// Data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_DATA",
+        default_value = "auditlog-data"
+    )]
+    data: PathBuf,
+    /// Config file in the seed's format (`audit_logs` section: disabled, hmac_key,
+    /// retention_days). Without it the key comes from env.AUDIT_HMAC_KEY.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Segment size in bytes (minimum 65536) for logs opened for writing.
+    #[arg(long, global = true)]
+    segment_bytes: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Sync,
+    Interval,
+    Buffered,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Append JSON Lines events from a file or stdin.
+    Append {
+        /// Input file; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "sync")]
+        durability: DurabilityArg,
+        /// Sync interval in milliseconds for `--durability interval`.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Print `{"seq":…,"event_id":…,"hash":…}` per event once it is durable.
+        #[arg(long)]
+        receipts: bool,
+    },
+    /// Verify every record, the whole chain and the checkpoints. Exit 0 when intact.
+    Verify {
+        /// An externally kept checkpoint (from `auditlog checkpoint`) to check against.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a signed checkpoint of the latest record and print it for keeping elsewhere.
+    Checkpoint {
+        /// Also write it to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Counts, seqs and files.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the main job on an embedded default: a mixed workload, verification, throughput,
+    /// and a tampered copy being caught.
+    Demo {
+        /// Events to append.
+        #[arg(long, default_value_t = 400_000)]
+        events: u64,
+        /// Directory for the demo (recreated).
+        #[arg(long, default_value = "auditlog-demo")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs the CLI and returns the process exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Error> {
+    match &cli.config {
+        Some(p) => Config::from_file(p),
+        None => Ok(Config::default()),
+    }
+}
+
+fn write_options(cli: &Cli, cfg: &Config) -> Result<Options, Error> {
+    let mut o = Options::new(cfg.audit_logs.key()?).retention_days(cfg.audit_logs.retention_days);
+    if let Some(b) = cli.segment_bytes {
+        o = o.segment_bytes(b);
+    }
+    Ok(o)
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Error> {
+    if let Command::Demo { events, dir } = &cli.command {
+        return demo::run(dir, *events, cli.segment_bytes);
+    }
+    let cfg = load_config(&cli)?;
+    match &cli.command {
+        Command::Append {
+            file,
+            durability,
+            interval_ms,
+            receipts,
+        } => {
+            if cfg.audit_logs.disabled {
+                return Err(Error::Config(
+                    "audit logging is disabled in the config (audit_logs.disabled = true)".into(),
+                ));
+            }
+            let d = match durability {
+                DurabilityArg::Sync => Durability::Sync,
+                DurabilityArg::Interval => {
+                    Durability::Interval(Duration::from_millis((*interval_ms).max(1)))
+                }
+                DurabilityArg::Buffered => Durability::Buffered,
+            };
+            let log = Log::open(&cli.data, write_options(&cli, &cfg)?.durability(d))?;
+            let input: Box<dyn Read> = match file.as_deref() {
+                None => Box::new(std::io::stdin().lock()),
+                Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
+                Some(p) => {
+                    Box::new(std::fs::File::open(p).map_err(|e| Error::io("opening input", p, e))?)
+                }
+            };
+            append(&log, input, *receipts)
+        }
+        Command::Verify { checkpoint, json } => {
+            let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
+            let mut external = Vec::new();
+            for p in checkpoint {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::io("reading checkpoint", p, e))?;
+                external.push(
+                    Checkpoint::from_json(&text)
+                        .map_err(|e| Error::BadCheckpoint(format!("{}: {e}", p.display())))?,
+                );
+            }
+            verify(&log, &external, *json)
+        }
+        Command::Checkpoint { out } => {
+            let log = match Log::open(&cli.data, write_options(&cli, &cfg)?) {
+                Ok(l) => l,
+                Err(Error::Locked { .. }) => Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?,
+                Err(e) => return Err(e),
+            };
+            let cp = log.checkpoint()?;
+            let text = cp.to_json();
+            if let Some(p) = out {
+                std::fs::write(p, format!("{text}\n")).map_err(|e| Error::io("writing", p, e))?;
+            }
+            println!("{text}");
+            Ok(0)
+        }
+        Command::Stats { json } => {
+            let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
+            let s = log.stats()?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).expect("stats serialize")
+                );
+            } else {
+                println!("log {}", s.log_id);
+                println!("events     {}", s.events);
+                match (s.first_seq, s.last_seq) {
+                    (Some(a), Some(b)) => println!("seqs       {a}..={b}"),
+                    _ => println!("seqs       (empty)"),
+                }
+                println!("segments   {}", s.segments);
+                println!("bytes      {} on disk, {} written", s.bytes, s.data_bytes);
+            }
+            Ok(0)
+        }
+        Command::Demo { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Reads JSON Lines and appends them in batches of the lines already buffered.
+fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error> {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut batch: Vec<Event> = Vec::new();
+    let mut line_no = 0u64;
+    let mut line = String::new();
+    let mut appended = 0u64;
+    let mut flush = |batch: &mut Vec<Event>, out: &mut dyn Write| -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let rs = log.append_batch(batch)?;
+        appended += rs.len() as u64;
+        batch.clear();
+        if receipts {
+            for r in rs {
+                let v = serde_json::json!({"seq": r.seq, "event_id": r.event_id, "hash": r.hash_string()});
+                writeln!(out, "{v}")
+                    .map_err(|e| Error::io("writing receipts to", Path::new("stdout"), e))?;
+            }
+            out.flush()
+                .map_err(|e| Error::io("writing receipts to", Path::new("stdout"), e))?;
+        }
+        Ok(())
+    };
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| Error::io("reading input", Path::new("stdin"), e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = line.trim();
+        if !text.is_empty() {
+            match serde_json::from_str::<Event>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|e| e.validate().map(|_| e).map_err(|e| e.to_string()))
+            {
+                Ok(ev) => batch.push(ev),
+                Err(msg) => {
+                    flush(&mut batch, &mut out)?;
+                    return Err(Error::BadLine {
+                        line: line_no,
+                        message: msg,
+                    });
+                }
+            }
+        }
+        if batch.len() >= 4096 || (reader.buffer().is_empty() && !batch.is_empty()) {
+            if let Err(e) = flush(&mut batch, &mut out) {
+                return Err(match e {
+                    Error::EventTooLarge { .. } | Error::InvalidEvent(_) => Error::BadLine {
+                        line: line_no,
+                        message: e.to_string(),
+                    },
+                    other => other,
+                });
+            }
+        }
+    }
+    flush(&mut batch, &mut out)?;
+    drop(flush);
+    eprintln!("appended {appended} events");
+    Ok(0)
+}
+
+fn verify(log: &Log, external: &[Checkpoint], json: bool) -> Result<i32, Error> {
+    let tty = std::io::stderr().is_terminal() && !json;
+    let report = if tty {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} verifying: {pos} records ({per_sec})",
+            )
+            .expect("valid template"),
+        );
+        let r = log.verify_with_progress(external, &|n| bar.set_position(n));
+        bar.finish_and_clear();
+        r?
+    } else {
+        log.verify_with(external)?
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        match &report.failure {
+            None => println!(
+                "OK: {} records in {} segments verified{}; {} checkpoints checked",
+                report.records,
+                report.segments,
+                report.last_seq.map_or(String::new(), |l| format!(
+                    " (seq {}..={l})",
+                    report.first_seq.unwrap_or(0)
+                )),
+                report.checkpoints_checked
+            ),
+            Some(f) => println!("FAILED: {f}"),
+        }
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}

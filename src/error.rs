@@ -1,0 +1,101 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in auditlog.
+///
+/// Corruption variants name the file and byte offset so that an operator can find the damage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error, with what was being done and to which path.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The HMAC key is unusable (too short, unset variable, bad encoding).
+    #[error("hmac key: {0}")]
+    Key(String),
+
+    /// The key does not match the one this log was created with.
+    #[error("wrong key: the HMAC key does not match the key this log ({log_id}) was created with; check `hmac_key` in the config")]
+    WrongKey { log_id: String },
+
+    /// An event failed validation before anything was written.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+
+    /// An event is larger than `Options::max_event_bytes`.
+    #[error("event too large: {size} bytes encoded, the limit (max_event_bytes) is {limit}")]
+    EventTooLarge { size: usize, limit: usize },
+
+    /// A JSON line could not be parsed.
+    #[error("line {line}: {message}")]
+    BadLine { line: u64, message: String },
+
+    /// Bad configuration or option value.
+    #[error("config: {0}")]
+    Config(String),
+
+    /// Another process holds the write lock on the data directory.
+    #[error("data directory {} is locked by another process (lock file {}); stop the other writer or open read-only", dir.display(), dir.join(crate::log::LOCK_FILE).display())]
+    Locked { dir: PathBuf },
+
+    /// Bytes on disk are damaged in a way that must not be repaired silently.
+    #[error("corrupt data in {} at byte offset {offset}: {detail}", file.display())]
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+
+    /// A file was written by a format version this build does not understand.
+    #[error("unsupported format in {}: found version {found}, this build reads version {supported}", file.display())]
+    UnsupportedVersion {
+        file: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+
+    /// The data directory is not a log, or belongs to another log.
+    #[error("not an auditlog data directory {}: {detail}", dir.display())]
+    NotALog { dir: PathBuf, detail: String },
+
+    /// A previous write or sync failed; the log refuses further writes.
+    #[error("log is poisoned after an earlier I/O failure ({0}); no further writes are accepted, reopen the log to recover")]
+    Poisoned(String),
+
+    /// The log was opened read-only.
+    #[error("log is opened read-only")]
+    ReadOnly,
+
+    /// The log is empty where a record was required.
+    #[error("{0}")]
+    Empty(&'static str),
+
+    /// A checkpoint file or string is malformed or its signature does not verify.
+    #[error("checkpoint: {0}")]
+    BadCheckpoint(String),
+
+    /// Encoding or decoding of a payload failed.
+    #[error("codec: {0}")]
+    Codec(String),
+}
+
+impl Error {
+    /// An I/O error with what was being done and to which path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

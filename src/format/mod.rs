@@ -1,0 +1,53 @@
+//! Byte layout of everything auditlog writes. Pure functions over `&[u8]`: no I/O.
+//!
+//! The layouts are specified byte by byte in `docs/FORMAT.md`; the constants here are the
+//! single source of truth for the code.
+
+mod footer;
+mod frame;
+mod header;
+mod meta;
+
+pub use footer::{Footer, FOOTER_LEN};
+pub use frame::{
+    decode_frame, encode_frame_into, frame_len, Frame, FrameError, FOOTER_MARKER,
+    FRAME_FLAG_REDACTED, FRAME_HEADER_LEN, FRAME_OVERHEAD, FRAME_TRAILER_LEN,
+};
+pub use header::{HeaderError, SegmentHeader, HEADER_LEN};
+pub use meta::{Meta, META_LEN};
+
+/// The on-disk format version written by this build. Bump on any layout change.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Little-endian readers over a slice whose length the caller has already checked.
+pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+pub(crate) fn le_i64(b: &[u8], at: usize) -> i64 {
+    le_u64(b, at) as i64
+}
+
+pub(crate) fn arr32(b: &[u8], at: usize) -> [u8; 32] {
+    let mut x = [0u8; 32];
+    x.copy_from_slice(&b[at..at + 32]);
+    x
+}
+
+pub(crate) fn arr16(b: &[u8], at: usize) -> [u8; 16] {
+    let mut x = [0u8; 16];
+    x.copy_from_slice(&b[at..at + 16]);
+    x
+}

@@ -1,0 +1,54 @@
+//! # auditlog
+//!
+//! An embeddable storage engine for tamper-evident audit logs. Events are appended to
+//! memory-mapped, preallocated segment files as CRC-framed records, each chained to its
+//! predecessor by HMAC-SHA256 over the SHA-256 of its payload:
+//!
+//! ```text
+//! h_i = HMAC-SHA256(K, h_{i-1} || le64(seq_i) || le64(ts_i) || SHA-256(payload_i))
+//! ```
+//!
+//! so that nobody without the key can edit, remove, reorder or insert a record unnoticed,
+//! and signed checkpoints kept elsewhere catch truncation and rollback too.
+//!
+//! ```
+//! use auditlog::{Durability, Event, HmacKey, Log, Options};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let key = HmacKey::from_bytes(b"an example key of at least 32 bytes!").unwrap();
+//! let log = Log::open(dir.path(), Options::new(key).durability(Durability::Sync)).unwrap();
+//! let event: Event = serde_json::from_str(
+//!     r#"{"event_type":"authentication","action":"user_login","status":"failed",
+//!         "severity":"medium","actor":{"user_id":"user-alice-001","ip_address":"203.0.113.42"}}"#,
+//! ).unwrap();
+//! let receipt = log.append(&event).unwrap();
+//! assert_eq!(receipt.seq, 0);
+//! assert!(log.verify().unwrap().ok);
+//! ```
+//!
+//! Layers, bottom to top: `format` (bytes), `chain` (keyed hash chain), `segment` (one file),
+//! `log` (the engine), `verify`, `checkpoint`. See `docs/ARCHITECTURE.md`.
+
+mod chain;
+mod checkpoint;
+mod codec;
+mod config;
+mod error;
+mod event;
+pub mod format;
+mod log;
+mod mmap;
+pub mod sample;
+mod segment;
+mod verify;
+
+pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
+pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
+pub use config::{AuditConfig, Config};
+pub use error::{Error, Result};
+pub use event::{format_ts, Actor, Event, Resource, Severity, MAX_EVENT_ID_BYTES};
+pub use log::{
+    Durability, Log, Options, Receipt, Record, RecordIter, RecoveryReport, Stats, TornTail,
+    WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
+};
+pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

@@ -1,0 +1,244 @@
+//! The engine: a data directory of segments, one writer with group commit, readers over
+//! memory maps, recovery on open and a background worker that seals, syncs and checkpoints.
+
+mod open;
+mod options;
+mod reader;
+mod worker;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use open::{RecoveryReport, TornTail};
+pub use options::{Durability, Options, WritePath, MIN_SEGMENT_BYTES};
+pub use reader::{Record, RecordIter};
+
+use crate::chain::{Chain, Hash};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::segment::Segment;
+use crate::verify::VerifyReport;
+
+/// Name of the lock file inside a data directory.
+pub const LOCK_FILE: &str = "LOCK";
+/// Name of the metadata file inside a data directory.
+pub const META_FILE: &str = "auditlog.meta";
+
+/// Proof that an event was appended: its position and chain value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub seq: u64,
+    pub event_id: String,
+    /// Timestamp as stored, UTC nanoseconds.
+    pub timestamp_ns: i64,
+    /// The record's chain value `h_seq`.
+    pub hash: Hash,
+}
+
+impl Receipt {
+    /// `hmac-sha256:<hex>`, the form printed by the CLI and returned by queries.
+    pub fn hash_string(&self) -> String {
+        format!("hmac-sha256:{}", crate::chain::hex(&self.hash))
+    }
+}
+
+/// Summary of a log for `stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub segments: usize,
+    /// Segment files relative to the data directory, oldest first.
+    pub segment_files: Vec<String>,
+    /// Bytes of segment files on disk (the active segment is preallocated).
+    pub bytes: u64,
+    /// Bytes of headers, records and footers actually written.
+    pub data_bytes: u64,
+    pub log_id: String,
+    pub read_only: bool,
+    pub durable_seq: Option<u64>,
+}
+
+/// An audit log. Cheap to clone; every clone is the same log. `Send + Sync`.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Inner>,
+    /// Closes the log (stops the worker, syncs, final checkpoint, releases the lock) when the
+    /// last clone is dropped, on the dropping thread.
+    _guard: Arc<CloseGuard>,
+}
+
+struct CloseGuard(Arc<Inner>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if !self.0.read_only {
+            writer::close(&self.0);
+        }
+    }
+}
+
+impl Log {
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Log {
+        Log {
+            _guard: Arc::new(CloseGuard(inner.clone())),
+            inner,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) chain: Chain,
+    pub(crate) log_id: [u8; 16],
+    pub(crate) read_only: bool,
+    /// Held for its `flock`; released by the kernel when the file closes or the process dies.
+    _lock: Option<File>,
+    /// Readers' view: every segment, oldest first; the last one is the active one.
+    pub(crate) segments: RwLock<Vec<Arc<Segment>>>,
+    pub(crate) writer: Mutex<Option<writer::WriterState>>,
+    pub(crate) sync: writer::SyncState,
+    pub(crate) poison: Poison,
+    pub(crate) worker: Mutex<Option<worker::WorkerHandle>>,
+    pub(crate) spare: Mutex<Option<writer::Spare>>,
+    /// For read-only opens: checkpoints read before the segments were loaded.
+    pub(crate) ro_checkpoints: Vec<Checkpoint>,
+    pub(crate) recovery: RecoveryReport,
+    /// Seq of the last checkpoint written by this process (u64::MAX = none).
+    pub(crate) last_checkpoint_seq: AtomicU64,
+}
+
+/// Set after a failed sync or write; every later write fails with the first error.
+#[derive(Default)]
+pub(crate) struct Poison {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Poison {
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.flag.load(Ordering::Acquire) {
+            let r = self.reason.lock().clone().unwrap_or_default();
+            return Err(Error::Poisoned(r));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set(&self, why: &Error) {
+        let mut r = self.reason.lock();
+        if r.is_none() {
+            *r = Some(why.to_string());
+        }
+        self.flag.store(true, Ordering::Release);
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` for writing. Takes the directory's lock,
+    /// recovers the active segment (cutting and reporting a torn tail) and starts the
+    /// background worker.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Log> {
+        open::open_write(dir.as_ref(), opts)
+    }
+
+    /// Opens without taking the write lock and without recovering: for `verify`, `query` and
+    /// `export` beside a running writer. Never writes to the directory.
+    pub fn open_read_only(dir: impl AsRef<Path>, key: crate::HmacKey) -> Result<Log> {
+        open::open_read_only(dir.as_ref(), Options::new(key))
+    }
+
+    /// Appends one event. With `Durability::Sync` it returns once the record is durable.
+    pub fn append(&self, event: &Event) -> Result<Receipt> {
+        let mut r = self.append_batch(std::slice::from_ref(event))?;
+        Ok(r.pop().expect("one receipt per event"))
+    }
+
+    /// Appends events in order, under one lock acquisition and (with `Sync`) one sync.
+    /// Validation happens before anything is written: an invalid event fails the whole batch.
+    pub fn append_batch(&self, events: &[Event]) -> Result<Vec<Receipt>> {
+        writer::append_batch(&self.inner, events)
+    }
+
+    /// Makes everything appended so far durable, whatever the durability setting.
+    pub fn flush(&self) -> Result<()> {
+        writer::sync_all(&self.inner)
+    }
+
+    /// Verifies every frame and the whole chain, and the directory's checkpoints. Never
+    /// writes. `Err` only for I/O errors; tampering is reported in the `VerifyReport`.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(&[])
+    }
+
+    /// Like [`verify`](Self::verify), also checking externally kept checkpoints.
+    pub fn verify_with(&self, external: &[Checkpoint]) -> Result<VerifyReport> {
+        crate::verify::verify_log(&self.inner, external, None)
+    }
+
+    /// Like [`verify_with`](Self::verify_with), calling `progress(records_done)` as it goes.
+    pub fn verify_with_progress(
+        &self,
+        external: &[Checkpoint],
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<VerifyReport> {
+        crate::verify::verify_log(&self.inner, external, Some(progress))
+    }
+
+    /// Makes everything durable and writes a signed checkpoint of the latest record; returns
+    /// it for keeping elsewhere. On a read-only log it returns (and signs) the latest state
+    /// without writing.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        writer::checkpoint(&self.inner)
+    }
+
+    /// Every record from `from_seq` on, in seq order, over a snapshot taken now.
+    pub fn iter_from(&self, from_seq: u64) -> RecordIter {
+        reader::iter_from(&self.inner, from_seq)
+    }
+
+    /// Every record, in seq order, over a snapshot taken now.
+    pub fn iter(&self) -> RecordIter {
+        self.iter_from(0)
+    }
+
+    /// The record with this seq, if present.
+    pub fn get(&self, seq: u64) -> Result<Option<Record>> {
+        self.iter_from(seq)
+            .next()
+            .transpose()
+            .map(|r| r.filter(|r| r.seq == seq))
+    }
+
+    /// Counts and files.
+    pub fn stats(&self) -> Result<Stats> {
+        reader::stats(&self.inner)
+    }
+
+    /// What recovery found and did when this log was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Hex of this log's random 16-byte id.
+    pub fn log_id(&self) -> String {
+        crate::chain::hex(&self.inner.log_id)
+    }
+
+    /// Seq the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        reader::next_seq(&self.inner)
+    }
+}

@@ -1,0 +1,452 @@
+//! Opening a data directory: creation, locking, key check, recovery, read-only loading.
+//!
+//! Recovery reads only the footers of sealed segments and scans only unsealed ones (normally
+//! just the active segment), so its cost does not grow with the size of the log.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::options::Options;
+use super::writer::{self, SyncState, WriterState};
+use super::{worker, Inner, Log, Poison, LOCK_FILE, META_FILE};
+use crate::chain::{ct_eq, hex, Chain, Hash};
+use crate::checkpoint;
+use crate::error::{Error, Result};
+use crate::event::now_nanos;
+use crate::format::{Footer, Meta, SegmentHeader, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN};
+use crate::mmap::ReadMap;
+use crate::segment::{self, ScanStop, Segment, SegmentData};
+
+/// What recovery did when a log was opened for writing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveryReport {
+    /// True when the directory was created by this open.
+    pub created: bool,
+    /// Unsealed segments found and sealed (left by a crash between roll and seal).
+    pub sealed_on_open: Vec<String>,
+    /// A torn tail that was cut: segment file, byte offset, bytes cut.
+    pub torn_tail: Option<TornTail>,
+    /// Records found in the active segment.
+    pub active_records: u64,
+}
+
+/// A torn tail cut by recovery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TornTail {
+    pub segment: String,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+fn corrupt(file: &Path, offset: u64, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        file: file.to_path_buf(),
+        offset,
+        detail: detail.into(),
+    }
+}
+
+/// Reads `auditlog.meta` and checks the key against it.
+fn load_meta(dir: &Path, chain: &Chain) -> Result<Option<Meta>> {
+    let path = dir.join(META_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("reading", &path, e)),
+    };
+    let meta = Meta::decode(&bytes).map_err(|d| corrupt(&path, 0, d))?;
+    if !ct_eq(&chain.key_check(&meta.log_id), &meta.key_check) {
+        return Err(Error::WrongKey {
+            log_id: hex(&meta.log_id),
+        });
+    }
+    Ok(Some(meta))
+}
+
+fn read_header(path: &Path, file: &File) -> Result<SegmentHeader> {
+    let mut b = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut b, 0)
+        .map_err(|e| Error::io("reading segment header of", path, e))?;
+    SegmentHeader::decode(&b).map_err(|e| corrupt(path, 0, e.to_string()))
+}
+
+/// The footer of a sealed segment, read with `pread` (no map: an unsealed file may be
+/// trimmed by a concurrent writer).
+fn read_footer(file: &File) -> Option<Footer> {
+    let len = file.metadata().ok()?.len();
+    if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+        return None;
+    }
+    let mut b = [0u8; FOOTER_LEN];
+    file.read_exact_at(&mut b, len - FOOTER_LEN as u64).ok()?;
+    Footer::decode(&b).filter(|f| f.records_end == len - FOOTER_LEN as u64)
+}
+
+fn check_header(path: &Path, h: &SegmentHeader, name_seq: u64, log_id: &[u8; 16]) -> Result<()> {
+    if &h.log_id != log_id {
+        return Err(corrupt(
+            path,
+            16,
+            format!(
+                "segment belongs to log {}, not {}",
+                hex(&h.log_id),
+                hex(log_id)
+            ),
+        ));
+    }
+    if h.first_seq != name_seq {
+        return Err(corrupt(
+            path,
+            32,
+            format!(
+                "header says first seq {}, file name says {name_seq}",
+                h.first_seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn sealed_segment(
+    path: PathBuf,
+    file: &File,
+    header: SegmentHeader,
+    footer: Footer,
+) -> Result<Arc<Segment>> {
+    let map = ReadMap::new(file).map_err(|e| Error::io("mapping", &path, e))?;
+    Ok(Arc::new(Segment {
+        path,
+        header,
+        footer: Some(footer),
+        data: SegmentData::Sealed(map),
+        records_end: footer.records_end as usize,
+    }))
+}
+
+pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
+    opts.validate()?;
+    fs::create_dir_all(dir).map_err(|e| Error::io("creating data directory", dir, e))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io("opening lock file", &lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &lock_path, e)),
+    }
+    let chain = Chain::new(&opts.key);
+    let mut report = RecoveryReport::default();
+    let segs_on_disk = segment::list_segments(dir)?;
+    let meta = match load_meta(dir, &chain)? {
+        Some(m) => m,
+        None if !segs_on_disk.is_empty() => {
+            return Err(Error::NotALog {
+                dir: dir.to_path_buf(),
+                detail: format!("segment files are present but {META_FILE} is missing"),
+            })
+        }
+        None => {
+            let mut log_id = [0u8; 16];
+            getrandom::fill(&mut log_id)
+                .map_err(|e| Error::Key(format!("random source failed: {e}")))?;
+            let m = Meta {
+                version: FORMAT_VERSION,
+                log_id,
+                created_ns: now_nanos(),
+                key_check: chain.key_check(&log_id),
+            };
+            segment::write_atomic(dir, META_FILE, &m.encode())?;
+            report.created = true;
+            m
+        }
+    };
+    remove_leftovers(dir)?;
+
+    let log_id = meta.log_id;
+    let mut segments: Vec<Arc<Segment>> = Vec::new();
+    let mut next_seq = 0u64;
+    let mut prev: Hash = chain.genesis(&log_id);
+    let mut active = None;
+    let n = segs_on_disk.len();
+    for (i, (name_seq, path)) in segs_on_disk.into_iter().enumerate() {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening segment", &path, e))?;
+        let header = read_header(&path, &file)?;
+        check_header(&path, &header, name_seq, &log_id)?;
+        if !segments.is_empty() || header.first_seq != 0 {
+            if header.first_seq != next_seq {
+                return Err(corrupt(&path, 32, format!("segment starts at seq {} but the previous one ends before seq {next_seq}: records are missing; run `auditlog verify`", header.first_seq)));
+            }
+            if !ct_eq(&header.prev_hash, &prev) {
+                return Err(corrupt(&path, 48, "segment does not continue the chain of the previous segment; run `auditlog verify`"));
+            }
+        }
+        if let Some(footer) = read_footer(&file) {
+            if footer.first_seq != header.first_seq {
+                return Err(corrupt(
+                    &path,
+                    footer.records_end,
+                    "footer and header disagree on the first seq",
+                ));
+            }
+            next_seq = footer.last_seq + 1;
+            prev = footer.last_mac;
+            segments.push(sealed_segment(path, &file, header, footer)?);
+            continue;
+        }
+        // Unsealed: scan it.
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading size of", &path, e))?
+            .len() as usize;
+        let map = ReadMap::new(&file).map_err(|e| Error::io("mapping", &path, e))?;
+        let scan = segment::scan(map.bytes(), header.first_seq);
+        let name = segment::segment_name(header.first_seq);
+        match &scan.stop {
+            ScanStop::Clean | ScanStop::Footer(_) => {}
+            ScanStop::Torn { len: torn, .. } => {
+                // Only a torn tail of the newest segment is cut; anything else is damage.
+                if i + 1 != n {
+                    return Err(corrupt(
+                        &path,
+                        scan.end as u64,
+                        "damaged record in a segment that later segments follow",
+                    ));
+                }
+                let zeros = vec![0u8; *torn];
+                file.write_all_at(&zeros, scan.end as u64)
+                    .and_then(|_| file.sync_data())
+                    .map_err(|e| Error::io("cutting torn tail of", &path, e))?;
+                report.torn_tail = Some(TornTail {
+                    segment: name.clone(),
+                    offset: scan.end as u64,
+                    bytes: *torn as u64,
+                });
+            }
+            ScanStop::Damaged { error, next } => {
+                return Err(corrupt(&path, scan.end as u64, format!("{error}, followed by a valid frame at offset {next}: this is damage, not a torn tail, and is not repaired; run `auditlog verify`")));
+            }
+            ScanStop::SeqBreak { expected, found } => {
+                return Err(corrupt(
+                    &path,
+                    scan.end as u64,
+                    format!("record has seq {found}, expected {expected}; run `auditlog verify`"),
+                ));
+            }
+        }
+        drop(map);
+        let is_last = i + 1 == n;
+        if let Some(l) = scan.last_seq {
+            next_seq = l + 1;
+            prev = scan.last_mac.expect("mac with seq");
+        }
+        if is_last && !matches!(scan.stop, ScanStop::Footer(_)) {
+            report.active_records = scan.count;
+            active = Some(writer::activate(
+                file,
+                path,
+                &header,
+                len,
+                scan.end,
+                Some(&scan),
+            )?);
+        } else if scan.count > 0 {
+            // Crash between roll and seal (or during seal): finish sealing now.
+            let footer = Footer {
+                count: scan.count,
+                first_seq: header.first_seq,
+                last_seq: scan.last_seq.expect("count > 0"),
+                min_ts: scan.min_ts,
+                max_ts: scan.max_ts,
+                last_mac: prev,
+                records_end: scan.end as u64,
+                sealed_ns: now_nanos(),
+            };
+            segment::write_footer_and_trim(&file, &path, &footer)?;
+            let cp = checkpoint::Checkpoint::sign(
+                &chain,
+                &log_id,
+                footer.last_seq,
+                &footer.last_mac,
+                now_nanos(),
+            );
+            checkpoint::append(dir, &cp)?;
+            report.sealed_on_open.push(name);
+            segments.push(sealed_segment(path, &file, header, footer)?);
+        } else {
+            // An empty, unsealed, non-last segment holds nothing: remove it.
+            fs::remove_file(&path).map_err(|e| Error::io("removing empty segment", &path, e))?;
+        }
+    }
+    let active = match active {
+        Some(a) => a,
+        None => {
+            let header = SegmentHeader {
+                version: FORMAT_VERSION,
+                flags: 0,
+                log_id,
+                first_seq: next_seq,
+                created_ns: now_nanos(),
+                prev_hash: prev,
+            };
+            let size = opts.segment_bytes;
+            let dummy = Inner::bare(dir, opts.clone(), chain.clone(), log_id);
+            writer::create_segment(&dummy, &header, size, None)?
+        }
+    };
+    segment::sync_dir(dir)?;
+    segments.push(active.seg.clone());
+    let synced = active.offset;
+    let seg_first = active.first_seq;
+    let inner = Arc::new(Inner {
+        dir: dir.to_path_buf(),
+        opts,
+        chain,
+        log_id,
+        read_only: false,
+        _lock: Some(lock),
+        segments: RwLock::new(segments),
+        writer: Mutex::new(Some(WriterState {
+            active,
+            next_seq,
+            prev,
+            since_checkpoint: 0,
+            frame_buf: Vec::new(),
+        })),
+        sync: SyncState::new(next_seq, seg_first, synced),
+        poison: Poison::default(),
+        worker: Mutex::new(None),
+        spare: Mutex::new(None),
+        ro_checkpoints: Vec::new(),
+        recovery: report,
+        last_checkpoint_seq: AtomicU64::new(u64::MAX),
+    });
+    let wk = worker::start(&inner)?;
+    wk.send(worker::Msg::PrepareSpare(inner.opts.segment_bytes));
+    *inner.worker.lock() = Some(wk);
+    Ok(Log::from_inner(inner))
+}
+
+/// Removes temporaries and spare segments left by a crash.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    let rd = fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".prealloc") || name.ends_with(".tmp") {
+            let p = entry.path();
+            fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
+    opts.validate()?;
+    if !dir.is_dir() {
+        return Err(Error::NotALog {
+            dir: dir.to_path_buf(),
+            detail: "no such directory".into(),
+        });
+    }
+    let chain = Chain::new(&opts.key);
+    let meta = load_meta(dir, &chain)?.ok_or_else(|| Error::NotALog {
+        dir: dir.to_path_buf(),
+        detail: format!("{META_FILE} is missing"),
+    })?;
+    // Checkpoints first: every checkpoint read now covers records already in the files.
+    let cps = checkpoint::read_log(dir)?;
+    let segments = load_segments_read_only(dir)?;
+    let mut inner = Inner::bare(dir, opts, chain, meta.log_id);
+    inner.segments = RwLock::new(segments);
+    inner.ro_checkpoints = cps.checkpoints;
+    Ok(Log::from_inner(Arc::new(inner)))
+}
+
+/// Loads every segment without writing: sealed ones mapped, unsealed ones copied.
+pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
+    let mut out = Vec::new();
+    for (_, path) in segment::list_segments(dir)? {
+        let file = File::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
+        let footer = read_footer(&file);
+        let (data, header_bytes) = match footer {
+            Some(_) => {
+                let map = ReadMap::new(&file).map_err(|e| Error::io("mapping", &path, e))?;
+                (SegmentData::Sealed(map), None)
+            }
+            None => {
+                let bytes = segment::read_file(&path)?;
+                (SegmentData::Loaded(bytes), Some(()))
+            }
+        };
+        let all: &[u8] = match &data {
+            SegmentData::Sealed(m) => m.bytes(),
+            SegmentData::Loaded(v) => v,
+            SegmentData::Active(_) => unreachable!("read-only loads never create active maps"),
+        };
+        // A damaged header is kept with an empty body so that `verify` can report it.
+        let header = SegmentHeader::decode(all).unwrap_or(SegmentHeader {
+            version: 0,
+            flags: 0,
+            log_id: [0; 16],
+            first_seq: segment::parse_segment_name(
+                &path.file_name().unwrap_or_default().to_string_lossy(),
+            )
+            .unwrap_or(0),
+            created_ns: 0,
+            prev_hash: [0; 32],
+        });
+        let records_end = match (footer, header_bytes) {
+            (Some(f), _) => f.records_end as usize,
+            (None, _) if header.version == 0 => 0,
+            (None, _) => segment::scan(all, header.first_seq).end,
+        };
+        out.push(Arc::new(Segment {
+            path,
+            header,
+            footer,
+            data,
+            records_end,
+        }));
+    }
+    Ok(out)
+}
+
+impl Inner {
+    /// An `Inner` with no writer, no worker and no segments.
+    pub(crate) fn bare(dir: &Path, opts: Options, chain: Chain, log_id: [u8; 16]) -> Inner {
+        Inner {
+            dir: dir.to_path_buf(),
+            opts,
+            chain,
+            log_id,
+            read_only: true,
+            _lock: None,
+            segments: RwLock::new(Vec::new()),
+            writer: Mutex::new(None),
+            sync: SyncState::new(0, 0, 0),
+            poison: Poison::default(),
+            worker: Mutex::new(None),
+            spare: Mutex::new(None),
+            ro_checkpoints: Vec::new(),
+            recovery: RecoveryReport::default(),
+            last_checkpoint_seq: AtomicU64::new(u64::MAX),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `Options`: everything `Log::open` can be told, with documented defaults.
+
+use std::time::Duration;
+
+use crate::chain::HmacKey;
+use crate::error::{Error, Result};
+
+/// When `append` returns relative to the record reaching stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `append` returns once the record is durable. Concurrent appenders share one sync
+    /// (group commit), so throughput grows with the number of writers. The default.
+    Sync,
+    /// A background thread syncs every interval; a crash loses at most that much.
+    Interval(Duration),
+    /// Records are handed to the OS page cache; they become durable when a segment is sealed,
+    /// at checkpoints and on close. A process crash loses nothing; a machine crash may.
+    Buffered,
+}
+
+/// How records reach the active segment file. Reads always go through memory maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePath {
+    /// Measured choice: see `docs/PERFORMANCE.md` (mmap stores for every durability).
+    Auto,
+    /// Copy into the shared `MmapMut`; sync with `msync` of the written range.
+    Mmap,
+    /// `pwrite` into the mapped file; sync with `fdatasync`.
+    Pwrite,
+}
+
+/// Smallest accepted segment size.
+pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// Options for [`Log::open`](crate::Log::open). Setters consume and return `self`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) key: HmacKey,
+    pub(crate) durability: Durability,
+    pub(crate) segment_bytes: u64,
+    pub(crate) segment_max_age: Duration,
+    pub(crate) retention_days: u32,
+    pub(crate) checkpoint_every: u64,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) write_path: WritePath,
+}
+
+impl Options {
+    /// Options with the given key and every default:
+    /// `Durability::Sync`, 64 MiB segments, 1 day segment age, `retention_days` 0 (keep
+    /// forever), a checkpoint every 100,000 records or 60 s, `max_event_bytes` 64 KiB.
+    pub fn new(key: HmacKey) -> Self {
+        Options {
+            key,
+            durability: Durability::Sync,
+            segment_bytes: 64 << 20,
+            segment_max_age: Duration::from_secs(86_400),
+            retention_days: 0,
+            checkpoint_every: 100_000,
+            checkpoint_interval: Duration::from_secs(60),
+            max_event_bytes: 64 << 10,
+            write_path: WritePath::Auto,
+        }
+    }
+
+    /// Durability of `append` (default `Sync`).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Size at which the active segment rolls (default 64 MiB, minimum 64 KiB).
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Wall-clock age at which a non-empty active segment rolls (default 1 day).
+    pub fn segment_max_age(mut self, age: Duration) -> Self {
+        self.segment_max_age = age;
+        self
+    }
+
+    /// Days to keep records; 0 keeps them forever (default 0).
+    pub fn retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Write a signed checkpoint every `records` records (default 100,000; 0 disables the
+    /// count trigger).
+    pub fn checkpoint_every(mut self, records: u64) -> Self {
+        self.checkpoint_every = records;
+        self
+    }
+
+    /// Write a signed checkpoint at least this often while records arrive (default 60 s).
+    pub fn checkpoint_interval(mut self, every: Duration) -> Self {
+        self.checkpoint_interval = every;
+        self
+    }
+
+    /// Largest encoded event accepted (default 64 KiB).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// How records are written to the active segment (default `Auto`).
+    pub fn write_path(mut self, p: WritePath) -> Self {
+        self.write_path = p;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(Error::Config(format!(
+                "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
+                self.segment_bytes
+            )));
+        }
+        if self.max_event_bytes == 0 || self.max_event_bytes > 16 << 20 {
+            return Err(Error::Config(format!(
+                "max_event_bytes {} must be between 1 and 16 MiB",
+                self.max_event_bytes
+            )));
+        }
+        if let Durability::Interval(d) = self.durability {
+            if d.is_zero() {
+                return Err(Error::Config(
+                    "durability interval must be greater than zero".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn effective_write_path(&self) -> WritePath {
+        match self.write_path {
+            WritePath::Auto => WritePath::Mmap,
+            p => p,
+        }
+    }
+}

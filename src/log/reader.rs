@@ -1,0 +1,154 @@
+//! Reading records back over a snapshot of the segment list.
+
+use std::sync::Arc;
+
+use super::Inner;
+use crate::chain::Hash;
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::format::{decode_frame, HEADER_LEN};
+use crate::segment::Segment;
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub seq: u64,
+    /// UTC nanoseconds.
+    pub timestamp_ns: i64,
+    pub event: Event,
+    /// The record's chain value `h_seq`.
+    pub hash: Hash,
+}
+
+/// Iterator over records of a snapshot, in seq order.
+pub struct RecordIter {
+    segs: Vec<Arc<Segment>>,
+    seg: usize,
+    off: usize,
+    from_seq: u64,
+}
+
+pub(crate) fn iter_from(inner: &Inner, from_seq: u64) -> RecordIter {
+    let segs = inner.segments.read().clone();
+    // Skip whole segments that end before `from_seq`.
+    let seg = segs
+        .iter()
+        .rposition(|s| s.header.first_seq <= from_seq)
+        .unwrap_or(0);
+    RecordIter {
+        segs,
+        seg,
+        off: HEADER_LEN,
+        from_seq,
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            let seg = self.segs.get(self.seg)?;
+            let bytes = seg.bytes();
+            let Some(rest) = bytes.get(self.off..).filter(|r| !r.is_empty()) else {
+                self.seg += 1;
+                self.off = HEADER_LEN;
+                continue;
+            };
+            let f = match decode_frame(rest) {
+                Ok(f) => f,
+                Err(_) => {
+                    // The end of this segment's valid records.
+                    self.seg += 1;
+                    self.off = HEADER_LEN;
+                    continue;
+                }
+            };
+            let at = self.off;
+            self.off += f.len;
+            if f.seq < self.from_seq {
+                continue;
+            }
+            let decoded = codec::decode(f.payload).and_then(|s| s.into_event(f.ts));
+            return Some(match decoded {
+                Ok(event) => Ok(Record {
+                    seq: f.seq,
+                    timestamp_ns: f.ts,
+                    event,
+                    hash: f.mac,
+                }),
+                Err(e) => Err(Error::Corrupt {
+                    file: seg.path.clone(),
+                    offset: at as u64,
+                    detail: format!("record {} does not decode: {e}", f.seq),
+                }),
+            });
+        }
+    }
+}
+
+pub(crate) fn next_seq(inner: &Inner) -> u64 {
+    if let Some(w) = inner.writer.lock().as_ref() {
+        return w.next_seq;
+    }
+    let segs = inner.segments.read();
+    segs.iter()
+        .rev()
+        .find_map(|s| match &s.footer {
+            Some(f) => Some(f.last_seq + 1),
+            None => s.frames().last().map(|(_, f)| f.seq + 1),
+        })
+        .unwrap_or(0)
+}
+
+pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
+    let segs = inner.segments.read().clone();
+    let mut first_seq = None;
+    let mut last_seq = None;
+    let mut events = 0u64;
+    let mut bytes = 0u64;
+    let mut data_bytes = 0u64;
+    let mut files = Vec::new();
+    for s in &segs {
+        let (first, last, count) = match &s.footer {
+            Some(f) => (Some(f.first_seq), Some(f.last_seq), f.count),
+            None => {
+                let mut it = s.frames().map(|(_, f)| f.seq);
+                let first = it.next();
+                let (last, n) = it.fold((first, first.map_or(0, |_| 1u64)), |(_, n), q| {
+                    (Some(q), n + 1)
+                });
+                (first, last, n)
+            }
+        };
+        if count > 0 {
+            first_seq = first_seq.or(first);
+            last_seq = last;
+        }
+        events += count;
+        bytes += std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
+        data_bytes += s.file_bytes().len() as u64;
+        files.push(s.file_name());
+    }
+    let durable = inner
+        .sync
+        .durable
+        .load(std::sync::atomic::Ordering::Acquire);
+    Ok(super::Stats {
+        events,
+        first_seq,
+        last_seq,
+        segments: segs.len(),
+        segment_files: files,
+        bytes,
+        data_bytes,
+        log_id: crate::chain::hex(&inner.log_id),
+        read_only: inner.read_only,
+        durable_seq: if inner.read_only {
+            last_seq
+        } else {
+            durable.checked_sub(1)
+        },
+    })
+}

@@ -1,0 +1,223 @@
+//! The background worker: seals rolled segments, keeps a preallocated spare ready, syncs for
+//! `Durability::Interval`, writes periodic checkpoints and rolls segments that grew old. It
+//! never runs on the append path.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::options::Durability;
+use super::writer::{self, Active, Spare};
+use super::Inner;
+use crate::chain::{Chain, Hash};
+use crate::checkpoint::{self, Checkpoint};
+use crate::error::{Error, Result};
+use crate::event::now_nanos;
+use crate::format::Footer;
+use crate::mmap::ReadMap;
+use crate::segment::{self, Segment, SegmentData};
+
+pub(crate) enum Msg {
+    Seal(SealJob),
+    PrepareSpare(u64),
+    Checkpoint,
+    Shutdown,
+}
+
+/// Everything needed to seal a segment, even after the log itself is gone.
+pub(crate) struct SealJob {
+    file: Arc<File>,
+    path: PathBuf,
+    seg: Arc<Segment>,
+    footer: Footer,
+}
+
+impl SealJob {
+    pub(crate) fn from_active(a: &Active, last_mac: Hash) -> SealJob {
+        SealJob {
+            file: a.file.clone(),
+            path: a.path.clone(),
+            seg: a.seg.clone(),
+            footer: Footer {
+                count: a.count,
+                first_seq: a.first_seq,
+                last_seq: a.first_seq + a.count - 1,
+                min_ts: a.min_ts,
+                max_ts: a.max_ts,
+                last_mac,
+                records_end: a.offset as u64,
+                sealed_ns: 0,
+            },
+        }
+    }
+}
+
+pub(crate) struct WorkerHandle {
+    tx: Sender<Msg>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub(crate) fn send(&self, m: Msg) {
+        // The worker only exits on Shutdown, so a send can only fail during teardown.
+        let _ = self.tx.send(m);
+    }
+
+    /// Finishes queued work and stops the thread.
+    pub(crate) fn shutdown(mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(j) = self.join.take() {
+            if j.thread().id() != std::thread::current().id() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+struct Ctx {
+    dir: PathBuf,
+    chain: Chain,
+    log_id: [u8; 16],
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn start(inner: &Arc<Inner>) -> Result<WorkerHandle> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let ctx = Ctx {
+        dir: inner.dir.clone(),
+        chain: inner.chain.clone(),
+        log_id: inner.log_id,
+        inner: inner.clone(),
+    };
+    let join = std::thread::Builder::new()
+        .name("auditlog-worker".into())
+        .spawn(move || run(ctx, rx))
+        .map_err(|e| Error::io("starting worker thread for", &inner.dir, e))?;
+    Ok(WorkerHandle {
+        tx,
+        join: Some(join),
+    })
+}
+
+fn tick_of(inner: &Inner) -> Duration {
+    let mut t = Duration::from_secs(1).min(inner.opts.checkpoint_interval);
+    if let Durability::Interval(d) = inner.opts.durability {
+        t = t.min(d);
+    }
+    t.max(Duration::from_millis(1))
+}
+
+fn run(ctx: Ctx, rx: Receiver<Msg>) {
+    let tick = tick_of(&ctx.inner);
+    let mut last_checkpoint = Instant::now();
+    let mut last_sync = Instant::now();
+    loop {
+        match rx.recv_timeout(tick) {
+            Ok(Msg::Seal(job)) => {
+                if let Err(e) = seal(&ctx, job) {
+                    poison(&ctx, &e);
+                }
+            }
+            Ok(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
+            Ok(Msg::Checkpoint) => {
+                let _ = periodic_checkpoint(&ctx.inner);
+                last_checkpoint = Instant::now();
+            }
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                let inner = &ctx.inner;
+                if let Durability::Interval(d) = inner.opts.durability {
+                    if last_sync.elapsed() >= d {
+                        let _ = writer::sync_all(inner);
+                        last_sync = Instant::now();
+                    }
+                }
+                if last_checkpoint.elapsed() >= inner.opts.checkpoint_interval {
+                    let _ = periodic_checkpoint(inner);
+                    last_checkpoint = Instant::now();
+                }
+                roll_if_old(inner);
+            }
+        }
+    }
+}
+
+fn poison(ctx: &Ctx, e: &Error) {
+    ctx.inner.poison.set(e);
+}
+
+/// Writes a checkpoint if records arrived since the last one.
+fn periodic_checkpoint(inner: &Inner) -> Result<()> {
+    let last = inner
+        .writer
+        .lock()
+        .as_ref()
+        .and_then(|w| w.next_seq.checked_sub(1));
+    match last {
+        Some(l) if inner.last_checkpoint_seq.load(Ordering::Acquire) != l => {
+            writer::checkpoint(inner).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn roll_if_old(inner: &Inner) {
+    let age = inner.opts.segment_max_age;
+    let mut g = inner.writer.lock();
+    let Some(w) = g.as_mut() else { return };
+    let age_ns = now_nanos().saturating_sub(w.active.created_ns);
+    if w.active.count > 0 && age_ns >= 0 && Duration::from_nanos(age_ns as u64) >= age {
+        if let Err(e) = writer::roll(inner, w, 0) {
+            inner.poison.set(&e);
+        }
+    }
+}
+
+fn prepare_spare(ctx: &Ctx, size: u64) {
+    let inner = &ctx.inner;
+    if inner.spare.lock().as_ref().is_some_and(|s| s.size == size) {
+        return;
+    }
+    let path = ctx.dir.join(format!("next-{}.prealloc", now_nanos()));
+    // A failure here (full disk) is not fatal: the next roll creates its segment itself and
+    // reports the error on the append path.
+    if let Ok(file) = segment::preallocate_zeroed(&path, size) {
+        if let Some(old) = inner.spare.lock().replace(Spare { path, file, size }) {
+            let _ = std::fs::remove_file(old.path);
+        }
+    }
+}
+
+/// Footer, trim, checkpoint, directory sync; then readers switch to an immutable map.
+fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
+    job.footer.sealed_ns = now_nanos();
+    segment::write_footer_and_trim(&job.file, &job.path, &job.footer)?;
+    let cp = Checkpoint::sign(
+        &ctx.chain,
+        &ctx.log_id,
+        job.footer.last_seq,
+        &job.footer.last_mac,
+        now_nanos(),
+    );
+    checkpoint::append(&ctx.dir, &cp)?;
+    segment::sync_dir(&ctx.dir)?;
+    let inner = &ctx.inner;
+    let map = ReadMap::new(&job.file).map_err(|e| Error::io("mapping", &job.path, e))?;
+    let sealed = Arc::new(Segment {
+        path: job.path.clone(),
+        header: job.seg.header,
+        footer: Some(job.footer),
+        data: SegmentData::Sealed(map),
+        records_end: job.footer.records_end as usize,
+    });
+    let mut segs = inner.segments.write();
+    if let Some(slot) = segs.iter_mut().find(|s| Arc::ptr_eq(s, &job.seg)) {
+        *slot = sealed;
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The append path: validation and encoding outside the lock; seq, MAC, copy and publish
+//! inside it; group commit after it.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::options::{Durability, WritePath};
+use super::worker::Msg;
+use super::{Inner, Receipt};
+use crate::chain::{digest, Hash};
+use crate::checkpoint::{self, Checkpoint};
+use crate::codec::{self, StoredEvent};
+use crate::error::{Error, Result};
+use crate::event::{now_nanos, to_nanos, Event};
+use crate::format::{
+    encode_frame_into, frame_len, SegmentHeader, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN,
+};
+use crate::mmap::SharedMap;
+use crate::segment::{self, Segment, SegmentData};
+
+/// The active segment as the writer holds it.
+pub(crate) struct Active {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) map: Arc<SharedMap>,
+    pub(crate) file: Arc<File>,
+    pub(crate) path: PathBuf,
+    pub(crate) first_seq: u64,
+    pub(crate) created_ns: i64,
+    /// Write offset; equals the map's committed length between appends.
+    pub(crate) offset: usize,
+    pub(crate) count: u64,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+}
+
+/// Writer state, behind `Inner::writer`.
+pub(crate) struct WriterState {
+    pub(crate) active: Active,
+    pub(crate) next_seq: u64,
+    pub(crate) prev: Hash,
+    pub(crate) since_checkpoint: u64,
+    pub(crate) frame_buf: Vec<u8>,
+}
+
+/// A preallocated, header-less file the worker keeps ready for the next roll.
+pub(crate) struct Spare {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) size: u64,
+}
+
+/// Group-commit state: `durable` is the first seq not yet known durable.
+pub(crate) struct SyncState {
+    pub(crate) durable: AtomicU64,
+    /// The sync leader's lock, and the offset in the active segment synced so far.
+    pub(crate) leader: Mutex<SyncCursor>,
+}
+
+pub(crate) struct SyncCursor {
+    pub(crate) seg_first_seq: u64,
+    pub(crate) synced_offset: usize,
+}
+
+impl SyncState {
+    pub(crate) fn new(durable: u64, seg_first_seq: u64, synced_offset: usize) -> Self {
+        SyncState {
+            durable: AtomicU64::new(durable),
+            leader: Mutex::new(SyncCursor {
+                seg_first_seq,
+                synced_offset,
+            }),
+        }
+    }
+}
+
+/// An event ready to be written: validated, id assigned, encoded, digested.
+struct Prepared {
+    payload: Vec<u8>,
+    digest: Hash,
+    ts: i64,
+    event_id: String,
+}
+
+fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
+    let at = |err: Error| -> Error {
+        match err {
+            Error::InvalidEvent(m) if index > 0 => {
+                Error::InvalidEvent(format!("event {index} of the batch: {m}"))
+            }
+            other => other,
+        }
+    };
+    e.validate().map_err(at)?;
+    let ts = match &e.timestamp {
+        Some(t) => to_nanos(t).map_err(at)?,
+        None => now_nanos(),
+    };
+    let event_id = match &e.event_id {
+        Some(id) => id.clone(),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let payload = codec::encode(&StoredEvent::from_event(e, event_id.clone())?)?;
+    if payload.len() > inner.opts.max_event_bytes {
+        return Err(Error::EventTooLarge {
+            size: payload.len(),
+            limit: inner.opts.max_event_bytes,
+        });
+    }
+    let digest = digest(&payload);
+    Ok(Prepared {
+        payload,
+        digest,
+        ts,
+        event_id,
+    })
+}
+
+pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<Receipt>> {
+    if inner.read_only {
+        return Err(Error::ReadOnly);
+    }
+    inner.poison.check()?;
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prepared = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| prepare(inner, e, i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut receipts = Vec::with_capacity(prepared.len());
+    let (last_seq, want_checkpoint) = {
+        let mut guard = inner.writer.lock();
+        let w = guard.as_mut().ok_or(Error::ReadOnly)?;
+        inner.poison.check()?;
+        let write_path = inner.opts.effective_write_path();
+        for p in prepared {
+            let seq = w.next_seq;
+            let mac = inner.chain.step(&w.prev, seq, p.ts, &p.digest);
+            let flen = frame_len(p.payload.len());
+            if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
+                if let Err(e) = roll(inner, w, flen) {
+                    w.active.map.publish(w.active.offset);
+                    return Err(e);
+                }
+            }
+            let off = w.active.offset;
+            match write_path {
+                WritePath::Pwrite => {
+                    w.frame_buf.resize(flen, 0);
+                    encode_frame_into(&mut w.frame_buf, 0, seq, p.ts, &p.payload, &mac);
+                    if let Err(e) = w.active.file.write_all_at(&w.frame_buf, off as u64) {
+                        let err = Error::io("writing record to", &w.active.path, e);
+                        inner.poison.set(&err);
+                        w.active.map.publish(w.active.offset);
+                        return Err(err);
+                    }
+                }
+                _ => w.active.map.write_with(off, flen, |dst| {
+                    encode_frame_into(dst, 0, seq, p.ts, &p.payload, &mac)
+                }),
+            }
+            w.active.offset += flen;
+            w.active.count += 1;
+            w.active.min_ts = w.active.min_ts.min(p.ts);
+            w.active.max_ts = w.active.max_ts.max(p.ts);
+            w.prev = mac;
+            w.next_seq += 1;
+            receipts.push(Receipt {
+                seq,
+                event_id: p.event_id,
+                timestamp_ns: p.ts,
+                hash: mac,
+            });
+        }
+        w.active.map.publish(w.active.offset);
+        w.since_checkpoint += receipts.len() as u64;
+        let every = inner.opts.checkpoint_every;
+        let want = every > 0 && w.since_checkpoint >= every;
+        if want {
+            w.since_checkpoint = 0;
+        }
+        (w.next_seq - 1, want)
+    };
+    if inner.opts.durability == Durability::Sync {
+        sync_to(inner, last_seq)?;
+    }
+    if want_checkpoint {
+        if let Some(wk) = inner.worker.lock().as_ref() {
+            wk.send(Msg::Checkpoint);
+        }
+    }
+    Ok(receipts)
+}
+
+/// Makes every record up to `seq` durable. Group commit: the first caller becomes the
+/// leader and syncs everything written so far; callers that queued behind it find their
+/// record already durable.
+pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
+    if inner.sync.durable.load(Ordering::Acquire) > seq {
+        return Ok(());
+    }
+    let mut cursor = inner.sync.leader.lock();
+    if inner.sync.durable.load(Ordering::Acquire) > seq {
+        return Ok(());
+    }
+    inner.poison.check()?;
+    let (map, file, path, first_seq, end, upto) = {
+        let g = inner.writer.lock();
+        let w = g.as_ref().ok_or(Error::ReadOnly)?;
+        (
+            w.active.map.clone(),
+            w.active.file.clone(),
+            w.active.path.clone(),
+            w.active.first_seq,
+            w.active.offset,
+            w.next_seq,
+        )
+    };
+    if cursor.seg_first_seq != first_seq {
+        cursor.seg_first_seq = first_seq;
+        cursor.synced_offset = 0;
+    }
+    let from = cursor.synced_offset.min(end);
+    let res = match inner.opts.effective_write_path() {
+        WritePath::Pwrite => file.sync_data(),
+        _ => map.flush_range(from, end - from),
+    };
+    if let Err(e) = res {
+        let err = Error::io("syncing", &path, e);
+        inner.poison.set(&err);
+        return Err(err);
+    }
+    cursor.synced_offset = end;
+    inner.sync.durable.fetch_max(upto, Ordering::AcqRel);
+    Ok(())
+}
+
+/// Syncs everything written so far.
+pub(crate) fn sync_all(inner: &Inner) -> Result<()> {
+    let next = match inner.writer.lock().as_ref() {
+        Some(w) => w.next_seq,
+        None => return Ok(()),
+    };
+    match next.checked_sub(1) {
+        Some(last) => sync_to(inner, last),
+        None => Ok(()),
+    }
+}
+
+/// Replaces the active segment with a fresh one and hands the old one to the worker to seal.
+/// Runs under the writer lock. `need` is the frame that did not fit.
+pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()> {
+    let size = inner
+        .opts
+        .segment_bytes
+        .max((HEADER_LEN + need + FOOTER_LEN) as u64);
+    if w.active.count == 0 && w.active.map.len() as u64 >= size {
+        return Ok(());
+    }
+    let created_ns = now_nanos();
+    let header = SegmentHeader {
+        version: FORMAT_VERSION,
+        flags: 0,
+        log_id: inner.log_id,
+        first_seq: w.next_seq,
+        created_ns,
+        prev_hash: w.prev,
+    };
+    // Records of the old segment must be durable before any record of the new one can be
+    // acknowledged by a sync of the new file alone.
+    if w.active.count > 0 {
+        w.active.file.sync_data().map_err(|e| {
+            let err = Error::io("syncing", &w.active.path, e);
+            inner.poison.set(&err);
+            err
+        })?;
+        inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
+    }
+    if w.active.count == 0 {
+        // An empty active segment too small for this frame is replaced, not sealed; it holds
+        // nothing but its header and the new one takes its name.
+        std::fs::remove_file(&w.active.path)
+            .map_err(|e| Error::io("removing empty segment", &w.active.path, e))?;
+    }
+    let spare = inner.spare.lock().take().filter(|s| s.size == size);
+    let new = create_segment(inner, &header, size, spare)?;
+    let old = std::mem::replace(&mut w.active, new);
+    {
+        let mut segs = inner.segments.write();
+        segs.retain(|s| !Arc::ptr_eq(s, &old.seg) || old.count > 0);
+        segs.push(w.active.seg.clone());
+    }
+    if let Some(wk) = inner.worker.lock().as_ref() {
+        wk.send(Msg::PrepareSpare(size));
+        if old.count > 0 {
+            wk.send(Msg::Seal(super::worker::SealJob::from_active(&old, w.prev)));
+        }
+    }
+    Ok(())
+}
+
+/// Creates and maps a new active segment with `header`, using `spare` if given.
+pub(crate) fn create_segment(
+    inner: &Inner,
+    header: &SegmentHeader,
+    size: u64,
+    spare: Option<Spare>,
+) -> Result<Active> {
+    let path = inner.dir.join(segment::segment_name(header.first_seq));
+    let hdr = header.encode();
+    let file = match spare {
+        Some(s) => {
+            s.file
+                .write_all_at(&hdr, 0)
+                .and_then(|_| s.file.sync_data())
+                .and_then(|_| std::fs::rename(&s.path, &path))
+                .map_err(|e| Error::io("installing segment", &path, e))?;
+            s.file
+        }
+        None => {
+            let f = segment::preallocate_zeroed(&path, size)?;
+            f.write_all_at(&hdr, 0)
+                .and_then(|_| f.sync_data())
+                .map_err(|e| Error::io("writing segment header", &path, e))?;
+            f
+        }
+    };
+    segment::sync_dir(&inner.dir)?;
+    activate(file, path, header, size as usize, HEADER_LEN, None)
+}
+
+/// Maps an active segment whose first `committed` bytes are valid.
+pub(crate) fn activate(
+    file: File,
+    path: PathBuf,
+    header: &SegmentHeader,
+    len: usize,
+    committed: usize,
+    scan: Option<&segment::TailScan>,
+) -> Result<Active> {
+    let map = Arc::new(
+        SharedMap::new(&file, len, committed).map_err(|e| Error::io("mapping", &path, e))?,
+    );
+    let seg = Arc::new(Segment {
+        path: path.clone(),
+        header: *header,
+        footer: None,
+        data: SegmentData::Active(map.clone()),
+        records_end: committed,
+    });
+    Ok(Active {
+        seg,
+        map,
+        file: Arc::new(file),
+        path,
+        first_seq: header.first_seq,
+        created_ns: header.created_ns,
+        offset: committed,
+        count: scan.map_or(0, |s| s.count),
+        min_ts: scan.map_or(i64::MAX, |s| s.min_ts),
+        max_ts: scan.map_or(i64::MIN, |s| s.max_ts),
+    })
+}
+
+/// Signs a checkpoint of the latest record; on a writable log, makes it durable and appends
+/// it to the directory's checkpoint log first.
+pub(crate) fn checkpoint(inner: &Inner) -> Result<Checkpoint> {
+    if inner.read_only {
+        let segs = inner.segments.read();
+        let last = segs
+            .iter()
+            .rev()
+            .find_map(|s| s.frames().last().map(|(_, f)| (f.seq, f.mac)));
+        let (seq, mac) = last.ok_or(Error::Empty("the log is empty: nothing to checkpoint"))?;
+        return Ok(Checkpoint::sign(
+            &inner.chain,
+            &inner.log_id,
+            seq,
+            &mac,
+            now_nanos(),
+        ));
+    }
+    inner.poison.check()?;
+    let (seq, mac) = {
+        let g = inner.writer.lock();
+        let w = g.as_ref().ok_or(Error::ReadOnly)?;
+        match w.next_seq.checked_sub(1) {
+            Some(s) => (s, w.prev),
+            None => return Err(Error::Empty("the log is empty: nothing to checkpoint")),
+        }
+    };
+    sync_to(inner, seq)?;
+    let cp = Checkpoint::sign(&inner.chain, &inner.log_id, seq, &mac, now_nanos());
+    checkpoint::append(&inner.dir, &cp)?;
+    inner.last_checkpoint_seq.store(seq, Ordering::Release);
+    Ok(cp)
+}
+
+/// Clean shutdown: stop the worker (it finishes pending seals), sync, final checkpoint.
+pub(crate) fn close(inner: &Inner) {
+    let worker = inner.worker.lock().take();
+    if let Some(wk) = worker {
+        wk.shutdown();
+    }
+    if inner.poison.check().is_err() {
+        return;
+    }
+    let last = inner
+        .writer
+        .lock()
+        .as_ref()
+        .and_then(|w| w.next_seq.checked_sub(1));
+    if let Some(last) = last {
+        if inner.last_checkpoint_seq.load(Ordering::Acquire) == last {
+            let _ = sync_to(inner, last);
+        } else {
+            let _ = checkpoint(inner);
+        }
+    }
+    if let Some(s) = inner.spare.lock().take() {
+        let _ = std::fs::remove_file(&s.path);
+    }
+}

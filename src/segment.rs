@@ -1,0 +1,289 @@
+//! One segment file: naming, preallocation, the three ways its bytes are held in memory, and
+//! the tail scan that recovery and read-only opens share. Knows nothing about queries.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::chain::Hash;
+use crate::error::{Error, Result};
+use crate::format::{decode_frame, Footer, FrameError, SegmentHeader, FOOTER_LEN, HEADER_LEN};
+use crate::mmap::{ReadMap, SharedMap};
+
+/// Extension of segment files.
+pub const SEGMENT_EXT: &str = "seg";
+
+/// `00000000000000000042.seg` for first seq 42.
+pub fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.{SEGMENT_EXT}")
+}
+
+/// The first seq encoded in a segment file name, if it is one.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".seg")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Segment files in `dir`, sorted by first seq.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let rd = fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io("reading directory", dir, e))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Creates `path` with `size` bytes of real, written zeros and syncs it, so that later stores
+/// through a map never allocate blocks (a full disk fails here, not as SIGBUS later) and
+/// `fdatasync` after an append has no metadata to commit.
+pub fn preallocate_zeroed(path: &Path, size: u64) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io("creating segment", path, e))?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    let fill = (|| -> std::io::Result<()> {
+        while off < size {
+            let n = chunk.len().min((size - off) as usize);
+            file.write_all_at(&chunk[..n], off)?;
+            off += n as u64;
+        }
+        file.sync_all()
+    })();
+    if let Err(e) = fill {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(Error::io("preallocating segment", path, e));
+    }
+    Ok(file)
+}
+
+/// fsync of a directory, so that created, renamed and removed entries are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// How a segment's bytes are held.
+pub enum SegmentData {
+    /// The active segment of a writer: a shared writable map.
+    Active(Arc<SharedMap>),
+    /// A sealed segment: an immutable map of the whole file.
+    Sealed(ReadMap),
+    /// An unsealed segment opened read-only beside a possibly running writer: copied into
+    /// memory, because that writer may trim the file when it seals it.
+    Loaded(Vec<u8>),
+}
+
+/// A segment as readers see it.
+pub struct Segment {
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    pub footer: Option<Footer>,
+    pub data: SegmentData,
+    /// For `Loaded` and `Sealed`: the end of the records (start of the footer, or of the
+    /// unwritten tail). For `Active` the map's committed length is used instead.
+    pub records_end: usize,
+}
+
+impl Segment {
+    /// Bytes from the start of the file to the end of the last committed record.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.data {
+            SegmentData::Active(m) => m.committed(),
+            SegmentData::Sealed(m) => &m.bytes()[..self.records_end],
+            SegmentData::Loaded(v) => &v[..self.records_end],
+        }
+    }
+
+    /// Every byte held for this segment: for sealed and loaded segments the whole file, for
+    /// the active one the committed prefix. `verify` scans these.
+    pub fn file_bytes(&self) -> &[u8] {
+        match &self.data {
+            SegmentData::Active(m) => m.committed(),
+            SegmentData::Sealed(m) => m.bytes(),
+            SegmentData::Loaded(v) => v,
+        }
+    }
+
+    /// File name relative to the data directory.
+    pub fn file_name(&self) -> String {
+        segment_name(self.header.first_seq)
+    }
+
+    /// Iterates the committed frames from the first record on.
+    pub fn frames(&self) -> FrameIter<'_> {
+        FrameIter {
+            bytes: self.bytes(),
+            off: HEADER_LEN,
+        }
+    }
+}
+
+/// Iterator over `(offset, frame)` of committed bytes; stops at the first non-frame.
+pub struct FrameIter<'a> {
+    bytes: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Iterator for FrameIter<'a> {
+    type Item = (usize, crate::format::Frame<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        let f = decode_frame(self.bytes.get(self.off..)?).ok()?;
+        let at = self.off;
+        self.off += f.len;
+        Some((at, f))
+    }
+}
+
+/// What a scan of a segment's records found.
+#[derive(Debug, Clone)]
+pub struct TailScan {
+    pub count: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub last_mac: Option<Hash>,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Offset just past the last valid frame.
+    pub end: usize,
+    pub stop: ScanStop,
+}
+
+/// Why a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanStop {
+    /// Zeroed bytes (the preallocated tail) or the end of the bytes.
+    Clean,
+    /// A valid footer starts at `end`.
+    Footer(Footer),
+    /// Bytes that are not a frame start at `end`, and no valid frame follows them: a torn
+    /// tail from a crash. `len` is how many non-zero bytes it spans.
+    Torn { error: FrameError, len: usize },
+    /// Bytes that are not a frame start at `end`, and a valid frame follows at `next`:
+    /// damage that must never be cut.
+    Damaged { error: FrameError, next: usize },
+    /// A frame whose seq does not follow its predecessor's.
+    SeqBreak { expected: u64, found: u64 },
+}
+
+/// Scans frames from `HEADER_LEN`, expecting seqs to start at `first_seq` and be dense.
+pub fn scan(bytes: &[u8], first_seq: u64) -> TailScan {
+    let mut s = TailScan {
+        count: 0,
+        first_seq: None,
+        last_seq: None,
+        last_mac: None,
+        min_ts: i64::MAX,
+        max_ts: i64::MIN,
+        end: HEADER_LEN.min(bytes.len()),
+        stop: ScanStop::Clean,
+    };
+    let mut expected = first_seq;
+    loop {
+        let rest = &bytes[s.end..];
+        if rest.is_empty() {
+            return s;
+        }
+        match decode_frame(rest) {
+            Ok(f) => {
+                if f.seq != expected {
+                    s.stop = ScanStop::SeqBreak {
+                        expected,
+                        found: f.seq,
+                    };
+                    return s;
+                }
+                s.first_seq.get_or_insert(f.seq);
+                s.last_seq = Some(f.seq);
+                s.last_mac = Some(f.mac);
+                s.min_ts = s.min_ts.min(f.ts);
+                s.max_ts = s.max_ts.max(f.ts);
+                s.count += 1;
+                s.end += f.len;
+                expected += 1;
+            }
+            Err(FrameError::Zero) if rest.iter().all(|&b| b == 0) => return s,
+            Err(FrameError::Footer) => {
+                s.stop = match Footer::decode(rest) {
+                    Some(footer) => ScanStop::Footer(footer),
+                    None => classify_bad(bytes, s.end, FrameError::Checksum),
+                };
+                return s;
+            }
+            Err(error) => {
+                s.stop = classify_bad(bytes, s.end, error);
+                return s;
+            }
+        }
+    }
+}
+
+/// Damage at `at`: torn tail (nothing valid after it) or damage followed by a valid frame.
+fn classify_bad(bytes: &[u8], at: usize, error: FrameError) -> ScanStop {
+    match next_valid_frame(bytes, at + 1) {
+        Some(next) => ScanStop::Damaged { error, next },
+        None => {
+            let len = bytes[at..]
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |p| p + 1);
+            ScanStop::Torn { error, len }
+        }
+    }
+}
+
+/// The first offset at or after `from` where a valid frame or footer decodes.
+pub fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len().saturating_sub(8)).find(|&o| {
+        let rest = &bytes[o..];
+        decode_frame(rest).is_ok() || Footer::decode(rest).is_some()
+    })
+}
+
+/// Reads a whole file into memory.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut v))
+        .map_err(|e| Error::io("reading", path, e))?;
+    Ok(v)
+}
+
+/// Writes `footer` at its `records_end`, syncs, trims the file just past it and syncs again.
+pub fn write_footer_and_trim(file: &File, path: &Path, footer: &Footer) -> Result<()> {
+    let at = footer.records_end;
+    file.write_all_at(&footer.encode(), at)
+        .and_then(|_| file.sync_data())
+        .and_then(|_| file.set_len(at + FOOTER_LEN as u64))
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io("sealing segment", path, e))
+}
+
+/// Atomically writes a small file: temp file, sync, rename, sync directory.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &dst)
+    })()
+    .map_err(|e| Error::io("writing", &dst, e))?;
+    sync_dir(dir)
+}

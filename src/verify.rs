@@ -1,0 +1,544 @@
+//! Chain verification: every frame's CRC, every record's MAC, seq density, segment
+//! continuity, and checkpoints. Read-only. Segments are checked in parallel (each header
+//! anchors its part of the chain); the links between them are checked afterwards.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::chain::{ct_eq, digest, hex, unhex, Chain, Hash};
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::format::{decode_frame, Footer, FrameError, SegmentHeader, HEADER_LEN};
+use crate::log::Inner;
+use crate::segment::{next_valid_frame, Segment};
+
+/// What kind of failure verification found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A frame, header or footer fails its checksum (torn write or corruption).
+    CorruptFrame,
+    /// A record's MAC does not match its contents and predecessor.
+    TamperedRecord,
+    /// Seqs jump forward: records are missing.
+    MissingRecords,
+    /// Seqs go backwards or out of order.
+    ReorderedRecords,
+    /// A whole segment is missing (a gap between segments, or the start of the log).
+    MissingSegment,
+    /// A segment belongs to another log or does not continue this log's chain.
+    ForeignSegment,
+    /// A checkpoint covers records that are no longer there (tail truncation, rollback).
+    Truncated,
+    /// A checkpoint names a record whose chain value differs (history was rewritten).
+    CheckpointMismatch,
+    /// A checkpoint does not verify with this key, or names another log.
+    BadCheckpoint,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::CorruptFrame => "corrupt frame",
+            FailureKind::TamperedRecord => "tampered record",
+            FailureKind::MissingRecords => "missing records",
+            FailureKind::ReorderedRecords => "reordered records",
+            FailureKind::MissingSegment => "missing segment",
+            FailureKind::ForeignSegment => "foreign segment",
+            FailureKind::Truncated => "truncated behind a checkpoint",
+            FailureKind::CheckpointMismatch => "checkpoint mismatch",
+            FailureKind::BadCheckpoint => "bad checkpoint",
+        }
+    }
+}
+
+/// The first failure found, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// The seq where it was found (the expected seq for missing records).
+    pub seq: Option<u64>,
+    /// Segment file name, relative to the data directory.
+    pub segment: Option<String>,
+    /// Byte offset inside that segment.
+    pub offset: Option<u64>,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(s) = self.seq {
+            write!(f, " at seq {s}")?;
+        }
+        if let Some(seg) = &self.segment {
+            write!(f, " in {seg}")?;
+            if let Some(o) = self.offset {
+                write!(f, " at byte {o}")?;
+            }
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// True when no failure was found (warnings allowed).
+    pub ok: bool,
+    pub records: u64,
+    pub segments: usize,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// `hmac-sha256:<hex>` of the last verified record.
+    pub last_hash: Option<String>,
+    /// How many checkpoints were checked against the records.
+    pub checkpoints_checked: usize,
+    pub failure: Option<Failure>,
+    /// Things worth knowing that are not failures (a torn tail no checkpoint covers).
+    pub warnings: Vec<String>,
+}
+
+/// Per-segment outcome.
+struct SegResult {
+    first_seq: u64,
+    count: u64,
+    last_seq: Option<u64>,
+    last_mac: Option<Hash>,
+    header: Option<SegmentHeader>,
+    failure: Option<Failure>,
+    /// A torn tail: offset, and the seq it would have held.
+    torn: Option<(u64, u64)>,
+    /// MACs of records that checkpoints name.
+    found: Vec<(u64, Hash)>,
+}
+
+fn fail(
+    kind: FailureKind,
+    seq: Option<u64>,
+    seg: &Segment,
+    offset: Option<u64>,
+    detail: String,
+) -> Failure {
+    Failure {
+        kind,
+        seq,
+        segment: Some(seg.file_name()),
+        offset,
+        detail,
+    }
+}
+
+fn verify_segment(
+    seg: &Segment,
+    chain: &Chain,
+    log_id: &[u8; 16],
+    wanted: &HashMap<u64, ()>,
+    progress: &AtomicU64,
+) -> SegResult {
+    let bytes = seg.file_bytes();
+    let name_seq = seg.header.first_seq;
+    let mut r = SegResult {
+        first_seq: name_seq,
+        count: 0,
+        last_seq: None,
+        last_mac: None,
+        header: None,
+        failure: None,
+        torn: None,
+        found: Vec::new(),
+    };
+    let header = match SegmentHeader::decode(bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            r.failure = Some(fail(
+                FailureKind::CorruptFrame,
+                Some(name_seq),
+                seg,
+                Some(0),
+                format!("segment header: {e}"),
+            ));
+            return r;
+        }
+    };
+    r.header = Some(header);
+    if &header.log_id != log_id {
+        r.failure = Some(fail(
+            FailureKind::ForeignSegment,
+            Some(header.first_seq),
+            seg,
+            Some(16),
+            format!(
+                "segment belongs to log {}, not this log {}",
+                hex(&header.log_id),
+                hex(log_id)
+            ),
+        ));
+        return r;
+    }
+    let mut prev = header.prev_hash;
+    let mut expected = header.first_seq;
+    let mut off = HEADER_LEN;
+    let mut batch = 0u64;
+    loop {
+        let rest = &bytes[off..];
+        if rest.is_empty() {
+            break;
+        }
+        match decode_frame(rest) {
+            Ok(f) => {
+                if f.seq != expected {
+                    let next_seq = decode_frame(&rest[f.len..]).ok().map(|n| n.seq);
+                    let kind = if f.seq < expected || next_seq == Some(expected) {
+                        FailureKind::ReorderedRecords
+                    } else {
+                        FailureKind::MissingRecords
+                    };
+                    r.failure = Some(fail(
+                        kind,
+                        Some(expected),
+                        seg,
+                        Some(off as u64),
+                        format!("expected seq {expected}, found seq {}", f.seq),
+                    ));
+                    return r;
+                }
+                let mac = chain.step(&prev, f.seq, f.ts, &digest(f.payload));
+                if !ct_eq(&mac, &f.mac) {
+                    r.failure = Some(fail(
+                        FailureKind::TamperedRecord,
+                        Some(f.seq),
+                        seg,
+                        Some(off as u64),
+                        "MAC does not match the record's contents and its predecessor".into(),
+                    ));
+                    return r;
+                }
+                if wanted.contains_key(&f.seq) {
+                    r.found.push((f.seq, f.mac));
+                }
+                prev = f.mac;
+                r.last_seq = Some(f.seq);
+                r.last_mac = Some(f.mac);
+                r.count += 1;
+                expected += 1;
+                off += f.len;
+                batch += 1;
+                if batch == 4096 {
+                    progress.fetch_add(batch, Ordering::Relaxed);
+                    batch = 0;
+                }
+            }
+            Err(FrameError::Zero) if rest.iter().all(|&b| b == 0) => break,
+            Err(FrameError::Footer) => {
+                match Footer::decode(rest) {
+                    Some(ft) => {
+                        let consistent = ft.records_end == off as u64
+                            && ft.count == r.count
+                            && ft.first_seq == header.first_seq
+                            && Some(ft.last_seq) == r.last_seq
+                            && r.last_mac.is_some_and(|m| ct_eq(&m, &ft.last_mac));
+                        if !consistent {
+                            r.failure = Some(fail(
+                                FailureKind::CorruptFrame,
+                                r.last_seq,
+                                seg,
+                                Some(off as u64),
+                                "footer does not match the records before it".into(),
+                            ));
+                        } else if rest.len() > crate::format::FOOTER_LEN
+                            && !rest[crate::format::FOOTER_LEN..].iter().all(|&b| b == 0)
+                        {
+                            r.failure = Some(fail(
+                                FailureKind::CorruptFrame,
+                                r.last_seq,
+                                seg,
+                                Some((off + crate::format::FOOTER_LEN) as u64),
+                                "bytes after the footer".into(),
+                            ));
+                        }
+                    }
+                    None => {
+                        r.failure = Some(fail(
+                            FailureKind::CorruptFrame,
+                            Some(expected),
+                            seg,
+                            Some(off as u64),
+                            "segment footer fails its checksum".into(),
+                        ));
+                    }
+                }
+                break;
+            }
+            Err(e) => {
+                match next_valid_frame(bytes, off + 1) {
+                    Some(next) => {
+                        r.failure = Some(fail(
+                            FailureKind::CorruptFrame,
+                            Some(expected),
+                            seg,
+                            Some(off as u64),
+                            format!("{e}; valid data follows at byte {next}"),
+                        ));
+                    }
+                    None => r.torn = Some((off as u64, expected)),
+                }
+                break;
+            }
+        }
+    }
+    progress.fetch_add(batch, Ordering::Relaxed);
+    r
+}
+
+/// Verifies the log behind `inner` and the given external checkpoints.
+pub(crate) fn verify_log(
+    inner: &Inner,
+    external: &[Checkpoint],
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<VerifyReport> {
+    // Checkpoints are read before the segment snapshot is taken, so each one covers records
+    // that are already in the snapshot.
+    let mut checkpoints: Vec<(Checkpoint, bool)> = if inner.read_only {
+        inner
+            .ro_checkpoints
+            .iter()
+            .cloned()
+            .map(|c| (c, false))
+            .collect()
+    } else {
+        crate::checkpoint::read_log(&inner.dir)?
+            .checkpoints
+            .into_iter()
+            .map(|c| (c, false))
+            .collect()
+    };
+    checkpoints.extend(external.iter().cloned().map(|c| (c, true)));
+    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let mut warnings = Vec::new();
+    let mut first_failure: Option<Failure> = None;
+
+    // Check checkpoint signatures up front and collect the seqs they name.
+    let mut valid_cps: Vec<(u64, Hash, bool)> = Vec::new();
+    for (cp, is_external) in &checkpoints {
+        match cp.check(&inner.chain) {
+            Ok((id, hash)) if id == inner.log_id => valid_cps.push((cp.seq, hash, *is_external)),
+            Ok((id, _)) => {
+                let msg = format!(
+                    "checkpoint for seq {} names log {}, not this log {}",
+                    cp.seq,
+                    hex(&id),
+                    hex(&inner.log_id)
+                );
+                if *is_external {
+                    first_failure.get_or_insert(Failure {
+                        kind: FailureKind::BadCheckpoint,
+                        seq: Some(cp.seq),
+                        segment: None,
+                        offset: None,
+                        detail: msg,
+                    });
+                } else {
+                    warnings.push(msg);
+                }
+            }
+            Err(e) => {
+                first_failure.get_or_insert(Failure {
+                    kind: FailureKind::BadCheckpoint,
+                    seq: Some(cp.seq),
+                    segment: None,
+                    offset: None,
+                    detail: if *is_external {
+                        e.to_string()
+                    } else {
+                        format!("{} (in {})", e, crate::checkpoint::CHECKPOINT_FILE)
+                    },
+                });
+            }
+        }
+    }
+    let wanted: HashMap<u64, ()> = valid_cps.iter().map(|(s, _, _)| (*s, ())).collect();
+
+    // Per-segment checks, in parallel.
+    let done = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
+    let results: Vec<parking_lot::Mutex<Option<SegResult>>> =
+        segs.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(seg) = segs.get(i) else { break };
+                let r = verify_segment(seg, &inner.chain, &inner.log_id, &wanted, &done);
+                *results[i].lock() = Some(r);
+            });
+        }
+        if let Some(p) = progress {
+            while next.load(Ordering::Relaxed) < segs.len() + threads {
+                p(done.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if results.iter().all(|r| r.lock().is_some()) {
+                    break;
+                }
+            }
+        }
+    });
+    let results: Vec<SegResult> = results
+        .into_iter()
+        .map(|m| m.into_inner().expect("every segment verified"))
+        .collect();
+    if let Some(p) = progress {
+        p(done.load(Ordering::Relaxed));
+    }
+
+    // Links between segments, in order.
+    let genesis = inner.chain.genesis(&inner.log_id);
+    let mut records = 0u64;
+    let mut first_seq = None;
+    let mut last: Option<(u64, Hash)> = None;
+    let mut torn: Option<(String, u64, u64)> = None;
+    let mut found: HashMap<u64, Hash> = HashMap::new();
+    for (i, (seg, r)) in segs.iter().zip(&results).enumerate() {
+        if first_failure.is_some() {
+            break;
+        }
+        if let Some(h) = &r.header {
+            let link = match last {
+                None if h.first_seq == 0 => (ct_eq(&h.prev_hash, &genesis))
+                    .then_some(())
+                    .ok_or("the first segment does not start from this log's genesis value"),
+                None => Err("the log does not start at seq 0: earlier segments are missing"),
+                Some((l, _)) if h.first_seq > l + 1 => {
+                    Err("a gap before this segment: a segment is missing")
+                }
+                Some((l, _)) if h.first_seq <= l => Err("this segment overlaps the previous one"),
+                Some((_, mac)) => (ct_eq(&h.prev_hash, &mac))
+                    .then_some(())
+                    .ok_or("this segment does not continue the chain of the previous one"),
+            };
+            if let Err(why) = link {
+                let kind = match (last, why.contains("missing")) {
+                    (_, true) => FailureKind::MissingSegment,
+                    (Some((l, _)), _) if h.first_seq <= l => FailureKind::ReorderedRecords,
+                    _ => FailureKind::ForeignSegment,
+                };
+                first_failure = Some(fail(
+                    kind,
+                    Some(last.map_or(0, |(l, _)| l + 1)),
+                    seg,
+                    Some(0),
+                    why.into(),
+                ));
+                break;
+            }
+        }
+        if let Some(f) = &r.failure {
+            first_failure = Some(f.clone());
+            break;
+        }
+        if let (Some(l), Some(m)) = (r.last_seq, r.last_mac) {
+            first_seq = first_seq.or(Some(r.first_seq));
+            last = Some((l, m));
+        }
+        records += r.count;
+        found.extend(r.found.iter().copied());
+        if let Some((off, seq)) = r.torn {
+            if i + 1 != segs.len() {
+                first_failure = Some(fail(
+                    FailureKind::CorruptFrame,
+                    Some(seq),
+                    seg,
+                    Some(off),
+                    "damaged record followed by later segments".into(),
+                ));
+                break;
+            }
+            torn = Some((seg.file_name(), off, seq));
+        }
+    }
+
+    // Checkpoints against what is there.
+    let last_seq = last.map(|(l, _)| l);
+    let mut checked = 0;
+    if first_failure.is_none() {
+        let mut cps = valid_cps.clone();
+        cps.sort_by_key(|c| c.0);
+        for (seq, hash, external) in cps {
+            checked += 1;
+            let source = if external {
+                "external checkpoint"
+            } else {
+                "checkpoint"
+            };
+            if last_seq.is_none_or(|l| seq > l) {
+                if let Some((seg, off, torn_seq)) = &torn {
+                    if seq >= *torn_seq {
+                        first_failure = Some(Failure {
+                            kind: FailureKind::CorruptFrame,
+                            seq: Some(*torn_seq),
+                            segment: Some(seg.clone()),
+                            offset: Some(*off),
+                            detail: format!(
+                                "damaged record at the tail, covered by a {source} for seq {seq}"
+                            ),
+                        });
+                        break;
+                    }
+                }
+                first_failure = Some(Failure {
+                    kind: FailureKind::Truncated,
+                    seq: Some(last_seq.map_or(0, |l| l + 1)),
+                    segment: None,
+                    offset: None,
+                    detail: format!(
+                        "a {source} covers seq {seq} but the log ends at {}: records were removed from the tail or the directory was rolled back",
+                        last_seq.map_or("no records".to_string(), |l| format!("seq {l}"))
+                    ),
+                });
+                break;
+            }
+            match found.get(&seq) {
+                Some(m) if ct_eq(m, &hash) => {}
+                _ => {
+                    first_failure = Some(Failure {
+                        kind: FailureKind::CheckpointMismatch,
+                        seq: Some(seq),
+                        segment: None,
+                        offset: None,
+                        detail: format!("record {seq} differs from the one the {source} signed: history was rewritten"),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    if first_failure.is_none() {
+        if let Some((seg, off, seq)) = &torn {
+            warnings.push(format!(
+                "torn tail in {seg} at byte {off} (where seq {seq} would start): an unacknowledged write cut short by a crash; no checkpoint covers it. A writer's next open cuts it."
+            ));
+        }
+    }
+    Ok(VerifyReport {
+        ok: first_failure.is_none(),
+        records,
+        segments: segs.len(),
+        first_seq,
+        last_seq,
+        last_hash: last.map(|(_, m)| format!("hmac-sha256:{}", hex(&m))),
+        checkpoints_checked: checked,
+        failure: first_failure,
+        warnings,
+    })
+}
+
+/// Parses `hmac-sha256:<hex>` or bare hex into a hash.
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    unhex::<32>(s.strip_prefix("hmac-sha256:").unwrap_or(s))
+}
