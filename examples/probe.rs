@@ -20,6 +20,7 @@ fn main() {
             .write_path(path),
     )
     .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
     let evs: Vec<Vec<_>> = (0..threads)
         .map(|i| Generator::standard(i).take(per as usize).collect())
         .collect();

@@ -34,6 +34,7 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// Builds the stored form from a validated event and its final id.
+    #[cfg(test)]
     pub fn from_event(e: &Event, event_id: String) -> Result<Self> {
         let details = if e.details.is_null() {
             String::new()
@@ -86,7 +87,52 @@ impl StoredEvent {
     }
 }
 
+/// The borrowed twin of [`StoredEvent`] used on the append path: same fields in the same
+/// order (bincode is positional), so it encodes to the same bytes without cloning strings.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    action: &'a str,
+    status: &'a str,
+    severity: u8,
+    user_id: Option<&'a str>,
+    email: Option<&'a str>,
+    ip_address: Option<IpAddr>,
+    resource_type: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    details: &'a str,
+}
+
+/// Encodes an event (with its final id) straight into a payload.
+pub fn encode_event(e: &Event, event_id: &str) -> Result<Vec<u8>> {
+    let details = if e.details.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string(&e.details).map_err(|x| Error::Codec(x.to_string()))?
+    };
+    let r = StoredRef {
+        event_id,
+        event_type: &e.event_type,
+        action: &e.action,
+        status: &e.status,
+        severity: e.severity.to_u8(),
+        user_id: e.actor.user_id.as_deref(),
+        email: e.actor.email.as_deref(),
+        ip_address: e.actor.ip_address,
+        resource_type: e.resource.as_ref().map(|r| r.kind.as_str()),
+        resource_id: e.resource.as_ref().and_then(|r| r.id.as_deref()),
+        details: &details,
+    };
+    let mut out = Vec::with_capacity(128 + details.len());
+    out.push(PAYLOAD_V1);
+    bincode::serde::encode_into_std_write(&r, &mut out, bincode::config::standard())
+        .map_err(|x| Error::Codec(x.to_string()))?;
+    Ok(out)
+}
+
 /// Encodes a stored event into a payload.
+#[cfg(test)]
 pub fn encode(e: &StoredEvent) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
     out.push(PAYLOAD_V1);
@@ -131,6 +177,11 @@ mod tests {
         e.details = serde_json::json!({"a": [1, 2, {"b": null}], "c": "d"});
         let s = StoredEvent::from_event(&e, "evt_1".into()).unwrap();
         let p = encode(&s).unwrap();
+        assert_eq!(
+            encode_event(&e, "evt_1").unwrap(),
+            p,
+            "borrowed and owned encodings agree"
+        );
         let back = decode(&p).unwrap();
         assert_eq!(back, s);
         let ev = back.into_event(5).unwrap();

@@ -21,7 +21,8 @@ pub enum Durability {
 /// How records reach the active segment file. Reads always go through memory maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WritePath {
-    /// Measured choice: see `docs/PERFORMANCE.md` (mmap stores for every durability).
+    /// Measured choice (see `docs/PERFORMANCE.md`): `Pwrite` for `Durability::Sync`, `Mmap`
+    /// otherwise.
     Auto,
     /// Copy into the shared `MmapMut`; sync with `msync` of the written range.
     Mmap,
@@ -137,9 +138,13 @@ impl Options {
     }
 
     pub(crate) fn effective_write_path(&self) -> WritePath {
-        match self.write_path {
-            WritePath::Auto => WritePath::Mmap,
-            p => p,
+        match (self.write_path, self.durability) {
+            // Measured (docs/PERFORMANCE.md): a durable append through the map (store, then
+            // msync) costs several times a pwrite + fdatasync of the same bytes, so `Sync`
+            // writes with pwrite; without per-append syncs the map's memcpy is cheaper.
+            (WritePath::Auto, Durability::Sync) => WritePath::Pwrite,
+            (WritePath::Auto, _) => WritePath::Mmap,
+            (p, _) => p,
         }
     }
 }

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::options::{Durability, WritePath};
 use super::worker::Msg;
 use super::{Inner, Receipt};
 use crate::chain::{digest, Hash};
 use crate::checkpoint::{self, Checkpoint};
-use crate::codec::{self, StoredEvent};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::event::{now_nanos, to_nanos, Event};
 use crate::format::{
@@ -54,14 +54,17 @@ pub(crate) struct Spare {
     pub(crate) size: u64,
 }
 
-/// Group-commit state: `durable` is the first seq not yet known durable.
+/// Group-commit state: `durable` is the first seq not yet known durable. At most one thread
+/// (the leader) syncs at a time; the others wait on `done` and re-check `durable`, so a
+/// waiter covered by the leader's sync returns without ever syncing itself.
 pub(crate) struct SyncState {
     pub(crate) durable: AtomicU64,
-    /// The sync leader's lock, and the offset in the active segment synced so far.
-    pub(crate) leader: Mutex<SyncCursor>,
+    pub(crate) state: Mutex<SyncCursor>,
+    pub(crate) done: Condvar,
 }
 
 pub(crate) struct SyncCursor {
+    pub(crate) leader: bool,
     pub(crate) seg_first_seq: u64,
     pub(crate) synced_offset: usize,
 }
@@ -70,10 +73,12 @@ impl SyncState {
     pub(crate) fn new(durable: u64, seg_first_seq: u64, synced_offset: usize) -> Self {
         SyncState {
             durable: AtomicU64::new(durable),
-            leader: Mutex::new(SyncCursor {
+            state: Mutex::new(SyncCursor {
+                leader: false,
                 seg_first_seq,
                 synced_offset,
             }),
+            done: Condvar::new(),
         }
     }
 }
@@ -104,7 +109,7 @@ fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
         Some(id) => id.clone(),
         None => uuid::Uuid::now_v7().to_string(),
     };
-    let payload = codec::encode(&StoredEvent::from_event(e, event_id.clone())?)?;
+    let payload = codec::encode_event(e, &event_id)?;
     if payload.len() > inner.opts.max_event_bytes {
         return Err(Error::EventTooLarge {
             size: payload.len(),
@@ -198,18 +203,47 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
     Ok(receipts)
 }
 
-/// Makes every record up to `seq` durable. Group commit: the first caller becomes the
-/// leader and syncs everything written so far; callers that queued behind it find their
-/// record already durable.
+/// Makes every record up to `seq` durable. Group commit: one leader syncs everything
+/// written so far while later callers wait; when it finishes, every waiter it covered
+/// returns and one of the rest becomes the next leader.
 pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
     if inner.sync.durable.load(Ordering::Acquire) > seq {
         return Ok(());
     }
-    let mut cursor = inner.sync.leader.lock();
-    if inner.sync.durable.load(Ordering::Acquire) > seq {
-        return Ok(());
-    }
-    inner.poison.check()?;
+    let (from, cursor_seg) = {
+        let mut st = inner.sync.state.lock();
+        loop {
+            if inner.sync.durable.load(Ordering::Acquire) > seq {
+                return Ok(());
+            }
+            inner.poison.check()?;
+            if !st.leader {
+                st.leader = true;
+                break;
+            }
+            inner.sync.done.wait(&mut st);
+        }
+        (st.synced_offset, st.seg_first_seq)
+    };
+    let result = lead_sync(inner, from, cursor_seg);
+    let mut st = inner.sync.state.lock();
+    st.leader = false;
+    let outcome = match result {
+        Ok((seg_first_seq, end, upto)) => {
+            st.seg_first_seq = seg_first_seq;
+            st.synced_offset = end;
+            inner.sync.durable.fetch_max(upto, Ordering::AcqRel);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    drop(st);
+    inner.sync.done.notify_all();
+    outcome
+}
+
+/// The leader's sync, outside every lock but the writer lock's brief snapshot.
+fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64, usize, u64)> {
     let (map, file, path, first_seq, end, upto) = {
         let g = inner.writer.lock();
         let w = g.as_ref().ok_or(Error::ReadOnly)?;
@@ -222,11 +256,11 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
             w.next_seq,
         )
     };
-    if cursor.seg_first_seq != first_seq {
-        cursor.seg_first_seq = first_seq;
-        cursor.synced_offset = 0;
-    }
-    let from = cursor.synced_offset.min(end);
+    let from = if synced_seg == first_seq {
+        synced_from.min(end)
+    } else {
+        0
+    };
     let res = match inner.opts.effective_write_path() {
         WritePath::Pwrite => file.sync_data(),
         _ => map.flush_range(from, end - from),
@@ -236,9 +270,7 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
         inner.poison.set(&err);
         return Err(err);
     }
-    cursor.synced_offset = end;
-    inner.sync.durable.fetch_max(upto, Ordering::AcqRel);
-    Ok(())
+    Ok((first_seq, end, upto))
 }
 
 /// Syncs everything written so far.
