@@ -104,13 +104,16 @@ struct StoredRef<'a> {
     details: &'a str,
 }
 
-/// Encodes an event (with its final id) straight into a payload.
-pub fn encode_event(e: &Event, event_id: &str) -> Result<Vec<u8>> {
-    let details = if e.details.is_null() {
-        String::new()
-    } else {
-        serde_json::to_string(&e.details).map_err(|x| Error::Codec(x.to_string()))?
-    };
+/// Encodes an event (with its final id) into `out`, using `details_buf` for the details JSON.
+/// Both buffers are cleared first and keep their capacity, so a caller that reuses them does
+/// not allocate.
+pub fn encode_event_into(e: &Event, event_id: &str, details_buf: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
+    details_buf.clear();
+    out.clear();
+    if !e.details.is_null() {
+        serde_json::to_writer(&mut *details_buf, &e.details).map_err(|x| Error::Codec(x.to_string()))?;
+    }
+    let details = std::str::from_utf8(details_buf).map_err(|x| Error::Codec(x.to_string()))?;
     let r = StoredRef {
         event_id,
         event_type: &e.event_type,
@@ -122,13 +125,11 @@ pub fn encode_event(e: &Event, event_id: &str) -> Result<Vec<u8>> {
         ip_address: e.actor.ip_address,
         resource_type: e.resource.as_ref().map(|r| r.kind.as_str()),
         resource_id: e.resource.as_ref().and_then(|r| r.id.as_deref()),
-        details: &details,
+        details,
     };
-    let mut out = Vec::with_capacity(128 + details.len());
     out.push(PAYLOAD_V1);
-    bincode::serde::encode_into_std_write(&r, &mut out, bincode::config::standard())
-        .map_err(|x| Error::Codec(x.to_string()))?;
-    Ok(out)
+    bincode::serde::encode_into_std_write(&r, out, bincode::config::standard()).map_err(|x| Error::Codec(x.to_string()))?;
+    Ok(())
 }
 
 /// Encodes a stored event into a payload.

@@ -157,8 +157,7 @@ impl Log {
 
     /// Appends one event. With `Durability::Sync` it returns once the record is durable.
     pub fn append(&self, event: &Event) -> Result<Receipt> {
-        let mut r = self.append_batch(std::slice::from_ref(event))?;
-        Ok(r.pop().expect("one receipt per event"))
+        writer::append_one(&self.inner, event)
     }
 
     /// Appends events in order, under one lock acquisition and (with `Sync`) one sync.

@@ -328,6 +328,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             prev,
             since_checkpoint: 0,
             frame_buf: Vec::new(),
+            spare_asked: false,
         })),
         sync: SyncState::new(next_seq, seg_first, synced),
         poison: Poison::default(),
@@ -337,9 +338,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         recovery: report,
         last_checkpoint_seq: AtomicU64::new(u64::MAX),
     });
-    let wk = worker::start(&inner)?;
-    wk.send(worker::Msg::PrepareSpare(inner.opts.segment_bytes));
-    *inner.worker.lock() = Some(wk);
+    *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
 }
 

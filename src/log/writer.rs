@@ -1,6 +1,7 @@
 //! The append path: validation and encoding outside the lock; seq, MAC, copy and publish
 //! inside it; group commit after it.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ pub(crate) struct WriterState {
     pub(crate) prev: Hash,
     pub(crate) since_checkpoint: u64,
     pub(crate) frame_buf: Vec<u8>,
+    /// Whether the worker was asked to prepare the next segment's file yet. It is asked once
+    /// the active segment is half full, so the spare is ready before the roll and its zero
+    /// fill does not compete with a freshly opened log.
+    pub(crate) spare_asked: bool,
 }
 
 /// A preallocated, header-less file the worker keeps ready for the next roll.
@@ -91,13 +96,12 @@ struct Prepared {
     event_id: String,
 }
 
-fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
+/// Validation, timestamp and id: everything about an event that needs no encoding.
+fn admit(e: &Event, index: Option<usize>) -> Result<(i64, String)> {
     let at = |err: Error| -> Error {
-        match err {
-            Error::InvalidEvent(m) if index > 0 => {
-                Error::InvalidEvent(format!("event {index} of the batch: {m}"))
-            }
-            other => other,
+        match (err, index) {
+            (Error::InvalidEvent(m), Some(i)) => Error::InvalidEvent(format!("event {i} of the batch: {m}")),
+            (other, _) => other,
         }
     };
     e.validate().map_err(at)?;
@@ -109,19 +113,134 @@ fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
         Some(id) => id.clone(),
         None => uuid::Uuid::now_v7().to_string(),
     };
-    let payload = codec::encode_event(e, &event_id)?;
+    Ok((ts, event_id))
+}
+
+fn check_size(inner: &Inner, payload: &[u8]) -> Result<()> {
     if payload.len() > inner.opts.max_event_bytes {
         return Err(Error::EventTooLarge {
             size: payload.len(),
             limit: inner.opts.max_event_bytes,
         });
     }
+    Ok(())
+}
+
+fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
+    let (ts, event_id) = admit(e, Some(index))?;
+    let mut details = Vec::new();
+    let mut payload = Vec::new();
+    codec::encode_event_into(e, &event_id, &mut details, &mut payload)?;
+    check_size(inner, &payload)?;
     let digest = digest(&payload);
     Ok(Prepared {
         payload,
         digest,
         ts,
         event_id,
+    })
+}
+
+thread_local! {
+    /// Per-thread encoding buffers for single appends: (details JSON, payload).
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Writes one record at the write offset (rolling first if it does not fit); does not
+/// publish. On error, publishes what was written before it.
+fn write_one(inner: &Inner, w: &mut WriterState, payload: &[u8], digest: &Hash, ts: i64) -> Result<(u64, Hash)> {
+    let seq = w.next_seq;
+    let mac = inner.chain.step(&w.prev, seq, ts, digest);
+    let flen = frame_len(payload.len());
+    if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
+        if let Err(e) = roll(inner, w, flen) {
+            w.active.map.publish(w.active.offset);
+            return Err(e);
+        }
+    }
+    let off = w.active.offset;
+    match inner.opts.effective_write_path() {
+        WritePath::Pwrite => {
+            w.frame_buf.resize(flen, 0);
+            encode_frame_into(&mut w.frame_buf, 0, seq, ts, payload, &mac);
+            if let Err(e) = w.active.file.write_all_at(&w.frame_buf, off as u64) {
+                let err = Error::io("writing record to", &w.active.path, e);
+                inner.poison.set(&err);
+                w.active.map.publish(w.active.offset);
+                return Err(err);
+            }
+        }
+        _ => w
+            .active
+            .map
+            .write_with(off, flen, |dst| encode_frame_into(dst, 0, seq, ts, payload, &mac)),
+    }
+    w.active.offset += flen;
+    w.active.count += 1;
+    w.active.min_ts = w.active.min_ts.min(ts);
+    w.active.max_ts = w.active.max_ts.max(ts);
+    w.prev = mac;
+    w.next_seq += 1;
+    if !w.spare_asked && w.active.offset > w.active.map.len() / 2 {
+        w.spare_asked = true;
+        if let Some(wk) = inner.worker.lock().as_ref() {
+            wk.send(Msg::PrepareSpare(inner.opts.segment_bytes));
+        }
+    }
+    Ok((seq, mac))
+}
+
+/// Publishes the written records and counts them toward the next checkpoint.
+fn finish_locked(inner: &Inner, w: &mut WriterState, n: u64) -> bool {
+    w.active.map.publish(w.active.offset);
+    w.since_checkpoint += n;
+    let every = inner.opts.checkpoint_every;
+    let want = every > 0 && w.since_checkpoint >= every;
+    if want {
+        w.since_checkpoint = 0;
+    }
+    want
+}
+
+fn after_append(inner: &Inner, last_seq: u64, want_checkpoint: bool) -> Result<()> {
+    if inner.opts.durability == Durability::Sync {
+        sync_to(inner, last_seq)?;
+    }
+    if want_checkpoint {
+        if let Some(wk) = inner.worker.lock().as_ref() {
+            wk.send(Msg::Checkpoint);
+        }
+    }
+    Ok(())
+}
+
+/// The single-event path: encodes into per-thread buffers, so it allocates only the
+/// receipt's id.
+pub(crate) fn append_one(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
+    if inner.read_only {
+        return Err(Error::ReadOnly);
+    }
+    inner.poison.check()?;
+    let (ts, event_id) = admit(e, None)?;
+    let (seq, hash, want) = SCRATCH.with(|cell| -> Result<(u64, Hash, bool)> {
+        let mut scratch = cell.borrow_mut();
+        let (details, payload) = &mut *scratch;
+        codec::encode_event_into(e, &event_id, details, payload)?;
+        check_size(inner, payload)?;
+        let d = digest(payload);
+        let mut guard = inner.writer.lock();
+        let w = guard.as_mut().ok_or(Error::ReadOnly)?;
+        inner.poison.check()?;
+        let (seq, mac) = write_one(inner, w, payload, &d, ts)?;
+        let want = finish_locked(inner, w, 1);
+        Ok((seq, mac, want))
+    })?;
+    after_append(inner, seq, want)?;
+    Ok(Receipt {
+        seq,
+        event_id,
+        timestamp_ns: ts,
+        hash,
     })
 }
 
@@ -139,43 +258,12 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
         .map(|(i, e)| prepare(inner, e, i))
         .collect::<Result<Vec<_>>>()?;
     let mut receipts = Vec::with_capacity(prepared.len());
-    let (last_seq, want_checkpoint) = {
+    let (last_seq, want) = {
         let mut guard = inner.writer.lock();
         let w = guard.as_mut().ok_or(Error::ReadOnly)?;
         inner.poison.check()?;
-        let write_path = inner.opts.effective_write_path();
         for p in prepared {
-            let seq = w.next_seq;
-            let mac = inner.chain.step(&w.prev, seq, p.ts, &p.digest);
-            let flen = frame_len(p.payload.len());
-            if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
-                if let Err(e) = roll(inner, w, flen) {
-                    w.active.map.publish(w.active.offset);
-                    return Err(e);
-                }
-            }
-            let off = w.active.offset;
-            match write_path {
-                WritePath::Pwrite => {
-                    w.frame_buf.resize(flen, 0);
-                    encode_frame_into(&mut w.frame_buf, 0, seq, p.ts, &p.payload, &mac);
-                    if let Err(e) = w.active.file.write_all_at(&w.frame_buf, off as u64) {
-                        let err = Error::io("writing record to", &w.active.path, e);
-                        inner.poison.set(&err);
-                        w.active.map.publish(w.active.offset);
-                        return Err(err);
-                    }
-                }
-                _ => w.active.map.write_with(off, flen, |dst| {
-                    encode_frame_into(dst, 0, seq, p.ts, &p.payload, &mac)
-                }),
-            }
-            w.active.offset += flen;
-            w.active.count += 1;
-            w.active.min_ts = w.active.min_ts.min(p.ts);
-            w.active.max_ts = w.active.max_ts.max(p.ts);
-            w.prev = mac;
-            w.next_seq += 1;
+            let (seq, mac) = write_one(inner, w, &p.payload, &p.digest, p.ts)?;
             receipts.push(Receipt {
                 seq,
                 event_id: p.event_id,
@@ -183,23 +271,10 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
                 hash: mac,
             });
         }
-        w.active.map.publish(w.active.offset);
-        w.since_checkpoint += receipts.len() as u64;
-        let every = inner.opts.checkpoint_every;
-        let want = every > 0 && w.since_checkpoint >= every;
-        if want {
-            w.since_checkpoint = 0;
-        }
+        let want = finish_locked(inner, w, receipts.len() as u64);
         (w.next_seq - 1, want)
     };
-    if inner.opts.durability == Durability::Sync {
-        sync_to(inner, last_seq)?;
-    }
-    if want_checkpoint {
-        if let Some(wk) = inner.worker.lock().as_ref() {
-            wk.send(Msg::Checkpoint);
-        }
-    }
+    after_append(inner, last_seq, want)?;
     Ok(receipts)
 }
 
@@ -328,8 +403,8 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
         segs.retain(|s| !Arc::ptr_eq(s, &old.seg) || old.count > 0);
         segs.push(w.active.seg.clone());
     }
+    w.spare_asked = false;
     if let Some(wk) = inner.worker.lock().as_ref() {
-        wk.send(Msg::PrepareSpare(size));
         if old.count > 0 {
             wk.send(Msg::Seal(super::worker::SealJob::from_active(&old, w.prev)));
         }
