@@ -35,6 +35,8 @@ mod codec;
 mod config;
 mod error;
 mod event;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod format;
 mod log;
 mod mmap;

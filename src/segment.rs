@@ -47,6 +47,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// through a map never allocate blocks (a full disk fails here, not as SIGBUS later) and
 /// `fdatasync` after an append has no metadata to commit.
 pub fn preallocate_zeroed(path: &Path, size: u64) -> Result<File> {
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::hit(crate::failpoints::Point::CreateSegment).map_err(|e| Error::io("creating segment", path, e))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -336,6 +336,12 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
     } else {
         0
     };
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::hit(crate::failpoints::Point::Sync).map_err(|e| {
+        let err = Error::io("syncing", &path, e);
+        inner.poison.set(&err);
+        err
+    })?;
     let res = match inner.opts.effective_write_path() {
         WritePath::Pwrite => file.sync_data(),
         _ => map.flush_range(from, end - from),
