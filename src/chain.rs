@@ -7,7 +7,8 @@
 //! ```
 //!
 //! This module knows nothing about files. The keyed MAC state is prepared once per key and
-//! cloned for every record, so a chain step costs two SHA-256 compressions over 80 bytes.
+//! cloned for every record, so a chain step costs three SHA-256 compressions (two for the
+//! 80-byte inner message, one for the outer hash).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

@@ -88,6 +88,9 @@ impl Checkpoint {
         if self.count != self.seq + 1 {
             return Err(bad("count does not match seq"));
         }
+        if self.time != format_ts(self.time_ns) {
+            return Err(bad("time does not match time_ns"));
+        }
         let want = Self::compute_mac(chain, &log_id, self.seq, &hash, self.count, self.time_ns);
         if !crate::chain::ct_eq(&want, &mac) {
             return Err(bad(
@@ -116,8 +119,19 @@ pub fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
     OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .open(&path)
         .and_then(|mut f| {
+            // A torn last line (a crash mid-append) is terminated first, so that it stays
+            // one unreadable line instead of swallowing this checkpoint too.
+            let len = f.metadata()?.len();
+            if len > 0 {
+                let mut last = [0u8; 1];
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut last, len - 1)?;
+                if last[0] != b'\n' {
+                    line.insert(0, '\n');
+                }
+            }
             f.write_all(line.as_bytes())?;
             f.sync_data()
         })
@@ -125,7 +139,7 @@ pub fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
 }
 
 /// What was read from a checkpoint log.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckpointLog {
     pub checkpoints: Vec<Checkpoint>,
     /// Lines that did not parse: (line number, problem). A final line without a newline is a

@@ -14,8 +14,8 @@ pub struct Config {
     pub audit_logs: AuditConfig,
 }
 
-/// The `audit_logs` section.
-#[derive(Debug, Clone, Deserialize)]
+/// The `audit_logs` section. Its `Debug` output never shows `hmac_key`.
+#[derive(Clone, Deserialize)]
 pub struct AuditConfig {
     /// When true, audit logging is off: the CLI refuses to append.
     #[serde(default)]
@@ -33,6 +33,18 @@ pub struct AuditConfig {
 
 fn default_key() -> String {
     "env.AUDIT_HMAC_KEY".to_string()
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.hmac_key.starts_with("env.") { self.hmac_key.as_str() } else { "<redacted>" };
+        f.debug_struct("AuditConfig")
+            .field("disabled", &self.disabled)
+            .field("hmac_key", &key)
+            .field("retention_days", &self.retention_days)
+            .field("archive_days", &self.archive_days)
+            .finish()
+    }
 }
 
 impl Default for AuditConfig {

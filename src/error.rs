@@ -84,6 +84,16 @@ pub enum Error {
     #[error("checkpoint: {0}")]
     BadCheckpoint(String),
 
+    /// A batch failed part-way: the events in `appended` were written (they are valid
+    /// records of the log, durable under the log's durability only if this error came after
+    /// their sync), the rest were not.
+    #[error("batch interrupted after {} events were appended: {source}", appended.len())]
+    BatchInterrupted {
+        appended: Vec<crate::Receipt>,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Encoding or decoding of a payload failed.
     #[error("codec: {0}")]
     Codec(String),

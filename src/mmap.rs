@@ -33,11 +33,12 @@ impl ReadMap {
         if file.metadata()?.len() == 0 {
             return Ok(ReadMap { map: None });
         }
-        // SAFETY: the mapping is read-only and is only created for sealed segments, which
-        // auditlog never modifies or truncates in place (compaction writes a new file and
-        // renames it over the old one, which leaves existing maps of the old inode valid).
-        // Another program truncating the file while it is mapped would make reads fault; the
-        // directory lock keeps other auditlog writers away and docs/FORMAT.md states the
+        // SAFETY: the mapping is read-only. It is created for sealed segments, which auditlog
+        // never modifies or truncates (a sealed file is immutable until it is deleted, and
+        // unlinking leaves existing maps valid), and, by a writer holding the directory lock,
+        // for unsealed segments during recovery, which nothing else writes while the lock is
+        // held. Another program truncating a mapped file would make reads fault: the
+        // directory lock keeps other auditlog writers away, and docs/FORMAT.md states the
         // assumption that nothing else edits the data directory in place.
         let map = unsafe { Mmap::map(file)? };
         Ok(ReadMap { map: Some(map) })
@@ -134,9 +135,10 @@ impl SharedMap {
             "write of {len} bytes at {off} outside the writable region [{committed}, {})",
             self.len
         );
-        // SAFETY: as in `write`: the range is inside the mapping, beyond the committed length
-        // (so no reader has a slice over it) and `write_lock` is held, so this is the only
-        // live reference to these bytes for the duration of `fill`.
+        // SAFETY: the range is inside the mapping (checked above) and at or beyond the committed
+        // length, so no reader holds a slice over it (readers only get `committed()`), and
+        // `write_lock` is held, so this is the only live reference to these bytes for the
+        // duration of `fill`.
         let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), len) };
         fill(dst);
     }

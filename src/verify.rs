@@ -140,7 +140,8 @@ fn verify_segment(
     progress: &AtomicU64,
 ) -> SegResult {
     let bytes = seg.file_bytes();
-    let name_seq = seg.header.first_seq;
+    let file_name = seg.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name_seq = crate::segment::parse_segment_name(&file_name).unwrap_or(seg.header.first_seq);
     let mut r = SegResult {
         first_seq: name_seq,
         count: 0,
@@ -179,7 +180,18 @@ fn verify_segment(
         ));
         return r;
     }
+    if header.first_seq != name_seq {
+        r.failure = Some(fail(
+            FailureKind::CorruptFrame,
+            Some(name_seq),
+            seg,
+            Some(32),
+            format!("header says first seq {}, the file name says {name_seq}", header.first_seq),
+        ));
+        return r;
+    }
     let mut prev = header.prev_hash;
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
     let mut expected = header.first_seq;
     let mut off = HEADER_LEN;
     let mut batch = 0u64;
@@ -221,6 +233,8 @@ fn verify_segment(
                     r.found.push((f.seq, f.mac));
                 }
                 prev = f.mac;
+                min_ts = min_ts.min(f.ts);
+                max_ts = max_ts.max(f.ts);
                 r.last_seq = Some(f.seq);
                 r.last_mac = Some(f.mac);
                 r.count += 1;
@@ -240,6 +254,8 @@ fn verify_segment(
                             && ft.count == r.count
                             && ft.first_seq == header.first_seq
                             && Some(ft.last_seq) == r.last_seq
+                            && ft.min_ts == min_ts
+                            && ft.max_ts == max_ts
                             && r.last_mac.is_some_and(|m| ct_eq(&m, &ft.last_mac));
                         if !consistent {
                             r.failure = Some(fail(
@@ -302,23 +318,28 @@ pub(crate) fn verify_log(
 ) -> Result<VerifyReport> {
     // Checkpoints are read before the segment snapshot is taken, so each one covers records
     // that are already in the snapshot.
-    let mut checkpoints: Vec<(Checkpoint, bool)> = if inner.read_only {
-        inner
-            .ro_checkpoints
-            .iter()
-            .cloned()
-            .map(|c| (c, false))
-            .collect()
+    let cp_log = if inner.read_only {
+        inner.ro_checkpoints.clone()
     } else {
         crate::checkpoint::read_log(&inner.dir)?
-            .checkpoints
-            .into_iter()
-            .map(|c| (c, false))
-            .collect()
     };
+    let mut warnings = Vec::new();
+    for (line, problem) in &cp_log.bad_lines {
+        warnings.push(format!(
+            "{} line {line} is not a checkpoint and was skipped: {problem}",
+            crate::checkpoint::CHECKPOINT_FILE
+        ));
+    }
+    if cp_log.torn_last_line {
+        warnings.push(format!(
+            "{} ends with a torn line (a crash while appending a checkpoint); it was skipped",
+            crate::checkpoint::CHECKPOINT_FILE
+        ));
+    }
+    let mut checkpoints: Vec<(Checkpoint, bool)> =
+        cp_log.checkpoints.into_iter().map(|c| (c, false)).collect();
     checkpoints.extend(external.iter().cloned().map(|c| (c, true)));
     let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
-    let mut warnings = Vec::new();
     let mut first_failure: Option<Failure> = None;
 
     // Check checkpoint signatures up front and collect the seqs they name.

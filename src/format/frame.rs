@@ -25,6 +25,8 @@ pub const FRAME_FLAG_REDACTED: u16 = 1;
 pub const MAX_FRAME_PAYLOAD: u32 = 16 << 20;
 
 const LEN_SALT: u32 = 0x5EA1_F00D;
+/// Flag bits a version-1 reader accepts.
+const KNOWN_FLAGS: u16 = 0;
 
 /// Total size of a frame with a payload of `payload_len` bytes.
 pub const fn frame_len(payload_len: usize) -> usize {
@@ -60,6 +62,8 @@ pub enum FrameError {
     Checksum,
     /// The bytes are the segment footer, not a record.
     Footer,
+    /// The CRC matches but flags or reserved bytes hold values this version never writes.
+    Unknown,
 }
 
 impl std::fmt::Display for FrameError {
@@ -70,6 +74,7 @@ impl std::fmt::Display for FrameError {
             FrameError::BadLength => "frame length field fails its check",
             FrameError::Checksum => "frame checksum mismatch",
             FrameError::Footer => "segment footer",
+            FrameError::Unknown => "frame has flags or reserved bytes this version never writes",
         })
     }
 }
@@ -133,8 +138,12 @@ pub fn decode_frame(b: &[u8]) -> Result<Frame<'_>, FrameError> {
     if crc != crc32fast::hash(&b[..60 + n]) {
         return Err(FrameError::Checksum);
     }
+    let flags = le_u16(b, 8);
+    if flags & !KNOWN_FLAGS != 0 || b[10..12] != [0, 0] {
+        return Err(FrameError::Unknown);
+    }
     Ok(Frame {
-        flags: le_u16(b, 8),
+        flags,
         seq: le_u64(b, 12),
         ts: le_i64(b, 20),
         payload: &b[28..28 + n],

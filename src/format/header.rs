@@ -77,13 +77,18 @@ impl SegmentHeader {
         if &b[0..7] != MAGIC_PREFIX {
             return Err(HeaderError::BadMagic);
         }
+        // The version is checked before the checksum, so that a file of another version is
+        // reported as such rather than as corruption.
+        let version = b[7] as u16;
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::Version(version));
+        }
         let crc = le_u32(b, 124);
         if crc != crc32fast::hash(&b[0..124]) {
             return Err(HeaderError::Checksum);
         }
-        let version = b[7] as u16;
-        if version != FORMAT_VERSION || le_u16(b, 8) as usize != HEADER_LEN {
-            return Err(HeaderError::Version(version));
+        if le_u16(b, 8) as usize != HEADER_LEN || b[12..16] != [0; 4] || b[80..124].iter().any(|&x| x != 0) {
+            return Err(HeaderError::Checksum);
         }
         Ok(SegmentHeader {
             version,

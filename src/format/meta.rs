@@ -36,18 +36,18 @@ impl Meta {
 
     /// Decodes the meta file; the error says what is wrong.
     pub fn decode(b: &[u8]) -> Result<Meta, String> {
-        if b.len() != META_LEN {
-            return Err(format!("expected {META_LEN} bytes, found {}", b.len()));
-        }
-        if &b[0..8] != META_MAGIC {
+        if b.len() < 10 || &b[0..8] != META_MAGIC {
             return Err("bad magic".into());
-        }
-        if le_u32(b, 72) != crc32fast::hash(&b[..72]) {
-            return Err("checksum mismatch".into());
         }
         let version = le_u16(b, 8);
         if version != FORMAT_VERSION {
             return Err(format!("unsupported format version {version}"));
+        }
+        if b.len() != META_LEN {
+            return Err(format!("expected {META_LEN} bytes, found {}", b.len()));
+        }
+        if le_u32(b, 72) != crc32fast::hash(&b[..72]) {
+            return Err("checksum mismatch".into());
         }
         Ok(Meta {
             version,

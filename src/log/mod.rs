@@ -110,7 +110,7 @@ pub(crate) struct Inner {
     pub(crate) worker: Mutex<Option<worker::WorkerHandle>>,
     pub(crate) spare: Mutex<Option<writer::Spare>>,
     /// For read-only opens: checkpoints read before the segments were loaded.
-    pub(crate) ro_checkpoints: Vec<Checkpoint>,
+    pub(crate) ro_checkpoints: crate::checkpoint::CheckpointLog,
     pub(crate) recovery: RecoveryReport,
     /// Seq of the last checkpoint written by this process (u64::MAX = none).
     pub(crate) last_checkpoint_seq: AtomicU64,

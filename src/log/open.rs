@@ -59,7 +59,17 @@ fn load_meta(dir: &Path, chain: &Chain) -> Result<Option<Meta>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("reading", &path, e)),
     };
-    let meta = Meta::decode(&bytes).map_err(|d| corrupt(&path, 0, d))?;
+    let meta = Meta::decode(&bytes).map_err(|d| {
+        if d.starts_with("unsupported format version") {
+            Error::UnsupportedVersion {
+                file: path.clone(),
+                found: u16::from_le_bytes([bytes[8], bytes[9]]),
+                supported: FORMAT_VERSION,
+            }
+        } else {
+            corrupt(&path, 0, d)
+        }
+    })?;
     if !ct_eq(&chain.key_check(&meta.log_id), &meta.key_check) {
         return Err(Error::WrongKey {
             log_id: hex(&meta.log_id),
@@ -72,7 +82,14 @@ fn read_header(path: &Path, file: &File) -> Result<SegmentHeader> {
     let mut b = [0u8; HEADER_LEN];
     file.read_exact_at(&mut b, 0)
         .map_err(|e| Error::io("reading segment header of", path, e))?;
-    SegmentHeader::decode(&b).map_err(|e| corrupt(path, 0, e.to_string()))
+    SegmentHeader::decode(&b).map_err(|e| match e {
+        crate::format::HeaderError::Version(found) => Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        },
+        other => corrupt(path, 0, other.to_string()),
+    })
 }
 
 /// The footer of a sealed segment, read with `pread` (no map: an unsealed file may be
@@ -189,13 +206,11 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             .map_err(|e| Error::io("opening segment", &path, e))?;
         let header = read_header(&path, &file)?;
         check_header(&path, &header, name_seq, &log_id)?;
-        if !segments.is_empty() || header.first_seq != 0 {
-            if header.first_seq != next_seq {
-                return Err(corrupt(&path, 32, format!("segment starts at seq {} but the previous one ends before seq {next_seq}: records are missing; run `auditlog verify`", header.first_seq)));
-            }
-            if !ct_eq(&header.prev_hash, &prev) {
-                return Err(corrupt(&path, 48, "segment does not continue the chain of the previous segment; run `auditlog verify`"));
-            }
+        if header.first_seq != next_seq {
+            return Err(corrupt(&path, 32, format!("segment starts at seq {} but the log continues at seq {next_seq}: records are missing; run `auditlog verify`", header.first_seq)));
+        }
+        if !ct_eq(&header.prev_hash, &prev) {
+            return Err(corrupt(&path, 48, "segment does not continue the chain (of the previous segment, or the log's genesis value); run `auditlog verify`"));
         }
         if let Some(footer) = read_footer(&file) {
             if footer.first_seq != header.first_seq {
@@ -290,8 +305,9 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             report.sealed_on_open.push(name);
             segments.push(sealed_segment(path, &file, header, footer)?);
         } else {
-            // An empty, unsealed, non-last segment holds nothing: remove it.
-            fs::remove_file(&path).map_err(|e| Error::io("removing empty segment", &path, e))?;
+            // A roll never leaves an empty segment behind another one (an empty active
+            // segment is replaced under the same name), so this is damage: refuse.
+            return Err(corrupt(&path, HEADER_LEN as u64, "segment without records followed by later segments; run `auditlog verify`"));
         }
     }
     let active = match active {
@@ -334,7 +350,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         poison: Poison::default(),
         worker: Mutex::new(None),
         spare: Mutex::new(None),
-        ro_checkpoints: Vec::new(),
+        ro_checkpoints: Default::default(),
         recovery: report,
         last_checkpoint_seq: AtomicU64::new(u64::MAX),
     });
@@ -374,7 +390,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     let segments = load_segments_read_only(dir)?;
     let mut inner = Inner::bare(dir, opts, chain, meta.log_id);
     inner.segments = RwLock::new(segments);
-    inner.ro_checkpoints = cps.checkpoints;
+    inner.ro_checkpoints = cps;
     Ok(Log::from_inner(Arc::new(inner)))
 }
 
@@ -443,7 +459,7 @@ impl Inner {
             poison: Poison::default(),
             worker: Mutex::new(None),
             spare: Mutex::new(None),
-            ro_checkpoints: Vec::new(),
+            ro_checkpoints: Default::default(),
             recovery: RecoveryReport::default(),
             last_checkpoint_seq: AtomicU64::new(u64::MAX),
         }

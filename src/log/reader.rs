@@ -58,11 +58,22 @@ impl Iterator for RecordIter {
             };
             let f = match decode_frame(rest) {
                 Ok(f) => f,
-                Err(_) => {
-                    // The end of this segment's valid records.
+                Err(crate::format::FrameError::Zero) if rest.iter().all(|&b| b == 0) => {
                     self.seg += 1;
                     self.off = HEADER_LEN;
                     continue;
+                }
+                Err(e) => {
+                    // Every byte below the committed end is a frame: this is damage. Report
+                    // it once, then go on with the next segment.
+                    let at = self.off;
+                    self.seg += 1;
+                    self.off = HEADER_LEN;
+                    return Some(Err(Error::Corrupt {
+                        file: seg.path.clone(),
+                        offset: at as u64,
+                        detail: format!("{e}; run `auditlog verify`"),
+                    }));
                 }
             };
             let at = self.off;

@@ -114,8 +114,10 @@ fn tick_of(inner: &Inner) -> Duration {
 
 fn run(ctx: Ctx, rx: Receiver<Msg>) {
     let tick = tick_of(&ctx.inner);
-    let mut last_checkpoint = Instant::now();
-    let mut last_sync = Instant::now();
+    let mut timers = Timers {
+        last_checkpoint: Instant::now(),
+        last_sync: Instant::now(),
+    };
     loop {
         match rx.recv_timeout(tick) {
             Ok(Msg::Seal(job)) => {
@@ -126,24 +128,34 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
             Ok(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
             Ok(Msg::Checkpoint) => {
                 let _ = periodic_checkpoint(&ctx.inner);
-                last_checkpoint = Instant::now();
+                timers.last_checkpoint = Instant::now();
             }
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {
-                let inner = &ctx.inner;
-                if let Durability::Interval(d) = inner.opts.durability {
-                    if last_sync.elapsed() >= d {
-                        let _ = writer::sync_all(inner);
-                        last_sync = Instant::now();
-                    }
-                }
-                if last_checkpoint.elapsed() >= inner.opts.checkpoint_interval {
-                    let _ = periodic_checkpoint(inner);
-                    last_checkpoint = Instant::now();
-                }
-                roll_if_old(inner);
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // Timed work runs after every wake-up, so a steady stream of messages cannot starve it.
+        timers.run_due(&ctx.inner);
+    }
+}
+
+struct Timers {
+    last_checkpoint: Instant,
+    last_sync: Instant,
+}
+
+impl Timers {
+    fn run_due(&mut self, inner: &Inner) {
+        if let Durability::Interval(d) = inner.opts.durability {
+            if self.last_sync.elapsed() >= d {
+                let _ = writer::sync_all(inner);
+                self.last_sync = Instant::now();
             }
         }
+        if self.last_checkpoint.elapsed() >= inner.opts.checkpoint_interval {
+            let _ = periodic_checkpoint(inner);
+            self.last_checkpoint = Instant::now();
+        }
+        roll_if_old(inner);
     }
 }
 

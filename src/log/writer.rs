@@ -153,10 +153,9 @@ fn write_one(inner: &Inner, w: &mut WriterState, payload: &[u8], digest: &Hash, 
     let mac = inner.chain.step(&w.prev, seq, ts, digest);
     let flen = frame_len(payload.len());
     if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
-        if let Err(e) = roll(inner, w, flen) {
-            w.active.map.publish(w.active.offset);
-            return Err(e);
-        }
+        // Readers must see every record of the old segment before it is handed to the sealer.
+        w.active.map.publish(w.active.offset);
+        roll(inner, w, flen)?;
     }
     let off = w.active.offset;
     match inner.opts.effective_write_path() {
@@ -263,7 +262,17 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
         let w = guard.as_mut().ok_or(Error::ReadOnly)?;
         inner.poison.check()?;
         for p in prepared {
-            let (seq, mac) = write_one(inner, w, &p.payload, &p.digest, p.ts)?;
+            let (seq, mac) = match write_one(inner, w, &p.payload, &p.digest, p.ts) {
+                Ok(x) => x,
+                Err(e) if receipts.is_empty() => return Err(e),
+                Err(e) => {
+                    w.active.map.publish(w.active.offset);
+                    return Err(Error::BatchInterrupted {
+                        appended: receipts,
+                        source: Box::new(e),
+                    });
+                }
+            };
             receipts.push(Receipt {
                 seq,
                 event_id: p.event_id,
@@ -401,7 +410,14 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
         std::fs::remove_file(&w.active.path)
             .map_err(|e| Error::io("removing empty segment", &w.active.path, e))?;
     }
-    let spare = inner.spare.lock().take().filter(|s| s.size == size);
+    let spare = match inner.spare.lock().take() {
+        Some(s) if s.size == size => Some(s),
+        Some(s) => {
+            let _ = std::fs::remove_file(&s.path);
+            None
+        }
+        None => None,
+    };
     let new = create_segment(inner, &header, size, spare)?;
     let old = std::mem::replace(&mut w.active, new);
     {
@@ -437,10 +453,18 @@ pub(crate) fn create_segment(
             s.file
         }
         None => {
-            let f = segment::preallocate_zeroed(&path, size)?;
+            // Filled and given its header under a temporary name, so that a crash never
+            // leaves a header-less file under a segment name.
+            let tmp = inner.dir.join(format!("{}.tmp", segment::segment_name(header.first_seq)));
+            let _ = std::fs::remove_file(&tmp);
+            let f = segment::preallocate_zeroed(&tmp, size)?;
             f.write_all_at(&hdr, 0)
                 .and_then(|_| f.sync_data())
-                .map_err(|e| Error::io("writing segment header", &path, e))?;
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    Error::io("installing segment", &path, e)
+                })?;
             f
         }
     };
