@@ -62,7 +62,7 @@ pub struct SharedMap {
 
 // SAFETY: `ptr` points into `map`, which lives as long as `self`. Shared access is sound
 // because reads are confined to `[0, committed)` and writes to `[committed, len)` (checked at
-// runtime in `write`), writes are serialized by `write_lock`, and `committed` is published with
+// runtime in `write_with`), writes are serialized by `write_lock`, and `committed` is published with
 // Release after a write and read with Acquire before a read, so a reader never observes a
 // byte that is still being written.
 unsafe impl Send for SharedMap {}
