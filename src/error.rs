@@ -94,6 +94,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A query parameter is invalid; `param` names it.
+    #[error("invalid query parameter `{param}`: {message}")]
+    InvalidQuery { param: String, message: String },
+
     /// Encoding or decoding of a payload failed.
     #[error("codec: {0}")]
     Codec(String),

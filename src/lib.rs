@@ -35,11 +35,14 @@ mod codec;
 mod config;
 mod error;
 mod event;
+mod export;
 #[cfg(feature = "failpoints")]
 pub mod failpoints;
 pub mod format;
+mod index;
 mod log;
 mod mmap;
+mod query;
 pub mod sample;
 mod segment;
 mod verify;
@@ -53,4 +56,6 @@ pub use log::{
     Durability, Log, Options, Receipt, Record, RecordIter, RecoveryReport, Stats, TornTail,
     WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
+pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
+pub use query::{parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

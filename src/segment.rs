@@ -100,6 +100,11 @@ pub struct Segment {
     /// For `Loaded` and `Sealed`: the end of the records (start of the footer, or of the
     /// unwritten tail). For `Active` the map's committed length is used instead.
     pub records_end: usize,
+    /// The segment's secondary index.
+    pub index: crate::index::Slot,
+    /// Whether a rebuilt index may be written back to its side file (the process holds the
+    /// directory's write lock).
+    pub index_writable: bool,
 }
 
 impl Segment {
@@ -119,6 +124,56 @@ impl Segment {
             SegmentData::Active(m) => m.committed(),
             SegmentData::Sealed(m) => m.bytes(),
             SegmentData::Loaded(v) => v,
+        }
+    }
+
+    /// Path of the index side file.
+    pub fn index_path(&self) -> PathBuf {
+        self.path.with_extension(crate::index::INDEX_EXT)
+    }
+
+    /// Runs `f` on this segment's index, building, loading or catching it up first. A
+    /// missing, stale or damaged side file is rebuilt from the segment (and rewritten when
+    /// the process holds the write lock).
+    pub fn with_index<R>(&self, f: impl FnOnce(&crate::index::SegIndex) -> R) -> Result<R> {
+        use crate::index::Slot;
+        match &self.index {
+            Slot::Active(a) => a.with(self.bytes(), f),
+            Slot::Lazy(cell) => {
+                if let Some(idx) = cell.get() {
+                    return Ok(f(idx));
+                }
+                let idx = Arc::new(self.load_or_build_index()?);
+                let idx = cell.get_or_init(|| idx);
+                Ok(f(idx))
+            }
+        }
+    }
+
+    fn load_or_build_index(&self) -> Result<crate::index::SegIndex> {
+        if let Some(ft) = &self.footer {
+            if let Ok(bytes) = fs::read(self.index_path()) {
+                if let Ok(idx) = crate::index::decode_file(&bytes, ft.first_seq, ft.count, ft.records_end, &ft.last_mac) {
+                    return Ok(idx);
+                }
+            }
+        }
+        let idx = crate::index::build(self.bytes(), self.header.first_seq)?;
+        if let (Some(ft), true) = (&self.footer, self.index_writable) {
+            let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac);
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            let name = self.index_path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            // Best effort: the rebuilt index is used from memory even if it cannot be saved.
+            let _ = write_atomic(dir, &name, &bytes);
+        }
+        Ok(idx)
+    }
+
+    /// Heap bytes of this segment's index if it is in memory (it is not loaded for this).
+    pub fn index_memory(&self) -> usize {
+        match &self.index {
+            crate::index::Slot::Active(a) => a.heap_bytes(),
+            crate::index::Slot::Lazy(cell) => cell.get().map_or(0, |i| i.heap_bytes()),
         }
     }
 

@@ -61,6 +61,11 @@ pub struct Stats {
     pub bytes: u64,
     /// Bytes of headers, records and footers actually written.
     pub data_bytes: u64,
+    /// Bytes of index side files on disk.
+    pub index_file_bytes: u64,
+    /// Heap bytes of the indexes currently in memory (the active segment's, and sealed
+    /// segments' once a query has loaded them).
+    pub index_memory_bytes: u64,
     pub log_id: String,
     pub read_only: bool,
     pub durable_seq: Option<u64>,
@@ -216,6 +221,30 @@ impl Log {
             .map(|r| r.filter(|r| r.seq == seq))
     }
 
+    /// Answers a query with one page of results in the seed's response shape. Each event
+    /// carries its `seq` and `verification {hash, verified}` (its MAC rechecked).
+    pub fn query(&self, q: &crate::Query) -> Result<crate::Page> {
+        crate::query::run(&self.inner, q)
+    }
+
+    /// Streams every event matching `q` (its filters and order; not its limit or cursor) to
+    /// `out` as JSON Lines or CSV, in log order (`Order::Asc`) or reverse log order, in
+    /// constant memory, rechecking each record's MAC. The summary says how many verified.
+    pub fn export(&self, q: &crate::Query, format: crate::ExportFormat, out: &mut dyn std::io::Write) -> Result<crate::ExportSummary> {
+        crate::export::export(&self.inner, q, format, out, None)
+    }
+
+    /// Like [`export`](Self::export), calling `progress(records_written)` as it goes.
+    pub fn export_with_progress(
+        &self,
+        q: &crate::Query,
+        format: crate::ExportFormat,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<crate::ExportSummary> {
+        crate::export::export(&self.inner, q, format, out, Some(progress))
+    }
+
     /// Counts and files.
     pub fn stats(&self) -> Result<Stats> {
         reader::stats(&self.inner)
@@ -234,6 +263,11 @@ impl Log {
     /// Hex of this log's random 16-byte id.
     pub fn log_id(&self) -> String {
         crate::chain::hex(&self.inner.log_id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_segments(&self) -> Vec<Arc<Segment>> {
+        self.inner.segments.read().clone()
     }
 
     /// Seq the next append will get.

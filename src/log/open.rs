@@ -142,6 +142,8 @@ fn sealed_segment(
         footer: Some(footer),
         data: SegmentData::Sealed(map),
         records_end: footer.records_end as usize,
+        index: crate::index::Slot::lazy(),
+        index_writable: true,
     }))
 }
 
@@ -438,6 +440,8 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
             footer,
             data,
             records_end,
+            index: crate::index::Slot::lazy(),
+            index_writable: false,
         }));
     }
     Ok(out)

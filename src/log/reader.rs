@@ -121,6 +121,8 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
     let mut bytes = 0u64;
     let mut data_bytes = 0u64;
     let mut files = Vec::new();
+    let mut index_file_bytes = 0u64;
+    let mut index_memory_bytes = 0u64;
     for s in &segs {
         let (first, last, count) = match &s.footer {
             Some(f) => (Some(f.first_seq), Some(f.last_seq), f.count),
@@ -141,6 +143,8 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
         bytes += std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
         data_bytes += s.file_bytes().len() as u64;
         files.push(s.file_name());
+        index_file_bytes += std::fs::metadata(s.index_path()).map(|m| m.len()).unwrap_or(0);
+        index_memory_bytes += s.index_memory() as u64;
     }
     let durable = inner
         .sync
@@ -154,6 +158,8 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
         segment_files: files,
         bytes,
         data_bytes,
+        index_file_bytes,
+        index_memory_bytes,
         log_id: crate::chain::hex(&inner.log_id),
         read_only: inner.read_only,
         durable_seq: if inner.read_only {

@@ -219,6 +219,22 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     checkpoint::append(&ctx.dir, &cp)?;
     segment::sync_dir(&ctx.dir)?;
     let inner = &ctx.inner;
+    // The index is derived data: a failure to build or save it never fails the seal (a
+    // missing side file is rebuilt on first use).
+    let index = match &job.seg.index {
+        crate::index::Slot::Active(a) => a.snapshot(job.seg.bytes()).ok(),
+        crate::index::Slot::Lazy(_) => None,
+    };
+    let slot = match index {
+        Some(idx) => {
+            let bytes = crate::index::encode_file(&idx, job.footer.records_end, &job.footer.last_mac);
+            let name = job.path.with_extension(crate::index::INDEX_EXT);
+            let name = name.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let _ = segment::write_atomic(&ctx.dir, &name, &bytes);
+            crate::index::Slot::ready(Arc::new(idx))
+        }
+        None => crate::index::Slot::lazy(),
+    };
     let map = ReadMap::new(&job.file).map_err(|e| Error::io("mapping", &job.path, e))?;
     let sealed = Arc::new(Segment {
         path: job.path.clone(),
@@ -226,6 +242,8 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
         footer: Some(job.footer),
         data: SegmentData::Sealed(map),
         records_end: job.footer.records_end as usize,
+        index: slot,
+        index_writable: true,
     });
     let mut segs = inner.segments.write();
     if let Some(slot) = segs.iter_mut().find(|s| Arc::ptr_eq(s, &job.seg)) {

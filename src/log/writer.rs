@@ -490,6 +490,8 @@ pub(crate) fn activate(
         footer: None,
         data: SegmentData::Active(map.clone()),
         records_end: committed,
+        index: crate::index::Slot::Active(crate::index::ActiveIndex::new(header.first_seq)),
+        index_writable: true,
     });
     Ok(Active {
         seg,
