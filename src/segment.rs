@@ -274,7 +274,7 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> TailScan {
                 s.end += f.len;
                 expected += 1;
             }
-            Err(FrameError::Zero) if rest.iter().all(|&b| b == 0) => return s,
+            Err(FrameError::Zero) if crate::format::is_zero(rest) => return s,
             Err(FrameError::Footer) => {
                 s.stop = match Footer::decode(rest) {
                     Some(footer) => ScanStop::Footer(footer),

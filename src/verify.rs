@@ -246,7 +246,7 @@ fn verify_segment(
                     batch = 0;
                 }
             }
-            Err(FrameError::Zero) if rest.iter().all(|&b| b == 0) => break,
+            Err(FrameError::Zero) if crate::format::is_zero(rest) => break,
             Err(FrameError::Footer) => {
                 match Footer::decode(rest) {
                     Some(ft) => {
@@ -266,7 +266,7 @@ fn verify_segment(
                                 "footer does not match the records before it".into(),
                             ));
                         } else if rest.len() > crate::format::FOOTER_LEN
-                            && !rest[crate::format::FOOTER_LEN..].iter().all(|&b| b == 0)
+                            && !crate::format::is_zero(&rest[crate::format::FOOTER_LEN..])
                         {
                             r.failure = Some(fail(
                                 FailureKind::CorruptFrame,

@@ -19,6 +19,13 @@ pub use meta::{Meta, META_LEN};
 /// The on-disk format version written by this build. Bump on any layout change.
 pub const FORMAT_VERSION: u16 = 1;
 
+/// True when every byte is zero; compares a page at a time (memcmp), which matters when
+/// checking the preallocated tail of a 64 MiB segment.
+pub fn is_zero(b: &[u8]) -> bool {
+    const Z: [u8; 4096] = [0; 4096];
+    b.chunks(Z.len()).all(|c| c == &Z[..c.len()])
+}
+
 /// Little-endian readers over a slice whose length the caller has already checked.
 pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])

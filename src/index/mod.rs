@@ -214,7 +214,7 @@ impl ActiveIndex {
 /// Where a segment's index comes from.
 pub enum Slot {
     /// The active segment: in memory, caught up on read.
-    Active(ActiveIndex),
+    Active(Box<ActiveIndex>),
     /// Sealed or loaded segments: built or loaded once, on first use.
     Lazy(OnceLock<Arc<SegIndex>>),
 }

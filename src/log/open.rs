@@ -347,6 +347,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             since_checkpoint: 0,
             frame_buf: Vec::new(),
             spare_asked: false,
+            unsynced: Vec::new(),
         })),
         sync: SyncState::new(next_seq, seg_first, synced),
         poison: Poison::default(),

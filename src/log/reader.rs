@@ -58,7 +58,7 @@ impl Iterator for RecordIter {
             };
             let f = match decode_frame(rest) {
                 Ok(f) => f,
-                Err(crate::format::FrameError::Zero) if rest.iter().all(|&b| b == 0) => {
+                Err(crate::format::FrameError::Zero) if crate::format::is_zero(rest) => {
                     self.seg += 1;
                     self.off = HEADER_LEN;
                     continue;
@@ -141,7 +141,10 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
         }
         events += count;
         bytes += std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
-        data_bytes += s.file_bytes().len() as u64;
+        data_bytes += match &s.footer {
+            Some(_) => s.file_bytes().len(),
+            None => s.bytes().len(),
+        } as u64;
         files.push(s.file_name());
         index_file_bytes += std::fs::metadata(s.index_path()).map(|m| m.len()).unwrap_or(0);
         index_memory_bytes += s.index_memory() as u64;

@@ -46,6 +46,10 @@ pub(crate) struct WriterState {
     pub(crate) prev: Hash,
     pub(crate) since_checkpoint: u64,
     pub(crate) frame_buf: Vec<u8>,
+    /// Rolled segments not yet synced (non-`Sync` durabilities defer that to the sealer);
+    /// a sync leader syncs them before the active segment, so a checkpoint never covers an
+    /// unsynced record.
+    pub(crate) unsynced: Vec<(Arc<File>, PathBuf)>,
     /// Whether the worker was asked to prepare the next segment's file yet. It is asked once
     /// the active segment is half full, so the spare is ready before the roll and its zero
     /// fill does not compete with a freshly opened log.
@@ -128,10 +132,13 @@ fn check_size(inner: &Inner, payload: &[u8]) -> Result<()> {
 
 fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
     let (ts, event_id) = admit(e, Some(index))?;
-    let mut details = Vec::new();
-    let mut payload = Vec::new();
-    codec::encode_event_into(e, &event_id, &mut details, &mut payload)?;
-    check_size(inner, &payload)?;
+    let payload = SCRATCH.with(|cell| -> Result<Vec<u8>> {
+        let mut scratch = cell.borrow_mut();
+        let (details, buf) = &mut *scratch;
+        codec::encode_event_into(e, &event_id, details, buf)?;
+        check_size(inner, buf)?;
+        Ok(buf.as_slice().to_vec())
+    })?;
     let digest = digest(&payload);
     Ok(Prepared {
         payload,
@@ -328,9 +335,9 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
 
 /// The leader's sync, outside every lock but the writer lock's brief snapshot.
 fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64, usize, u64)> {
-    let (map, file, path, first_seq, end, upto) = {
-        let g = inner.writer.lock();
-        let w = g.as_ref().ok_or(Error::ReadOnly)?;
+    let (map, file, path, first_seq, end, upto, unsynced) = {
+        let mut g = inner.writer.lock();
+        let w = g.as_mut().ok_or(Error::ReadOnly)?;
         (
             w.active.map.clone(),
             w.active.file.clone(),
@@ -338,8 +345,16 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
             w.active.first_seq,
             w.active.offset,
             w.next_seq,
+            std::mem::take(&mut w.unsynced),
         )
     };
+    for (f, p) in &unsynced {
+        if let Err(e) = f.sync_data() {
+            let err = Error::io("syncing", p, e);
+            inner.poison.set(&err);
+            return Err(err);
+        }
+    }
     let from = if synced_seg == first_seq {
         synced_from.min(end)
     } else {
@@ -394,15 +409,20 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
         created_ns,
         prev_hash: w.prev,
     };
-    // Records of the old segment must be durable before any record of the new one can be
-    // acknowledged by a sync of the new file alone.
+    // Under `Sync`, records of the old segment must be durable before any record of the new
+    // one can be acknowledged by a sync of the new file alone (they are nearly all synced
+    // already, so this is cheap). Otherwise the sealer syncs it, or the next sync leader.
     if w.active.count > 0 {
-        w.active.file.sync_data().map_err(|e| {
-            let err = Error::io("syncing", &w.active.path, e);
-            inner.poison.set(&err);
-            err
-        })?;
-        inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
+        if inner.opts.durability == Durability::Sync {
+            w.active.file.sync_data().map_err(|e| {
+                let err = Error::io("syncing", &w.active.path, e);
+                inner.poison.set(&err);
+                err
+            })?;
+            inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
+        } else {
+            w.unsynced.push((w.active.file.clone(), w.active.path.clone()));
+        }
     }
     if w.active.count == 0 {
         // An empty active segment too small for this frame is replaced, not sealed; it holds
@@ -490,7 +510,7 @@ pub(crate) fn activate(
         footer: None,
         data: SegmentData::Active(map.clone()),
         records_end: committed,
-        index: crate::index::Slot::Active(crate::index::ActiveIndex::new(header.first_seq)),
+        index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::new(header.first_seq))),
         index_writable: true,
     });
     Ok(Active {

@@ -276,7 +276,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
                 ts: last.ts,
                 seq: last.seq,
                 snapshot,
-                page: page as u32,
+                page,
             }
             .encode(&inner.chain, &inner.log_id, &fp),
         ),
@@ -285,7 +285,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
     Ok(Page {
         total_count: total,
         returned_count: audit_logs.len(),
-        page: page as u64,
+        page: u64::from(page),
         audit_logs,
         next_page,
     })
