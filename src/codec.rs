@@ -107,11 +107,17 @@ struct StoredRef<'a> {
 /// Encodes an event (with its final id) into `out`, using `details_buf` for the details JSON.
 /// Both buffers are cleared first and keep their capacity, so a caller that reuses them does
 /// not allocate.
-pub fn encode_event_into(e: &Event, event_id: &str, details_buf: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
+pub fn encode_event_into(
+    e: &Event,
+    event_id: &str,
+    details_buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     details_buf.clear();
     out.clear();
     if !e.details.is_null() {
-        serde_json::to_writer(&mut *details_buf, &e.details).map_err(|x| Error::Codec(x.to_string()))?;
+        serde_json::to_writer(&mut *details_buf, &e.details)
+            .map_err(|x| Error::Codec(x.to_string()))?;
     }
     let details = std::str::from_utf8(details_buf).map_err(|x| Error::Codec(x.to_string()))?;
     let r = StoredRef {
@@ -128,7 +134,8 @@ pub fn encode_event_into(e: &Event, event_id: &str, details_buf: &mut Vec<u8>, o
         details,
     };
     out.push(PAYLOAD_V1);
-    bincode::serde::encode_into_std_write(&r, out, bincode::config::standard()).map_err(|x| Error::Codec(x.to_string()))?;
+    bincode::serde::encode_into_std_write(&r, out, bincode::config::standard())
+        .map_err(|x| Error::Codec(x.to_string()))?;
     Ok(())
 }
 

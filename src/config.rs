@@ -37,7 +37,11 @@ fn default_key() -> String {
 
 impl std::fmt::Debug for AuditConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = if self.hmac_key.starts_with("env.") { self.hmac_key.as_str() } else { "<redacted>" };
+        let key = if self.hmac_key.starts_with("env.") {
+            self.hmac_key.as_str()
+        } else {
+            "<redacted>"
+        };
         f.debug_struct("AuditConfig")
             .field("disabled", &self.disabled)
             .field("hmac_key", &key)

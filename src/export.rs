@@ -73,25 +73,44 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 
 fn csv_row(e: &AuditLogEntry) -> String {
     let ev = &e.event;
-    let details = if ev.details.is_null() { String::new() } else { ev.details.to_string() };
+    let details = if ev.details.is_null() {
+        String::new()
+    } else {
+        ev.details.to_string()
+    };
     let cols: [String; 15] = [
         e.seq.to_string(),
         ev.event_id.clone().unwrap_or_default(),
-        ev.timestamp.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)).unwrap_or_default(),
+        ev.timestamp
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default(),
         ev.event_type.clone(),
         ev.action.clone(),
         ev.status.clone(),
         ev.severity.as_str().to_string(),
         ev.actor.user_id.clone().unwrap_or_default(),
         ev.actor.email.clone().unwrap_or_default(),
-        ev.actor.ip_address.map(|i| i.to_string()).unwrap_or_default(),
-        ev.resource.as_ref().map(|r| r.kind.clone()).unwrap_or_default(),
-        ev.resource.as_ref().and_then(|r| r.id.clone()).unwrap_or_default(),
+        ev.actor
+            .ip_address
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+        ev.resource
+            .as_ref()
+            .map(|r| r.kind.clone())
+            .unwrap_or_default(),
+        ev.resource
+            .as_ref()
+            .and_then(|r| r.id.clone())
+            .unwrap_or_default(),
         details,
         e.verification.hash.clone(),
         e.verification.verified.to_string(),
     ];
-    let mut line = cols.iter().map(|c| csv_field(c).into_owned()).collect::<Vec<_>>().join(",");
+    let mut line = cols
+        .iter()
+        .map(|c| csv_field(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -105,7 +124,8 @@ pub(crate) fn export(
 ) -> Result<ExportSummary> {
     let io = |e: std::io::Error| Error::io("writing export to", "output", e);
     if format == ExportFormat::Csv {
-        out.write_all(CSV_COLUMNS.join(",").as_bytes()).map_err(io)?;
+        out.write_all(CSV_COLUMNS.join(",").as_bytes())
+            .map_err(io)?;
         out.write_all(b"\r\n").map_err(io)?;
     }
     let mut sum = ExportSummary::default();
@@ -113,7 +133,8 @@ pub(crate) fn export(
         let e = entry(seg, h, &inner.chain, q.include_details)?;
         match format {
             ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut *out, &e).map_err(|x| Error::io("writing export to", "output", x.into()))?;
+                serde_json::to_writer(&mut *out, &e)
+                    .map_err(|x| Error::io("writing export to", "output", x.into()))?;
                 out.write_all(b"\n").map_err(io)?;
             }
             ExportFormat::Csv => out.write_all(csv_row(&e).as_bytes()).map_err(io)?,

@@ -52,10 +52,12 @@ pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
 pub use config::{AuditConfig, Config};
 pub use error::{Error, Result};
 pub use event::{format_ts, Actor, Event, Resource, Severity, MAX_EVENT_ID_BYTES};
+pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use log::{
     Durability, Log, Options, Receipt, Record, RecordIter, RecoveryReport, Stats, TornTail,
     WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
-pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
-pub use query::{parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{
+    parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT,
+};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

@@ -48,7 +48,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// `fdatasync` after an append has no metadata to commit.
 pub fn preallocate_zeroed(path: &Path, size: u64) -> Result<File> {
     #[cfg(feature = "failpoints")]
-    crate::failpoints::hit(crate::failpoints::Point::CreateSegment).map_err(|e| Error::io("creating segment", path, e))?;
+    crate::failpoints::hit(crate::failpoints::Point::CreateSegment)
+        .map_err(|e| Error::io("creating segment", path, e))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -153,7 +154,13 @@ impl Segment {
     fn load_or_build_index(&self) -> Result<crate::index::SegIndex> {
         if let Some(ft) = &self.footer {
             if let Ok(bytes) = fs::read(self.index_path()) {
-                if let Ok(idx) = crate::index::decode_file(&bytes, ft.first_seq, ft.count, ft.records_end, &ft.last_mac) {
+                if let Ok(idx) = crate::index::decode_file(
+                    &bytes,
+                    ft.first_seq,
+                    ft.count,
+                    ft.records_end,
+                    &ft.last_mac,
+                ) {
                     return Ok(idx);
                 }
             }
@@ -162,7 +169,11 @@ impl Segment {
         if let (Some(ft), true) = (&self.footer, self.index_writable) {
             let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac);
             let dir = self.path.parent().unwrap_or(Path::new("."));
-            let name = self.index_path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = self
+                .index_path()
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             // Best effort: the rebuilt index is used from memory even if it cannot be saved.
             let _ = write_atomic(dir, &name, &bytes);
         }
@@ -179,7 +190,10 @@ impl Segment {
 
     /// File name relative to the data directory.
     pub fn file_name(&self) -> String {
-        segment_name(self.header.first_seq)
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| segment_name(self.header.first_seq))
     }
 
     /// Iterates the committed frames from the first record on.

@@ -140,7 +140,11 @@ fn verify_segment(
     progress: &AtomicU64,
 ) -> SegResult {
     let bytes = seg.file_bytes();
-    let file_name = seg.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file_name = seg
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let name_seq = crate::segment::parse_segment_name(&file_name).unwrap_or(seg.header.first_seq);
     let mut r = SegResult {
         first_seq: name_seq,
@@ -186,7 +190,10 @@ fn verify_segment(
             Some(name_seq),
             seg,
             Some(32),
-            format!("header says first seq {}, the file name says {name_seq}", header.first_seq),
+            format!(
+                "header says first seq {}, the file name says {name_seq}",
+                header.first_seq
+            ),
         ));
         return r;
     }
@@ -428,6 +435,17 @@ pub(crate) fn verify_log(
     for (i, (seg, r)) in segs.iter().zip(&results).enumerate() {
         if first_failure.is_some() {
             break;
+        }
+        // A segment whose own header is bad is reported as such, not as a broken link.
+        let header_level = r.header.is_none()
+            || r.failure
+                .as_ref()
+                .is_some_and(|f| f.offset.is_some_and(|o| o < HEADER_LEN as u64));
+        if header_level {
+            if let Some(f) = &r.failure {
+                first_failure = Some(f.clone());
+                break;
+            }
         }
         if let Some(h) = &r.header {
             let link = match last {

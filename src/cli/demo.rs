@@ -78,7 +78,9 @@ pub fn run(dir: &Path, events: u64, segment_bytes: Option<u64>) -> Result<i32, E
     let log = Log::open(dir, opts.clone().durability(Durability::Sync))?;
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let sync_n = 64 * 400u64;
-    let batches: Vec<Vec<_>> = (0..64u64).map(|i| Generator::standard(100 + i).take(400).collect()).collect();
+    let batches: Vec<Vec<_>> = (0..64u64)
+        .map(|i| Generator::standard(100 + i).take(400).collect())
+        .collect();
     let t = Instant::now();
     std::thread::scope(|s| -> Result<(), Error> {
         let hs: Vec<_> = batches

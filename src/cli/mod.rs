@@ -181,7 +181,10 @@ impl Filters {
     }
 }
 
-fn build_query(filters: &Filters, extra: Vec<(&'static str, String)>) -> Result<auditlog::Query, Error> {
+fn build_query(
+    filters: &Filters,
+    extra: Vec<(&'static str, String)>,
+) -> Result<auditlog::Query, Error> {
     let mut params = filters.params();
     params.extend(extra);
     auditlog::Query::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
@@ -345,13 +348,18 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                     1 << 20,
                     std::fs::File::create(p).map_err(|e| Error::io("creating", p, e))?,
                 )),
-                None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+                None => Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::io::stdout().lock(),
+                )),
             };
             let summary = if std::io::stderr().is_terminal() {
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.set_style(
-                    indicatif::ProgressStyle::with_template("{spinner} exporting: {pos} records ({per_sec})")
-                        .expect("valid template"),
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} exporting: {pos} records ({per_sec})",
+                    )
+                    .expect("valid template"),
                 );
                 let r = log.export_with_progress(&q, fmt, &mut sink, &|n| bar.set_position(n));
                 bar.finish_and_clear();
@@ -361,7 +369,10 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             };
             drop(sink);
             if summary.unverified_seqs.is_empty() {
-                eprintln!("exported {} records; every record's MAC verified", summary.records);
+                eprintln!(
+                    "exported {} records; every record's MAC verified",
+                    summary.records
+                );
                 Ok(0)
             } else {
                 eprintln!(
@@ -377,74 +388,123 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
     }
 }
 
+/// Appends parsed lines in batches and prints receipts once `append_batch` has returned
+/// (that is, once they are durable under the log's durability).
+struct Appender<'a, W: Write> {
+    log: &'a Log,
+    out: W,
+    receipts: bool,
+    batch: Vec<Event>,
+    lines: Vec<u64>,
+    appended: u64,
+}
+
+impl<W: Write> Appender<'_, W> {
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rs = match self.log.append_batch(&self.batch) {
+            Ok(rs) => rs,
+            // A batch is validated before anything is written: find the offending line by
+            // appending one at a time, so the lines before it stay appended.
+            Err(Error::EventTooLarge { .. } | Error::InvalidEvent(_)) => {
+                let mut rs = Vec::new();
+                let mut bad = None;
+                for (e, line) in self.batch.iter().zip(&self.lines) {
+                    match self.log.append(e) {
+                        Ok(r) => rs.push(r),
+                        Err(err) => {
+                            bad = Some(Error::BadLine {
+                                line: *line,
+                                message: err.to_string(),
+                            });
+                            break;
+                        }
+                    }
+                }
+                if let Some(err) = bad {
+                    self.emit(&rs)?;
+                    return Err(err);
+                }
+                rs
+            }
+            Err(e) => return Err(e),
+        };
+        self.emit(&rs)?;
+        self.batch.clear();
+        self.lines.clear();
+        Ok(())
+    }
+
+    fn emit(&mut self, rs: &[auditlog::Receipt]) -> Result<(), Error> {
+        self.appended += rs.len() as u64;
+        if self.receipts {
+            let w = |e: std::io::Error| Error::io("writing receipts to", "stdout", e);
+            for r in rs {
+                let v = serde_json::json!({"seq": r.seq, "event_id": r.event_id, "hash": r.hash_string()});
+                writeln!(self.out, "{v}").map_err(w)?;
+            }
+            self.out.flush().map_err(w)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads JSON Lines and appends them in batches of the lines already buffered.
 fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error> {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut batch: Vec<Event> = Vec::new();
+    let mut app = Appender {
+        log,
+        out: std::io::BufWriter::new(stdout.lock()),
+        receipts,
+        batch: Vec::new(),
+        lines: Vec::new(),
+        appended: 0,
+    };
     let mut line_no = 0u64;
     let mut line = String::new();
-    let mut appended = 0u64;
-    let mut flush = |batch: &mut Vec<Event>, out: &mut dyn Write| -> Result<(), Error> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let rs = log.append_batch(batch)?;
-        appended += rs.len() as u64;
-        batch.clear();
-        if receipts {
-            for r in rs {
-                let v = serde_json::json!({"seq": r.seq, "event_id": r.event_id, "hash": r.hash_string()});
-                writeln!(out, "{v}")
-                    .map_err(|e| Error::io("writing receipts to", Path::new("stdout"), e))?;
-            }
-            out.flush()
-                .map_err(|e| Error::io("writing receipts to", Path::new("stdout"), e))?;
-        }
-        Ok(())
-    };
-    loop {
+    let result = loop {
         line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| Error::io("reading input", Path::new("stdin"), e))?;
-        if n == 0 {
-            break;
+        match reader.read_line(&mut line) {
+            Ok(0) => break app.flush(),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = app.flush();
+                break Err(Error::BadLine {
+                    line: line_no + 1,
+                    message: format!("cannot read input: {e}"),
+                });
+            }
         }
         line_no += 1;
         let text = line.trim();
         if !text.is_empty() {
-            match serde_json::from_str::<Event>(text)
+            let parsed = serde_json::from_str::<Event>(text)
                 .map_err(|e| e.to_string())
-                .and_then(|e| e.validate().map(|_| e).map_err(|e| e.to_string()))
-            {
-                Ok(ev) => batch.push(ev),
-                Err(msg) => {
-                    flush(&mut batch, &mut out)?;
-                    return Err(Error::BadLine {
+                .and_then(|e| e.validate().map(|_| e).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(ev) => {
+                    app.batch.push(ev);
+                    app.lines.push(line_no);
+                }
+                Err(message) => {
+                    break app.flush().and(Err(Error::BadLine {
                         line: line_no,
-                        message: msg,
-                    });
+                        message,
+                    }));
                 }
             }
         }
-        if batch.len() >= 4096 || (reader.buffer().is_empty() && !batch.is_empty()) {
-            if let Err(e) = flush(&mut batch, &mut out) {
-                return Err(match e {
-                    Error::EventTooLarge { .. } | Error::InvalidEvent(_) => Error::BadLine {
-                        line: line_no,
-                        message: e.to_string(),
-                    },
-                    other => other,
-                });
+        if app.batch.len() >= 4096 || (reader.buffer().is_empty() && !app.batch.is_empty()) {
+            if let Err(e) = app.flush() {
+                break Err(e);
             }
         }
-    }
-    flush(&mut batch, &mut out)?;
-    drop(flush);
-    eprintln!("appended {appended} events");
-    Ok(0)
+    };
+    eprintln!("appended {} events", app.appended);
+    result.map(|_| 0)
 }
 
 fn verify(log: &Log, external: &[Checkpoint], json: bool) -> Result<i32, Error> {

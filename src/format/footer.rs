@@ -53,6 +53,7 @@ impl Footer {
             || le_u32(b, 4) != len_check(&b[0..4])
             || &b[8..16] != SEAL_MAGIC
             || le_u32(b, 124) != crc32fast::hash(&b[..124])
+            || b[104..124].iter().any(|&x| x != 0)
         {
             return None;
         }

@@ -37,6 +37,8 @@ pub enum HeaderError {
     Version(u16),
     /// The CRC over bytes 0..124 does not match.
     Checksum,
+    /// The CRC matches but flags or reserved bytes hold values this version never writes.
+    Unknown,
 }
 
 impl std::fmt::Display for HeaderError {
@@ -46,6 +48,10 @@ impl std::fmt::Display for HeaderError {
             HeaderError::BadMagic => write!(f, "not an auditlog segment (bad magic)"),
             HeaderError::Version(v) => write!(f, "unsupported segment format version {v}"),
             HeaderError::Checksum => write!(f, "segment header checksum mismatch"),
+            HeaderError::Unknown => write!(
+                f,
+                "segment header has flags or reserved bytes this version never writes"
+            ),
         }
     }
 }
@@ -87,8 +93,12 @@ impl SegmentHeader {
         if crc != crc32fast::hash(&b[0..124]) {
             return Err(HeaderError::Checksum);
         }
-        if le_u16(b, 8) as usize != HEADER_LEN || b[12..16] != [0; 4] || b[80..124].iter().any(|&x| x != 0) {
-            return Err(HeaderError::Checksum);
+        if le_u16(b, 8) as usize != HEADER_LEN
+            || le_u16(b, 10) != 0
+            || b[12..16] != [0; 4]
+            || b[80..124].iter().any(|&x| x != 0)
+        {
+            return Err(HeaderError::Unknown);
         }
         Ok(SegmentHeader {
             version,

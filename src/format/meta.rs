@@ -49,6 +49,9 @@ impl Meta {
         if le_u32(b, 72) != crc32fast::hash(&b[..72]) {
             return Err("checksum mismatch".into());
         }
+        if b[10..16] != [0; 6] {
+            return Err("flags or reserved bytes this version never writes".into());
+        }
         Ok(Meta {
             version,
             log_id: arr16(b, 16),

@@ -91,16 +91,21 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], IndexFileError> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
-        let end = end.ok_or_else(|| IndexFileError::Damaged(format!("truncated at byte {}", self.at)))?;
+        let end =
+            end.ok_or_else(|| IndexFileError::Damaged(format!("truncated at byte {}", self.at)))?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, IndexFileError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, IndexFileError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn i64(&mut self) -> Result<i64, IndexFileError> {
         Ok(self.u64()? as i64)
@@ -126,7 +131,9 @@ pub(crate) fn decode(
     let mut r = Reader { b: body, at: 8 };
     let version = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
     if version != VERSION {
-        return Err(IndexFileError::Damaged(format!("unsupported index version {version}")));
+        return Err(IndexFileError::Damaged(format!(
+            "unsupported index version {version}"
+        )));
     }
     r.take(6)?;
     let f_first = r.u64()?;
@@ -156,7 +163,8 @@ pub(crate) fn decode(
         let mut map = HashMap::with_capacity(terms.min(n + 1));
         for _ in 0..terms {
             let len = r.u32()? as usize;
-            let term = std::str::from_utf8(r.take(len)?).map_err(|_| damaged("term is not UTF-8"))?;
+            let term =
+                std::str::from_utf8(r.take(len)?).map_err(|_| damaged("term is not UTF-8"))?;
             let posts = r.u32()? as usize;
             if posts > n {
                 return Err(damaged("posting list longer than the segment"));
@@ -184,7 +192,11 @@ mod tests {
     fn roundtrip_stale_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         let key = crate::HmacKey::from_bytes(&[1; 32]).unwrap();
-        let log = crate::Log::open(dir.path(), crate::Options::new(key).durability(crate::Durability::Buffered)).unwrap();
+        let log = crate::Log::open(
+            dir.path(),
+            crate::Options::new(key).durability(crate::Durability::Buffered),
+        )
+        .unwrap();
         for e in Generator::standard(3).take(200) {
             log.append(&e).unwrap();
         }
@@ -194,7 +206,10 @@ mod tests {
         let mac = [5u8; 32];
         let bytes = encode(&idx, 1234, &mac);
         assert_eq!(decode(&bytes, 0, 200, 1234, &mac).unwrap(), idx);
-        assert_eq!(decode(&bytes, 0, 200, 1235, &mac), Err(IndexFileError::Stale));
+        assert_eq!(
+            decode(&bytes, 0, 200, 1235, &mac),
+            Err(IndexFileError::Stale)
+        );
         for i in (0..bytes.len()).step_by(7) {
             let mut c = bytes.clone();
             c[i] ^= 0x10;

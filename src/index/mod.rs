@@ -133,7 +133,9 @@ impl SegIndex {
 
     /// Ordinals of records whose `field` equals `term`, ascending.
     pub fn postings(&self, field: Field, term: &str) -> &[u32] {
-        self.terms[field as usize].get(term).map_or(&[], |v| v.as_slice())
+        self.terms[field as usize]
+            .get(term)
+            .map_or(&[], |v| v.as_slice())
     }
 
     /// Index of the first `time` entry not less than `(ts, ord)`.
@@ -143,10 +145,14 @@ impl SegIndex {
 
     /// Approximate heap bytes used.
     pub fn heap_bytes(&self) -> usize {
-        let mut n = self.offsets.capacity() * 4 + self.ts.capacity() * 8 + self.time.capacity() * 16;
+        let mut n =
+            self.offsets.capacity() * 4 + self.ts.capacity() * 8 + self.time.capacity() * 16;
         for m in &self.terms {
             n += m.capacity() * (std::mem::size_of::<(String, Vec<u32>)>() + 8);
-            n += m.iter().map(|(k, v)| k.capacity() + v.capacity() * 4).sum::<usize>();
+            n += m
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity() * 4)
+                .sum::<usize>();
         }
         n
     }

@@ -230,7 +230,12 @@ impl Log {
     /// Streams every event matching `q` (its filters and order; not its limit or cursor) to
     /// `out` as JSON Lines or CSV, in log order (`Order::Asc`) or reverse log order, in
     /// constant memory, rechecking each record's MAC. The summary says how many verified.
-    pub fn export(&self, q: &crate::Query, format: crate::ExportFormat, out: &mut dyn std::io::Write) -> Result<crate::ExportSummary> {
+    pub fn export(
+        &self,
+        q: &crate::Query,
+        format: crate::ExportFormat,
+        out: &mut dyn std::io::Write,
+    ) -> Result<crate::ExportSummary> {
         crate::export::export(&self.inner, q, format, out, None)
     }
 

@@ -236,7 +236,21 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         let scan = segment::scan(map.bytes(), header.first_seq);
         let name = segment::segment_name(header.first_seq);
         match &scan.stop {
-            ScanStop::Clean | ScanStop::Footer(_) => {}
+            ScanStop::Clean => {}
+            ScanStop::Footer(ft) => {
+                // A footer followed by zeros is a seal interrupted before the trim; it must
+                // describe exactly the records before it, or it is damage.
+                let consistent = ft.records_end == scan.end as u64
+                    && ft.count == scan.count
+                    && ft.first_seq == header.first_seq
+                    && Some(ft.last_seq) == scan.last_seq
+                    && ft.min_ts == scan.min_ts
+                    && ft.max_ts == scan.max_ts
+                    && scan.last_mac.is_some_and(|m| ct_eq(&m, &ft.last_mac));
+                if !consistent {
+                    return Err(corrupt(&path, scan.end as u64, "segment footer does not match the records before it; run `auditlog verify`"));
+                }
+            }
             ScanStop::Torn { len: torn, .. } => {
                 // Only a torn tail of the newest segment is cut; anything else is damage.
                 if i + 1 != n {
@@ -309,7 +323,11 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         } else {
             // A roll never leaves an empty segment behind another one (an empty active
             // segment is replaced under the same name), so this is damage: refuse.
-            return Err(corrupt(&path, HEADER_LEN as u64, "segment without records followed by later segments; run `auditlog verify`"));
+            return Err(corrupt(
+                &path,
+                HEADER_LEN as u64,
+                "segment without records followed by later segments; run `auditlog verify`",
+            ));
         }
     }
     let active = match active {

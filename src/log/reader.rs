@@ -146,7 +146,9 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
             None => s.bytes().len(),
         } as u64;
         files.push(s.file_name());
-        index_file_bytes += std::fs::metadata(s.index_path()).map(|m| m.len()).unwrap_or(0);
+        index_file_bytes += std::fs::metadata(s.index_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
         index_memory_bytes += s.index_memory() as u64;
     }
     let durable = inner

@@ -227,9 +227,13 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     };
     let slot = match index {
         Some(idx) => {
-            let bytes = crate::index::encode_file(&idx, job.footer.records_end, &job.footer.last_mac);
+            let bytes =
+                crate::index::encode_file(&idx, job.footer.records_end, &job.footer.last_mac);
             let name = job.path.with_extension(crate::index::INDEX_EXT);
-            let name = name.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = name
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let _ = segment::write_atomic(&ctx.dir, &name, &bytes);
             crate::index::Slot::ready(Arc::new(idx))
         }

@@ -104,7 +104,9 @@ struct Prepared {
 fn admit(e: &Event, index: Option<usize>) -> Result<(i64, String)> {
     let at = |err: Error| -> Error {
         match (err, index) {
-            (Error::InvalidEvent(m), Some(i)) => Error::InvalidEvent(format!("event {i} of the batch: {m}")),
+            (Error::InvalidEvent(m), Some(i)) => {
+                Error::InvalidEvent(format!("event {i} of the batch: {m}"))
+            }
             (other, _) => other,
         }
     };
@@ -155,7 +157,13 @@ thread_local! {
 
 /// Writes one record at the write offset (rolling first if it does not fit); does not
 /// publish. On error, publishes what was written before it.
-fn write_one(inner: &Inner, w: &mut WriterState, payload: &[u8], digest: &Hash, ts: i64) -> Result<(u64, Hash)> {
+fn write_one(
+    inner: &Inner,
+    w: &mut WriterState,
+    payload: &[u8],
+    digest: &Hash,
+    ts: i64,
+) -> Result<(u64, Hash)> {
     let seq = w.next_seq;
     let mac = inner.chain.step(&w.prev, seq, ts, digest);
     let flen = frame_len(payload.len());
@@ -176,10 +184,9 @@ fn write_one(inner: &Inner, w: &mut WriterState, payload: &[u8], digest: &Hash, 
                 return Err(err);
             }
         }
-        _ => w
-            .active
-            .map
-            .write_with(off, flen, |dst| encode_frame_into(dst, 0, seq, ts, payload, &mac)),
+        _ => w.active.map.write_with(off, flen, |dst| {
+            encode_frame_into(dst, 0, seq, ts, payload, &mac)
+        }),
     }
     w.active.offset += flen;
     w.active.count += 1;
@@ -421,7 +428,8 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
             })?;
             inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
         } else {
-            w.unsynced.push((w.active.file.clone(), w.active.path.clone()));
+            w.unsynced
+                .push((w.active.file.clone(), w.active.path.clone()));
         }
     }
     if w.active.count == 0 {
@@ -475,7 +483,9 @@ pub(crate) fn create_segment(
         None => {
             // Filled and given its header under a temporary name, so that a crash never
             // leaves a header-less file under a segment name.
-            let tmp = inner.dir.join(format!("{}.tmp", segment::segment_name(header.first_seq)));
+            let tmp = inner
+                .dir
+                .join(format!("{}.tmp", segment::segment_name(header.first_seq)));
             let _ = std::fs::remove_file(&tmp);
             let f = segment::preallocate_zeroed(&tmp, size)?;
             f.write_all_at(&hdr, 0)
@@ -510,7 +520,9 @@ pub(crate) fn activate(
         footer: None,
         data: SegmentData::Active(map.clone()),
         records_end: committed,
-        index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::new(header.first_seq))),
+        index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::new(
+            header.first_seq,
+        ))),
         index_writable: true,
     });
     Ok(Active {

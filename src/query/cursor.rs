@@ -48,11 +48,17 @@ impl Cursor {
         format!("{PREFIX}{}", hex(&b))
     }
 
-    pub fn decode(s: &str, chain: &Chain, log_id: &[u8; 16], fingerprint: &[u8; 8]) -> Result<Cursor> {
+    pub fn decode(
+        s: &str,
+        chain: &Chain,
+        log_id: &[u8; 16],
+        fingerprint: &[u8; 8],
+    ) -> Result<Cursor> {
         let hexpart = s
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad("not a cursor returned by this log (malformed)"))?;
-        let bytes = crate::chain::unhex::<{ BODY + MAC }>(hexpart).ok_or_else(|| bad("malformed cursor"))?;
+        let bytes = crate::chain::unhex::<{ BODY + MAC }>(hexpart)
+            .ok_or_else(|| bad("malformed cursor"))?;
         let (body, m) = bytes.split_at(BODY);
         let want = mac(chain, log_id, body);
         let got: [u8; MAC] = m.try_into().expect("mac length");
@@ -64,7 +70,9 @@ impl Cursor {
             return Err(bad("the cursor was altered or issued by another log"));
         }
         if &body[28..36] != fingerprint {
-            return Err(bad("the cursor belongs to a different query: repeat the same filters and order"));
+            return Err(bad(
+                "the cursor belongs to a different query: repeat the same filters and order",
+            ));
         }
         let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8 bytes"));
         Ok(Cursor {
@@ -83,14 +91,31 @@ mod tests {
     #[test]
     fn roundtrip_forgery_and_other_query() {
         let chain = Chain::new(&crate::HmacKey::from_bytes(&[2; 32]).unwrap());
-        let c = Cursor { ts: -5, seq: 9, snapshot: 100, page: 3 };
+        let c = Cursor {
+            ts: -5,
+            seq: 9,
+            snapshot: 100,
+            page: 3,
+        };
         let s = c.encode(&chain, &[1; 16], &[7; 8]);
         assert_eq!(Cursor::decode(&s, &chain, &[1; 16], &[7; 8]).unwrap(), c);
-        assert!(Cursor::decode(&s, &chain, &[1; 16], &[8; 8]).unwrap_err().to_string().contains("different query"));
-        assert!(Cursor::decode(&s, &chain, &[2; 16], &[7; 8]).unwrap_err().to_string().contains("altered"));
+        assert!(Cursor::decode(&s, &chain, &[1; 16], &[8; 8])
+            .unwrap_err()
+            .to_string()
+            .contains("different query"));
+        assert!(Cursor::decode(&s, &chain, &[2; 16], &[7; 8])
+            .unwrap_err()
+            .to_string()
+            .contains("altered"));
         let mut forged = s.clone().into_bytes();
         forged[5] = if forged[5] == b'0' { b'1' } else { b'0' };
-        assert!(Cursor::decode(std::str::from_utf8(&forged).unwrap(), &chain, &[1; 16], &[7; 8]).is_err());
+        assert!(Cursor::decode(
+            std::str::from_utf8(&forged).unwrap(),
+            &chain,
+            &[1; 16],
+            &[7; 8]
+        )
+        .is_err());
         assert!(Cursor::decode("garbage", &chain, &[1; 16], &[7; 8]).is_err());
         assert!(Cursor::decode("c1abc", &chain, &[1; 16], &[7; 8]).is_err());
     }

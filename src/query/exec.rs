@@ -96,7 +96,11 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
         (!vals.is_empty()).then(|| union(vals.iter().map(|v| idx.postings(field, v)).collect()))
     };
     let emails: Vec<String> = q.emails.iter().map(|e| normalize_email(e)).collect();
-    let sevs: Vec<String> = q.severities.iter().map(|s| s.as_str().to_string()).collect();
+    let sevs: Vec<String> = q
+        .severities
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
     for l in [
         exact(Field::UserId, &q.user_ids),
         exact(Field::Email, &emails),
@@ -114,7 +118,12 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
     }
     if !q.ips.is_empty() {
         let mut parts: Vec<&[u32]> = Vec::new();
-        let hosts: Vec<String> = q.ips.iter().filter(|n| n.is_host()).map(|n| n.addr().to_string()).collect();
+        let hosts: Vec<String> = q
+            .ips
+            .iter()
+            .filter(|n| n.is_host())
+            .map(|n| n.addr().to_string())
+            .collect();
         for h in &hosts {
             parts.push(idx.postings(Field::Ip, h));
         }
@@ -164,7 +173,11 @@ fn segment_matches(idx: &SegIndex, q: &Query, snapshot: u64) -> Vec<u32> {
         None => {
             let lo = idx.time_lower_bound(start, 0);
             let hi = idx.time.partition_point(|&(t, _)| t <= end);
-            let mut v: Vec<u32> = idx.time[lo..hi.max(lo)].iter().map(|&(_, o)| o).filter(|&o| in_snapshot(o)).collect();
+            let mut v: Vec<u32> = idx.time[lo..hi.max(lo)]
+                .iter()
+                .map(|&(_, o)| o)
+                .filter(|&o| in_snapshot(o))
+                .collect();
             v.sort_unstable();
             v
         }
@@ -183,7 +196,12 @@ fn hit(idx: &SegIndex, seg: usize, ord: u32) -> Hit {
 }
 
 /// Decodes the record of `h` and rechecks its MAC.
-pub(crate) fn entry(seg: &Segment, h: &Hit, chain: &Chain, include_details: bool) -> Result<AuditLogEntry> {
+pub(crate) fn entry(
+    seg: &Segment,
+    h: &Hit,
+    chain: &Chain,
+    include_details: bool,
+) -> Result<AuditLogEntry> {
     let bytes = seg.bytes();
     let corrupt = |at: u32, what: String| Error::Corrupt {
         file: seg.path.clone(),
@@ -194,11 +212,14 @@ pub(crate) fn entry(seg: &Segment, h: &Hit, chain: &Chain, include_details: bool
         .map_err(|e| corrupt(h.offset, format!("indexed record {}: {e}", h.seq)))?;
     let prev = match h.prev_offset {
         None => seg.header.prev_hash,
-        Some(p) => decode_frame(bytes.get(p as usize..).unwrap_or(&[]))
-            .map_err(|e| corrupt(p, format!("record before {}: {e}", h.seq)))?
-            .mac,
+        Some(p) => {
+            decode_frame(bytes.get(p as usize..).unwrap_or(&[]))
+                .map_err(|e| corrupt(p, format!("record before {}: {e}", h.seq)))?
+                .mac
+        }
     };
-    let verified = f.seq == h.seq && ct_eq(&chain.step(&prev, f.seq, f.ts, &digest(f.payload)), &f.mac);
+    let verified =
+        f.seq == h.seq && ct_eq(&chain.step(&prev, f.seq, f.ts, &digest(f.payload)), &f.mac);
     let mut event = codec::decode(f.payload)
         .and_then(|s| s.into_event(f.ts))
         .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;

@@ -8,8 +8,8 @@ mod net;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-pub use exec::{AuditLogEntry, Page, Verification};
 pub(crate) use exec::{entry, for_each_match, run};
+pub use exec::{AuditLogEntry, Page, Verification};
 pub use net::IpNet;
 
 use crate::error::{Error, Result};
@@ -91,19 +91,35 @@ fn invalid(param: &str, message: impl Into<String>) -> Error {
 pub fn parse_time(param: &str, value: &str, is_end: bool) -> Result<i64> {
     let v = value.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return t
-            .with_timezone(&Utc)
-            .timestamp_nanos_opt()
-            .ok_or_else(|| invalid(param, format!("{v:?} is outside the supported years 1677 to 2262")));
+        return t.with_timezone(&Utc).timestamp_nanos_opt().ok_or_else(|| {
+            invalid(
+                param,
+                format!("{v:?} is outside the supported years 1677 to 2262"),
+            )
+        });
     }
     let day = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-        invalid(param, format!("{v:?} is not an RFC 3339 timestamp (2024-01-31T23:59:59Z) or a date (2024-01-31)"))
+        invalid(
+            param,
+            format!(
+                "{v:?} is not an RFC 3339 timestamp (2024-01-31T23:59:59Z) or a date (2024-01-31)"
+            ),
+        )
     })?;
     let start = day
         .and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_utc().timestamp_nanos_opt())
-        .ok_or_else(|| invalid(param, format!("{v:?} is outside the supported years 1677 to 2262")))?;
-    Ok(if is_end { start + 86_400 * 1_000_000_000 - 1 } else { start })
+        .ok_or_else(|| {
+            invalid(
+                param,
+                format!("{v:?} is outside the supported years 1677 to 2262"),
+            )
+        })?;
+    Ok(if is_end {
+        start + 86_400 * 1_000_000_000 - 1
+    } else {
+        start
+    })
 }
 
 impl Query {
@@ -128,7 +144,13 @@ impl Query {
 
     /// Applies one parameter.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        let many = || value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        let many = || {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
         match name {
             "start" | "start_date" => self.start = Some(parse_time(name, value, false)?),
             "end" | "end_date" => self.end = Some(parse_time(name, value, true)?),
@@ -146,7 +168,8 @@ impl Query {
             "email" | "emails" => self.emails.extend(many()),
             "ip" | "ip_address" | "ip_addresses" => {
                 for s in many() {
-                    self.ips.push(IpNet::parse(&s).map_err(|m| invalid(name, m))?);
+                    self.ips
+                        .push(IpNet::parse(&s).map_err(|m| invalid(name, m))?);
                 }
             }
             "resource_type" => self.resource_types.extend(many()),
@@ -180,11 +203,17 @@ impl Query {
     /// Checks ranges and limits.
     pub fn validate(&self) -> Result<()> {
         if self.limit == 0 || self.limit > MAX_LIMIT {
-            return Err(invalid("limit", format!("{} is out of range: use 1 to {MAX_LIMIT}", self.limit)));
+            return Err(invalid(
+                "limit",
+                format!("{} is out of range: use 1 to {MAX_LIMIT}", self.limit),
+            ));
         }
         if let (Some(s), Some(e)) = (self.start, self.end) {
             if s > e {
-                return Err(invalid("end", "the end is before the start (reversed range)"));
+                return Err(invalid(
+                    "end",
+                    "the end is before the start (reversed range)",
+                ));
             }
         }
         Ok(())
@@ -210,9 +239,19 @@ impl Query {
         put("t", &mut self.event_types.clone());
         put("a", &mut self.actions.clone());
         put("st", &mut self.statuses.clone());
-        put("sv", &mut self.severities.iter().map(|s| s.as_str().to_string()).collect());
+        put(
+            "sv",
+            &mut self
+                .severities
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+        );
         put("u", &mut self.user_ids.clone());
-        put("em", &mut self.emails.iter().map(|e| e.to_ascii_lowercase()).collect());
+        put(
+            "em",
+            &mut self.emails.iter().map(|e| e.to_ascii_lowercase()).collect(),
+        );
         put("ip", &mut self.ips.iter().map(|i| i.to_string()).collect());
         put("rt", &mut self.resource_types.clone());
         put("ri", &mut self.resource_ids.clone());
@@ -243,7 +282,10 @@ mod tests {
         .unwrap();
         assert_eq!(q.event_types, ["authentication", "authorization"]);
         assert_eq!(q.severities, [Severity::High, Severity::Critical]);
-        assert_eq!(q.end.unwrap() - q.start.unwrap(), 31 * 86_400 * 1_000_000_000 - 1);
+        assert_eq!(
+            q.end.unwrap() - q.start.unwrap(),
+            31 * 86_400 * 1_000_000_000 - 1
+        );
         for (k, v) in [
             ("start", "2024-13-01"),
             ("limit", "0"),

@@ -18,7 +18,10 @@ impl IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
@@ -32,7 +35,9 @@ impl IpNet {
         let norm = normalize_ip(addr);
         let prefix = if norm.is_ipv4() && addr.is_ipv6() {
             if prefix < 96 {
-                return Err(format!("{s:?}: an IPv4-mapped range needs a prefix of at least 96"));
+                return Err(format!(
+                    "{s:?}: an IPv4-mapped range needs a prefix of at least 96"
+                ));
             }
             prefix - 96
         } else {
@@ -40,7 +45,9 @@ impl IpNet {
         };
         let net = IpNet { addr: norm, prefix };
         if net.masked(norm) != norm {
-            return Err(format!("{s:?} has host bits set below the /{prefix} prefix"));
+            return Err(format!(
+                "{s:?} has host bits set below the /{prefix} prefix"
+            ));
         }
         Ok(net)
     }
@@ -58,12 +65,20 @@ impl IpNet {
         match ip {
             IpAddr::V4(v) => {
                 let bits = u32::from(v);
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 IpAddr::V4((bits & mask).into())
             }
             IpAddr::V6(v) => {
                 let bits = u128::from(v);
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 IpAddr::V6((bits & mask).into())
             }
         }
@@ -98,8 +113,17 @@ mod tests {
         let v6 = IpNet::parse("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
         assert!(IpNet::parse("203.0.113.42").unwrap().is_host());
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
-        for bad in ["203.0.113.0/33", "203.0.113.1/24", "foo", "1.2.3.4/x", "::ffff:1.2.3.0/80", ""] {
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        for bad in [
+            "203.0.113.0/33",
+            "203.0.113.1/24",
+            "foo",
+            "1.2.3.4/x",
+            "::ffff:1.2.3.0/80",
+            "",
+        ] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
     }
