@@ -28,9 +28,15 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
         for _ in 0..3 {
             let again = log.append(&g.next_event()).unwrap_err();
             assert!(matches!(again, Error::Poisoned(_)), "{again}");
-            assert!(again.to_string().contains("injected sync failure"), "{again}");
+            assert!(
+                again.to_string().contains("injected sync failure"),
+                "{again}"
+            );
         }
-        assert!(matches!(log.append_batch(&[g.next_event()]).unwrap_err(), Error::Poisoned(_)));
+        assert!(matches!(
+            log.append_batch(&[g.next_event()]).unwrap_err(),
+            Error::Poisoned(_)
+        ));
         assert!(matches!(log.checkpoint().unwrap_err(), Error::Poisoned(_)));
     }
     fail_nth(Point::Sync, 0);
@@ -45,7 +51,9 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(
         dir.path(),
-        Options::new(key()).durability(Durability::Buffered).segment_bytes(64 * 1024),
+        Options::new(key())
+            .durability(Durability::Buffered)
+            .segment_bytes(64 * 1024),
     )
     .unwrap();
     let mut acked = Vec::new();
@@ -61,8 +69,14 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
         }
     }
     let failure = failure.expect("the roll into a new segment must fail");
-    assert!(failure.to_string().contains("No space left on device"), "{failure}");
-    assert!(failure.to_string().contains(".seg"), "error names the file: {failure}");
+    assert!(
+        failure.to_string().contains("No space left on device"),
+        "{failure}"
+    );
+    assert!(
+        failure.to_string().contains(".seg"),
+        "error names the file: {failure}"
+    );
     // The log is not poisoned by a failed roll: the next append retries and succeeds.
     fail_nth(Point::CreateSegment, 0);
     acked.push(log.append(&g.next_event()).unwrap().seq);
