@@ -198,3 +198,177 @@ mod tests {
         assert!(decode(&[]).is_err());
     }
 }
+
+/// Payload marker of a redacted record (see [`Redacted`]).
+pub const PAYLOAD_REDACTED: u8 = 0x52;
+
+/// What a redaction removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionScope {
+    /// Personal data: the actor (user id, email, IP address) and `details`.
+    Personal,
+    /// Content only: `details` (per-event-type retention of content).
+    Content,
+}
+
+/// A redacted payload:
+///
+/// ```text
+/// 0 0x52 | 1 digest[32] (SHA-256 of the original payload) | 33 mac[32]
+/// 65 reason_len u16 | reason | scope u8 (0 personal, 1 content) | kept event (bincode, like v1)
+/// ```
+///
+/// `mac = HMAC(K, "auditlog/redaction/v1" || log_id || le64(seq) || digest || bytes 65..)`:
+/// only the key holder can redact, and the chain still verifies through `digest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted {
+    pub digest: [u8; 32],
+    pub mac: [u8; 32],
+    pub reason: String,
+    pub scope: RedactionScope,
+    /// The event with the redacted fields cleared.
+    pub kept: StoredEvent,
+}
+
+impl Redacted {
+    /// The bytes after the MAC, which the MAC covers.
+    fn tail(reason: &str, scope: RedactionScope, kept: &StoredEvent) -> Result<Vec<u8>> {
+        let reason = reason.as_bytes();
+        let len = u16::try_from(reason.len())
+            .map_err(|_| Error::InvalidEvent("redaction reason longer than 65535 bytes".into()))?;
+        let mut t = Vec::with_capacity(3 + reason.len() + 128);
+        t.extend_from_slice(&len.to_le_bytes());
+        t.extend_from_slice(reason);
+        t.push(match scope {
+            RedactionScope::Personal => 0,
+            RedactionScope::Content => 1,
+        });
+        bincode::serde::encode_into_std_write(kept, &mut t, bincode::config::standard())
+            .map_err(|x| Error::Codec(x.to_string()))?;
+        Ok(t)
+    }
+
+    /// Builds the redacted payload for record `seq` whose original payload is `original`.
+    pub fn build(
+        chain: &crate::chain::Chain,
+        log_id: &[u8; 16],
+        seq: u64,
+        original: &[u8],
+        reason: &str,
+        scope: RedactionScope,
+    ) -> Result<Vec<u8>> {
+        let mut kept = decode(original)?;
+        kept.details.clear();
+        if scope == RedactionScope::Personal {
+            kept.user_id = None;
+            kept.email = None;
+            kept.ip_address = None;
+        }
+        let digest = crate::chain::digest(original);
+        let tail = Self::tail(reason, scope, &kept)?;
+        let mac = Self::mac(chain, log_id, seq, &digest, &tail);
+        let mut out = Vec::with_capacity(65 + tail.len());
+        out.push(PAYLOAD_REDACTED);
+        out.extend_from_slice(&digest);
+        out.extend_from_slice(&mac);
+        out.extend_from_slice(&tail);
+        Ok(out)
+    }
+
+    fn mac(
+        chain: &crate::chain::Chain,
+        log_id: &[u8; 16],
+        seq: u64,
+        digest: &[u8; 32],
+        tail: &[u8],
+    ) -> [u8; 32] {
+        chain.sign(
+            b"auditlog/redaction/v1",
+            &[log_id, &seq.to_le_bytes(), digest, tail],
+        )
+    }
+
+    /// Decodes a redacted payload (hostile input gives an error, never a panic).
+    pub fn decode(p: &[u8]) -> Result<Redacted> {
+        let bad = |m: &str| Error::Codec(format!("redacted payload: {m}"));
+        if p.len() < 68 || p[0] != PAYLOAD_REDACTED {
+            return Err(bad("too short or wrong marker"));
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&p[1..33]);
+        let mut mac = [0u8; 32];
+        mac.copy_from_slice(&p[33..65]);
+        let len = u16::from_le_bytes([p[65], p[66]]) as usize;
+        let reason = p
+            .get(67..67 + len)
+            .ok_or_else(|| bad("reason runs past the end"))?;
+        let reason = std::str::from_utf8(reason)
+            .map_err(|_| bad("reason is not UTF-8"))?
+            .to_string();
+        let scope = match p.get(67 + len) {
+            Some(0) => RedactionScope::Personal,
+            Some(1) => RedactionScope::Content,
+            _ => return Err(bad("unknown scope")),
+        };
+        let rest = &p[68 + len..];
+        let (kept, used): (StoredEvent, usize) =
+            bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                .map_err(|x| Error::Codec(x.to_string()))?;
+        if used != rest.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(Redacted {
+            digest,
+            mac,
+            reason,
+            scope,
+            kept,
+        })
+    }
+
+    /// Whether the redaction was made with this key for this record.
+    pub fn authentic(
+        &self,
+        chain: &crate::chain::Chain,
+        log_id: &[u8; 16],
+        seq: u64,
+        payload: &[u8],
+    ) -> bool {
+        let tail = &payload[65..];
+        crate::chain::ct_eq(
+            &Self::mac(chain, log_id, seq, &self.digest, tail),
+            &self.mac,
+        )
+    }
+}
+
+/// Decodes a record's payload whatever its form: the (possibly redacted) event, and the
+/// redaction if there is one.
+pub fn decode_record(payload: &[u8], flags: u16) -> Result<(StoredEvent, Option<Redacted>)> {
+    if flags & crate::format::FRAME_FLAG_REDACTED != 0 {
+        let r = Redacted::decode(payload)?;
+        Ok((r.kept.clone(), Some(r)))
+    } else {
+        Ok((decode(payload)?, None))
+    }
+}
+
+/// The digest the chain covers for a record: SHA-256 of the payload, or for a redacted record
+/// the original digest it carries, once its redaction MAC is checked.
+pub fn chained_digest(
+    chain: &crate::chain::Chain,
+    log_id: &[u8; 16],
+    seq: u64,
+    flags: u16,
+    payload: &[u8],
+) -> std::result::Result<[u8; 32], String> {
+    if flags & crate::format::FRAME_FLAG_REDACTED == 0 {
+        return Ok(crate::chain::digest(payload));
+    }
+    let r = Redacted::decode(payload).map_err(|e| e.to_string())?;
+    if !r.authentic(chain, log_id, seq, payload) {
+        return Err("redaction is not signed with this log's key".into());
+    }
+    Ok(r.digest)
+}

@@ -94,6 +94,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A legal hold covers a record that was to be deleted or redacted.
+    #[error("record {seq} is under legal hold {hold}; lift the hold first")]
+    Held { seq: u64, hold: String },
+
     /// A query parameter is invalid; `param` names it.
     #[error("invalid query parameter `{param}`: {message}")]
     InvalidQuery { param: String, message: String },

@@ -43,12 +43,14 @@ mod index;
 mod log;
 mod mmap;
 mod query;
+mod retention;
 pub mod sample;
 mod segment;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
 pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
+pub use codec::RedactionScope;
 pub use config::{AuditConfig, Config};
 pub use error::{Error, Result};
 pub use event::{format_ts, Actor, Event, Resource, Severity, MAX_EVENT_ID_BYTES};
@@ -60,4 +62,15 @@ pub use log::{
 pub use query::{
     parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT,
 };
+/// What a redaction removed and why (on query results and records).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RedactionInfo {
+    pub reason: String,
+    pub scope: RedactionScope,
+}
+
+pub use retention::policy::{
+    Hold, HoldScope, PolicyEntry, Removed, RemovedSegment, RetentionRun, POLICY_FILE,
+};
+pub use retention::{RedactReport, RetentionReport};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

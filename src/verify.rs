@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::chain::{ct_eq, digest, hex, unhex, Chain, Hash};
+use crate::chain::{ct_eq, hex, unhex, Chain, Hash};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::format::{decode_frame, Footer, FrameError, SegmentHeader, HEADER_LEN};
@@ -37,6 +37,11 @@ pub enum FailureKind {
     CheckpointMismatch,
     /// A checkpoint does not verify with this key, or names another log.
     BadCheckpoint,
+    /// `policy.log` (retention runs, legal holds) was edited, reordered or cut in the middle.
+    PolicyTampered,
+    /// A retention record removed records its own policy did not allow, or removals do not
+    /// form one contiguous prefix of the log.
+    RemovedBeyondPolicy,
 }
 
 impl FailureKind {
@@ -51,6 +56,8 @@ impl FailureKind {
             FailureKind::Truncated => "truncated behind a checkpoint",
             FailureKind::CheckpointMismatch => "checkpoint mismatch",
             FailureKind::BadCheckpoint => "bad checkpoint",
+            FailureKind::PolicyTampered => "policy log tampered",
+            FailureKind::RemovedBeyondPolicy => "removed beyond policy",
         }
     }
 }
@@ -225,7 +232,21 @@ fn verify_segment(
                     ));
                     return r;
                 }
-                let mac = chain.step(&prev, f.seq, f.ts, &digest(f.payload));
+                let d = match crate::codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload)
+                {
+                    Ok(d) => d,
+                    Err(why) => {
+                        r.failure = Some(fail(
+                            FailureKind::TamperedRecord,
+                            Some(f.seq),
+                            seg,
+                            Some(off as u64),
+                            why,
+                        ));
+                        return r;
+                    }
+                };
+                let mac = chain.step(&prev, f.seq, f.ts, &d);
                 if !ct_eq(&mac, &f.mac) {
                     r.failure = Some(fail(
                         FailureKind::TamperedRecord,
@@ -388,7 +409,57 @@ pub(crate) fn verify_log(
             }
         }
     }
-    let wanted: HashMap<u64, ()> = valid_cps.iter().map(|(s, _, _)| (*s, ())).collect();
+    // Retention: the policy log says which prefix was removed, and by which policy.
+    let policy = inner.policy.lock().clone();
+    if let Some((line, why)) = &policy.problem {
+        first_failure.get_or_insert(Failure {
+            kind: FailureKind::PolicyTampered,
+            seq: None,
+            segment: None,
+            offset: None,
+            detail: format!(
+                "{} line {line}: {why}",
+                crate::retention::policy::POLICY_FILE
+            ),
+        });
+    }
+    if policy.torn_last_line {
+        warnings.push(format!(
+            "{} ends with a torn line (a crash while appending); it is ignored",
+            crate::retention::policy::POLICY_FILE
+        ));
+    }
+    if let Some(f) = check_removals(&policy) {
+        first_failure.get_or_insert(f);
+    }
+    let retained = policy.retained_to();
+    let segs: Vec<Arc<Segment>> = match retained {
+        None => segs,
+        Some((to, _)) => {
+            // Segments left behind by an interrupted run: wholly removed, or superseded by
+            // their compacted rewrite. A writer's next open deletes them.
+            let keep: Vec<bool> = (0..segs.len())
+                .map(|i| {
+                    let s = &segs[i];
+                    let wholly = s.footer.is_some_and(|f| f.last_seq <= to);
+                    let superseded = s.header.first_seq <= to
+                        && segs
+                            .get(i + 1)
+                            .is_some_and(|n| n.header.first_seq == to + 1);
+                    !(wholly || superseded)
+                })
+                .collect();
+            segs.into_iter()
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(s, _)| s)
+                .collect()
+        }
+    };
+    let mut wanted: HashMap<u64, ()> = valid_cps.iter().map(|(s, _, _)| (*s, ())).collect();
+    if let Some((to, _)) = retained {
+        wanted.insert(to, ());
+    }
 
     // Per-segment checks, in parallel.
     let done = AtomicU64::new(0);
@@ -429,7 +500,7 @@ pub(crate) fn verify_log(
     let genesis = inner.chain.genesis(&inner.log_id);
     let mut records = 0u64;
     let mut first_seq = None;
-    let mut last: Option<(u64, Hash)> = None;
+    let mut last: Option<(u64, Hash)> = retained;
     let mut torn: Option<(String, u64, u64)> = None;
     let mut found: HashMap<u64, Hash> = HashMap::new();
     for (i, (seg, r)) in segs.iter().zip(&results).enumerate() {
@@ -456,11 +527,33 @@ pub(crate) fn verify_log(
                 Some((l, _)) if h.first_seq > l + 1 => {
                     Err("a gap before this segment: a segment is missing")
                 }
+                // A segment that a retention run removed records from but did not rewrite yet
+                // (interrupted): it must hold the retained chain value at `to`, checked below.
+                Some((l, _)) if i == 0 && retained.is_some() && h.first_seq <= l => Ok(()),
                 Some((l, _)) if h.first_seq <= l => Err("this segment overlaps the previous one"),
                 Some((_, mac)) => (ct_eq(&h.prev_hash, &mac))
                     .then_some(())
                     .ok_or("this segment does not continue the chain of the previous one"),
             };
+            if let (Err(why), true) = (&link, i == 0 && retained.is_some()) {
+                if why.contains("gap") || why.contains("does not continue") {
+                    first_failure = Some(fail(
+                        if why.contains("gap") {
+                            FailureKind::MissingSegment
+                        } else {
+                            FailureKind::ForeignSegment
+                        },
+                        Some(last.map_or(0, |(l, _)| l + 1)),
+                        seg,
+                        Some(0),
+                        format!(
+                            "the log must continue where retention stopped (after seq {}): {why}",
+                            last.map_or(0, |(l, _)| l)
+                        ),
+                    ));
+                    break;
+                }
+            }
             if let Err(why) = link {
                 let kind = match (last, why.contains("missing")) {
                     (_, true) => FailureKind::MissingSegment,
@@ -506,9 +599,51 @@ pub(crate) fn verify_log(
     let last_seq = last.map(|(l, _)| l);
     let mut checked = 0;
     if first_failure.is_none() {
+        if let Some((to, hash)) = retained {
+            if found.get(&to).is_some_and(|m| !ct_eq(m, &hash)) {
+                first_failure = Some(Failure {
+                    kind: FailureKind::CheckpointMismatch,
+                    seq: Some(to),
+                    segment: None,
+                    offset: None,
+                    detail: format!(
+                        "record {to} differs from the chain value the retention record signed"
+                    ),
+                });
+            }
+        }
+        let removed_ends: HashMap<u64, String> = policy
+            .removals()
+            .iter()
+            .map(|r| (r.to_seq, r.last_hash.clone()))
+            .collect();
         let mut cps = valid_cps.clone();
         cps.sort_by_key(|c| c.0);
         for (seq, hash, external) in cps {
+            if first_failure.is_some() {
+                break;
+            }
+            if let Some((to, _)) =
+                retained.filter(|(to, _)| seq <= *to && !found.contains_key(&seq))
+            {
+                // Removed by policy: only a checkpoint at the end of a removed range can be
+                // compared (with the retention record's chain value).
+                if let Some(h) = removed_ends.get(&seq) {
+                    checked += 1;
+                    if crate::chain::unhex::<32>(h).is_none_or(|h| !ct_eq(&h, &hash)) {
+                        first_failure = Some(Failure {
+                            kind: FailureKind::CheckpointMismatch,
+                            seq: Some(seq),
+                            segment: None,
+                            offset: None,
+                            detail: format!(
+                                "the retention record up to seq {to} disagrees with a checkpoint"
+                            ),
+                        });
+                    }
+                }
+                continue;
+            }
             checked += 1;
             let source = if external {
                 "external checkpoint"
@@ -575,6 +710,49 @@ pub(crate) fn verify_log(
         failure: first_failure,
         warnings,
     })
+}
+
+/// Checks that retention removals form one contiguous prefix and stayed within their policy.
+fn check_removals(policy: &crate::retention::policy::PolicyLog) -> Option<Failure> {
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+    let mut next = 0u64;
+    for e in &policy.entries {
+        let crate::retention::policy::PolicyEntry::Retention(run) = e else {
+            continue;
+        };
+        let Some(r) = &run.removed else { continue };
+        let bad = |detail: String| Failure {
+            kind: FailureKind::RemovedBeyondPolicy,
+            seq: Some(r.from_seq),
+            segment: None,
+            offset: None,
+            detail,
+        };
+        if r.from_seq != next || r.to_seq < r.from_seq || r.count != r.to_seq - r.from_seq + 1 {
+            return Some(bad(format!(
+                "retention removed seqs {}..={} but the log continued at seq {next}",
+                r.from_seq, r.to_seq
+            )));
+        }
+        if run.retention_days == 0
+            || run.cutoff_ns
+                != run
+                    .time_ns
+                    .saturating_sub(i64::from(run.retention_days) * DAY_NS)
+        {
+            return Some(bad(
+                "a retention record's cutoff does not follow from its retention_days".into(),
+            ));
+        }
+        if let Some(s) = r.segments.iter().find(|s| s.max_ts >= run.cutoff_ns) {
+            return Some(bad(format!(
+                "{} held events newer than the retention cutoff",
+                s.file
+            )));
+        }
+        next = r.to_seq + 1;
+    }
+    None
 }
 
 /// Parses `hmac-sha256:<hex>` or bare hex into a hash.

@@ -105,6 +105,43 @@ enum Command {
         #[arg(long, default_value = "asc")]
         order: String,
     },
+    /// Apply the retention policy (`retention_days` from the config or `--retention-days`):
+    /// remove whole expired segments after a signed record of what goes.
+    Retention {
+        /// The time to apply the policy at (RFC 3339 or YYYY-MM-DD; default now).
+        #[arg(long)]
+        now: Option<String>,
+        /// Show what would go without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also rewrite the first remaining segment without its expired prefix.
+        #[arg(long)]
+        compact: bool,
+        /// Overrides `retention_days` from the config.
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+    /// Legal holds: suspend deletion and redaction of what they cover.
+    Hold {
+        #[command(subcommand)]
+        action: HoldAction,
+    },
+    /// Redact records: replace their personal data (or only their details) by a signed
+    /// redaction marker; the chain still verifies.
+    Redact {
+        /// Record seqs to redact (repeatable).
+        #[arg(long, required_unless_present = "user_id")]
+        seq: Vec<u64>,
+        /// Redact every event of this actor (an erasure request).
+        #[arg(long, conflicts_with = "seq")]
+        user_id: Option<String>,
+        /// Why (recorded with the redaction and in the audit event).
+        #[arg(long)]
+        reason: String,
+        /// Remove only `details`, keep the actor.
+        #[arg(long)]
+        content_only: bool,
+    },
     /// Run the main job on an embedded default: a mixed workload, verification, throughput,
     /// and a tampered copy being caught.
     Demo {
@@ -114,6 +151,33 @@ enum Command {
         /// Directory for the demo (recreated).
         #[arg(long, default_value = "auditlog-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldAction {
+    /// Place a hold on everything, one actor, or a time range.
+    Add {
+        #[arg(long, conflicts_with_all = ["user_id", "start", "end"])]
+        global: bool,
+        #[arg(long, conflicts_with_all = ["start", "end"])]
+        user_id: Option<String>,
+        /// Start of a time-range hold (RFC 3339 or YYYY-MM-DD), inclusive.
+        #[arg(long, requires = "end")]
+        start: Option<String>,
+        /// End of a time-range hold (RFC 3339 or YYYY-MM-DD, a bare date is its whole day).
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the holds in force.
+    List,
+    /// Lift a hold.
+    Remove {
+        id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -384,6 +448,106 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 Ok(1)
             }
         }
+        Command::Retention {
+            now,
+            dry_run,
+            compact,
+            retention_days,
+        } => {
+            let mut opts = write_options(&cli, &cfg)?;
+            if let Some(d) = retention_days {
+                opts = opts.retention_days(*d);
+            }
+            let now = match now {
+                Some(t) => {
+                    chrono::DateTime::from_timestamp_nanos(auditlog::parse_time("now", t, false)?)
+                }
+                None => chrono::Utc::now(),
+            };
+            let log = open_for_maintenance(&cli.data, opts)?;
+            let report = if *dry_run {
+                log.plan_retention(now)?
+            } else if *compact {
+                log.compact(now)?
+            } else {
+                log.apply_retention(now)?
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+            Ok(0)
+        }
+        Command::Hold { action } => {
+            match action {
+                HoldAction::List => {
+                    let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&log.holds()).expect("holds serialize")
+                    );
+                }
+                HoldAction::Add {
+                    global,
+                    user_id,
+                    start,
+                    end,
+                    reason,
+                } => {
+                    let scope = match (global, user_id, start, end) {
+                        (true, _, _, _) => auditlog::HoldScope::Global,
+                        (_, Some(u), _, _) => auditlog::HoldScope::Actor { user_id: u.clone() },
+                        (_, _, Some(s), Some(e)) => auditlog::HoldScope::TimeRange {
+                            start_ns: auditlog::parse_time("start", s, false)?,
+                            end_ns: auditlog::parse_time("end", e, true)?,
+                        },
+                        _ => {
+                            return Err(Error::Config(
+                                "hold add needs --global, --user-id, or --start and --end".into(),
+                            ))
+                        }
+                    };
+                    let log = open_for_maintenance(&cli.data, write_options(&cli, &cfg)?)?;
+                    let hold = log.add_hold(scope, reason)?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&hold).expect("hold serializes")
+                    );
+                }
+                HoldAction::Remove { id, reason } => {
+                    let log = open_for_maintenance(&cli.data, write_options(&cli, &cfg)?)?;
+                    log.remove_hold(id, reason)?;
+                    eprintln!("lifted legal hold {id}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Redact {
+            seq,
+            user_id,
+            reason,
+            content_only,
+        } => {
+            let log = open_for_maintenance(&cli.data, write_options(&cli, &cfg)?)?;
+            let scope = if *content_only {
+                auditlog::RedactionScope::Content
+            } else {
+                auditlog::RedactionScope::Personal
+            };
+            let report = match user_id {
+                Some(u) if !content_only => log.redact_actor(u, reason)?,
+                Some(u) => {
+                    let seqs: Vec<u64> = log.export_seqs_of_actor(u)?;
+                    log.redact_seqs(&seqs, reason, scope)?
+                }
+                None => log.redact_seqs(seq, reason, scope)?,
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+            Ok(0)
+        }
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }
@@ -449,6 +613,17 @@ impl<W: Write> Appender<'_, W> {
         }
         Ok(())
     }
+}
+
+/// Opens for writing, explaining what to do when a writer already holds the directory.
+fn open_for_maintenance(dir: &Path, opts: Options) -> Result<Log, Error> {
+    Log::open(dir, opts).map_err(|e| match e {
+        Error::Locked { dir } => Error::Config(format!(
+            "{} is held by a running writer; retention, holds and redaction need the write lock: run them from that process (the library API) or stop it first",
+            dir.display()
+        )),
+        other => other,
+    })
 }
 
 /// Reads JSON Lines and appends them in batches of the lines already buffered.

@@ -26,7 +26,7 @@ pub const MAX_FRAME_PAYLOAD: u32 = 16 << 20;
 
 const LEN_SALT: u32 = 0x5EA1_F00D;
 /// Flag bits a version-1 reader accepts.
-const KNOWN_FLAGS: u16 = 0;
+const KNOWN_FLAGS: u16 = FRAME_FLAG_REDACTED;
 
 /// Total size of a frame with a payload of `payload_len` bytes.
 pub const fn frame_len(payload_len: usize) -> usize {

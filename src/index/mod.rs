@@ -93,8 +93,8 @@ impl SegIndex {
     }
 
     /// Adds the record at `offset` with timestamp `ts` and the given payload.
-    fn add(&mut self, offset: u32, ts: i64, payload: &[u8]) -> crate::Result<()> {
-        let stored = codec::decode(payload)?;
+    fn add(&mut self, offset: u32, ts: i64, flags: u16, payload: &[u8]) -> crate::Result<()> {
+        let (stored, _) = codec::decode_record(payload, flags)?;
         let ord = self.offsets.len() as u32;
         self.offsets.push(offset);
         self.ts.push(ts);
@@ -161,19 +161,21 @@ impl SegIndex {
 /// Builds the index of a segment's committed bytes (header included) from scratch.
 pub fn build(bytes: &[u8], first_seq: u64) -> crate::Result<SegIndex> {
     let mut idx = SegIndex::new(first_seq);
-    catch_up(&mut idx, bytes, HEADER_LEN)?;
+    let mut end = HEADER_LEN;
+    catch_up(&mut idx, bytes, &mut end)?;
     idx.finish();
     Ok(idx)
 }
 
-/// Indexes frames from byte offset `from` to the end of `bytes`; returns the new end.
-fn catch_up(idx: &mut SegIndex, bytes: &[u8], mut from: usize) -> crate::Result<usize> {
-    while let Some(rest) = bytes.get(from..).filter(|r| !r.is_empty()) {
+/// Indexes frames from byte offset `*end` to the end of `bytes`, advancing `*end` past each
+/// record indexed (so an error leaves nothing indexed twice).
+fn catch_up(idx: &mut SegIndex, bytes: &[u8], end: &mut usize) -> crate::Result<()> {
+    while let Some(rest) = bytes.get(*end..).filter(|r| !r.is_empty()) {
         let Ok(f) = decode_frame(rest) else { break };
-        idx.add(from as u32, f.ts, f.payload)?;
-        from += f.len;
+        idx.add(*end as u32, f.ts, f.flags, f.payload)?;
+        *end += f.len;
     }
-    Ok(from)
+    Ok(())
 }
 
 /// The active segment's index: catches up with the committed bytes when read.
@@ -199,7 +201,7 @@ impl ActiveIndex {
         let mut g = self.inner.write();
         let (idx, end) = &mut *g;
         if *end < committed.len() {
-            *end = catch_up(idx, committed, *end)?;
+            catch_up(idx, committed, end)?;
         }
         idx.finish();
         let g = parking_lot::RwLockWriteGuard::downgrade(g);

@@ -67,6 +67,10 @@ pub struct Stats {
     /// segments' once a query has loaded them).
     pub index_memory_bytes: u64,
     pub log_id: String,
+    /// The last retention run (from `policy.log`), with what it removed.
+    pub last_retention: Option<crate::RetentionRun>,
+    /// Legal holds in force.
+    pub holds: Vec<crate::Hold>,
     pub read_only: bool,
     pub durable_seq: Option<u64>,
 }
@@ -119,6 +123,34 @@ pub(crate) struct Inner {
     pub(crate) recovery: RecoveryReport,
     /// Seq of the last checkpoint written by this process (u64::MAX = none).
     pub(crate) last_checkpoint_seq: AtomicU64,
+    /// Serializes retention, compaction, redaction and holds.
+    pub(crate) maintenance: Mutex<()>,
+    /// The policy log (retention runs, legal holds) as read at open and appended since.
+    pub(crate) policy: Mutex<crate::retention::policy::PolicyLog>,
+}
+
+pub(crate) fn writer_append(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
+    writer::append_one(inner, e)
+}
+
+pub(crate) fn roll_for_maintenance(inner: &Inner, w: &mut writer::WriterState) -> Result<()> {
+    writer::roll(inner, w, 0)
+}
+
+/// Waits until the worker has finished everything queued so far (seals included).
+pub(crate) fn worker_barrier(inner: &Inner) -> Result<()> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    match inner.worker.lock().as_ref() {
+        Some(wk) => wk.send(worker::Msg::Barrier(tx)),
+        None => return Ok(()),
+    }
+    rx.recv()
+        .map_err(|_| Error::Poisoned("the background worker stopped".into()))?;
+    inner.poison.check()
+}
+
+pub(crate) fn next_seq_of(inner: &Inner) -> u64 {
+    reader::next_seq(inner)
 }
 
 /// Set after a failed sync or write; every later write fails with the first error.
@@ -248,6 +280,85 @@ impl Log {
         progress: &dyn Fn(u64),
     ) -> Result<crate::ExportSummary> {
         crate::export::export(&self.inner, q, format, out, Some(progress))
+    }
+
+    /// Applies the retention policy at `now`: removes whole sealed segments, oldest first,
+    /// whose newest event is older than `retention_days` (and not under legal hold), after
+    /// writing a signed record of what goes to `policy.log`; applies per-event-type content
+    /// overrides. A no-op when `retention_days` is 0 and there are no overrides.
+    pub fn apply_retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::RetentionReport> {
+        crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, false, false)
+    }
+
+    /// What [`apply_retention`](Self::apply_retention) would do at `now`, without doing it.
+    pub fn plan_retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::RetentionReport> {
+        crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, true, true)
+    }
+
+    /// Retention plus compaction: also rewrites the first remaining segment without its
+    /// expired prefix (records stay in order, chain values unchanged).
+    pub fn compact(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::RetentionReport> {
+        crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, false, true)
+    }
+
+    /// Places a legal hold: nothing it covers is deleted or redacted until it is lifted.
+    pub fn add_hold(&self, scope: crate::HoldScope, reason: &str) -> Result<crate::Hold> {
+        crate::retention::add_hold(&self.inner, scope, reason)
+    }
+
+    /// Lifts a legal hold (recorded, with the reason).
+    pub fn remove_hold(&self, id: &str, reason: &str) -> Result<()> {
+        crate::retention::remove_hold(&self.inner, id, reason)
+    }
+
+    /// Legal holds in force.
+    pub fn holds(&self) -> Vec<crate::Hold> {
+        self.inner.policy.lock().active_holds()
+    }
+
+    /// The last retention run recorded in `policy.log`.
+    pub fn last_retention_run(&self) -> Option<crate::RetentionRun> {
+        self.inner.policy.lock().last_run().cloned()
+    }
+
+    /// Redacts one record's personal data (actor and details): its payload is replaced by its
+    /// digest, a key-signed redaction marker and the remaining fields; the chain still
+    /// verifies; the redaction is itself appended as an audit event.
+    pub fn redact(&self, seq: u64, reason: &str) -> Result<crate::RedactReport> {
+        crate::retention::redact(&self.inner, &[seq], reason, crate::RedactionScope::Personal)
+    }
+
+    /// Redacts several records with the given scope.
+    pub fn redact_seqs(
+        &self,
+        seqs: &[u64],
+        reason: &str,
+        scope: crate::RedactionScope,
+    ) -> Result<crate::RedactReport> {
+        crate::retention::redact(&self.inner, seqs, reason, scope)
+    }
+
+    /// Seqs of every event of one actor, from the actor index.
+    pub fn export_seqs_of_actor(&self, user_id: &str) -> Result<Vec<u64>> {
+        crate::retention::seqs_of_actor(&self.inner, user_id)
+    }
+
+    /// Redacts every event of one actor (a data subject's erasure request) in one call.
+    pub fn redact_actor(&self, user_id: &str, reason: &str) -> Result<crate::RedactReport> {
+        let seqs = crate::retention::seqs_of_actor(&self.inner, user_id)?;
+        if seqs.is_empty() {
+            return Err(Error::InvalidQuery {
+                param: "user_id".into(),
+                message: format!("no events of actor {user_id:?} in the log"),
+            });
+        }
+        crate::retention::redact(&self.inner, &seqs, reason, crate::RedactionScope::Personal)
     }
 
     /// Counts and files.

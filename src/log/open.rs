@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use super::options::Options;
 use super::writer::{self, SyncState, WriterState};
 use super::{worker, Inner, Log, Poison, LOCK_FILE, META_FILE};
-use crate::chain::{ct_eq, hex, Chain, Hash};
+use crate::chain::{ct_eq, hex, Chain};
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::event::now_nanos;
@@ -195,9 +195,20 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     remove_leftovers(dir)?;
 
     let log_id = meta.log_id;
+    let policy = crate::retention::policy::read(dir, &chain, &log_id)?;
+    if let Some((line, why)) = &policy.problem {
+        return Err(corrupt(
+            &dir.join(crate::retention::policy::POLICY_FILE),
+            0,
+            format!("line {line}: {why}; run `auditlog verify`"),
+        ));
+    }
+    let segs_on_disk = finish_retention(dir, segs_on_disk, policy.retained_to().map(|r| r.0))?;
     let mut segments: Vec<Arc<Segment>> = Vec::new();
-    let mut next_seq = 0u64;
-    let mut prev: Hash = chain.genesis(&log_id);
+    let (mut next_seq, mut prev) = match policy.retained_to() {
+        Some((to, hash)) => (to + 1, hash),
+        None => (0u64, chain.genesis(&log_id)),
+    };
     let mut active = None;
     let n = segs_on_disk.len();
     for (i, (name_seq, path)) in segs_on_disk.into_iter().enumerate() {
@@ -208,6 +219,13 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             .map_err(|e| Error::io("opening segment", &path, e))?;
         let header = read_header(&path, &file)?;
         check_header(&path, &header, name_seq, &log_id)?;
+        if i == 0 && header.first_seq < next_seq {
+            // Retention removed records inside this segment's range but was interrupted
+            // before rewriting it: it still holds them and anchors its own chain (which
+            // `verify` checks against the retention record).
+            next_seq = header.first_seq;
+            prev = header.prev_hash;
+        }
         if header.first_seq != next_seq {
             return Err(corrupt(&path, 32, format!("segment starts at seq {} but the log continues at seq {next_seq}: records are missing; run `auditlog verify`", header.first_seq)));
         }
@@ -252,14 +270,10 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                 }
             }
             ScanStop::Torn { len: torn, .. } => {
-                // Only a torn tail of the newest segment is cut; anything else is damage.
-                if i + 1 != n {
-                    return Err(corrupt(
-                        &path,
-                        scan.end as u64,
-                        "damaged record in a segment that later segments follow",
-                    ));
-                }
+                // A roll syncs (under `Sync`) or hands to the sealer a segment's records before
+                // anything else is written to it, so in a segment that others follow the only
+                // thing a crash can tear is the footer being written by the sealer: it is cut
+                // and the segment sealed again below. In the newest segment it is the tail.
                 let zeros = vec![0u8; *torn];
                 file.write_all_at(&zeros, scan.end as u64)
                     .and_then(|_| file.sync_data())
@@ -374,9 +388,38 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         ro_checkpoints: Default::default(),
         recovery: report,
         last_checkpoint_seq: AtomicU64::new(u64::MAX),
+        maintenance: Mutex::new(()),
+        policy: Mutex::new(policy),
     });
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
+}
+
+/// Finishes a retention run interrupted by a crash: removes segments wholly inside the
+/// removed range, and a segment superseded by its compacted rewrite.
+fn finish_retention(
+    dir: &Path,
+    segs: Vec<(u64, PathBuf)>,
+    retained_to: Option<u64>,
+) -> Result<Vec<(u64, PathBuf)>> {
+    let Some(to) = retained_to else {
+        return Ok(segs);
+    };
+    let mut keep = Vec::with_capacity(segs.len());
+    for (i, (first, path)) in segs.iter().enumerate() {
+        let file = File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
+        let wholly_removed = read_footer(&file).is_some_and(|f| f.last_seq <= to);
+        let superseded = *first <= to && segs.get(i + 1).is_some_and(|(next, _)| *next == to + 1);
+        if wholly_removed || superseded {
+            crate::retention::remove_files(path)?;
+            continue;
+        }
+        keep.push((*first, path.clone()));
+    }
+    if keep.len() != segs.len() {
+        segment::sync_dir(dir)?;
+    }
+    Ok(keep)
 }
 
 /// Removes temporaries and spare segments left by a crash.
@@ -406,12 +449,16 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
         dir: dir.to_path_buf(),
         detail: format!("{META_FILE} is missing"),
     })?;
-    // Checkpoints first: every checkpoint read now covers records already in the files.
+    // Checkpoints and the policy log first: every checkpoint read now covers records already
+    // in the files, and every removal recorded is already done or finished by `verify`'s
+    // rules for interrupted runs.
     let cps = checkpoint::read_log(dir)?;
+    let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
     let segments = load_segments_read_only(dir)?;
     let mut inner = Inner::bare(dir, opts, chain, meta.log_id);
     inner.segments = RwLock::new(segments);
     inner.ro_checkpoints = cps;
+    inner.policy = Mutex::new(policy);
     Ok(Log::from_inner(Arc::new(inner)))
 }
 
@@ -485,6 +532,8 @@ impl Inner {
             ro_checkpoints: Default::default(),
             recovery: RecoveryReport::default(),
             last_checkpoint_seq: AtomicU64::new(u64::MAX),
+            maintenance: Mutex::new(()),
+            policy: Mutex::new(Default::default()),
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Options {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) max_event_bytes: usize,
     pub(crate) write_path: WritePath,
+    pub(crate) retention_overrides: Vec<(String, u32)>,
+    pub(crate) retention_interval: Option<Duration>,
 }
 
 impl Options {
@@ -62,7 +64,24 @@ impl Options {
             checkpoint_interval: Duration::from_secs(60),
             max_event_bytes: 64 << 10,
             write_path: WritePath::Auto,
+            retention_overrides: Vec::new(),
+            retention_interval: None,
         }
+    }
+
+    /// Keep the content (`details`) of `event_type` events only `days` days: older ones are
+    /// redacted (content scope) by retention, while their metadata stays for
+    /// `retention_days`.
+    pub fn retention_override(mut self, event_type: impl Into<String>, days: u32) -> Self {
+        self.retention_overrides.push((event_type.into(), days));
+        self
+    }
+
+    /// Run `apply_retention(now)` in the background this often (default: never; retention
+    /// runs only when asked).
+    pub fn retention_interval(mut self, every: Option<Duration>) -> Self {
+        self.retention_interval = every;
+        self
     }
 
     /// Durability of `append` (default `Sync`).
@@ -119,6 +138,13 @@ impl Options {
             return Err(Error::Config(format!(
                 "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
                 self.segment_bytes
+            )));
+        }
+        if self.segment_bytes > u64::from(u32::MAX) {
+            return Err(Error::Config(format!(
+                "segment_bytes {} is above the maximum {} (record offsets in indexes are 32-bit)",
+                self.segment_bytes,
+                u32::MAX
             )));
         }
         if self.max_event_bytes == 0 || self.max_event_bytes > 16 << 20 {

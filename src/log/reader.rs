@@ -19,6 +19,8 @@ pub struct Record {
     pub event: Event,
     /// The record's chain value `h_seq`.
     pub hash: Hash,
+    /// Present when the record was redacted.
+    pub redacted: Option<crate::RedactionInfo>,
 }
 
 /// Iterator over records of a snapshot, in seq order.
@@ -81,13 +83,18 @@ impl Iterator for RecordIter {
             if f.seq < self.from_seq {
                 continue;
             }
-            let decoded = codec::decode(f.payload).and_then(|s| s.into_event(f.ts));
+            let decoded = codec::decode_record(f.payload, f.flags)
+                .and_then(|(s, r)| Ok((s.into_event(f.ts)?, r)));
             return Some(match decoded {
-                Ok(event) => Ok(Record {
+                Ok((event, r)) => Ok(Record {
                     seq: f.seq,
                     timestamp_ns: f.ts,
                     event,
                     hash: f.mac,
+                    redacted: r.map(|r| crate::RedactionInfo {
+                        reason: r.reason,
+                        scope: r.scope,
+                    }),
                 }),
                 Err(e) => Err(Error::Corrupt {
                     file: seg.path.clone(),
@@ -151,6 +158,10 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
             .unwrap_or(0);
         index_memory_bytes += s.index_memory() as u64;
     }
+    let (last_retention, holds) = {
+        let pol = inner.policy.lock();
+        (pol.last_run().cloned(), pol.active_holds())
+    };
     let durable = inner
         .sync
         .durable
@@ -166,6 +177,8 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
         index_file_bytes,
         index_memory_bytes,
         log_id: crate::chain::hex(&inner.log_id),
+        last_retention,
+        holds,
         read_only: inner.read_only,
         durable_seq: if inner.read_only {
             last_seq

@@ -26,6 +26,10 @@ pub(crate) enum Msg {
     Seal(SealJob),
     PrepareSpare(u64),
     Checkpoint,
+    /// Sync what was written so far (sent every few MiB without `Durability::Sync`).
+    Flush,
+    /// Replies once everything queued before it is done.
+    Barrier(crossbeam_channel::Sender<()>),
     Shutdown,
 }
 
@@ -113,10 +117,12 @@ fn tick_of(inner: &Inner) -> Duration {
 }
 
 fn run(ctx: Ctx, rx: Receiver<Msg>) {
+    let inner_for_timers = ctx.inner.clone();
     let tick = tick_of(&ctx.inner);
     let mut timers = Timers {
         last_checkpoint: Instant::now(),
         last_sync: Instant::now(),
+        last_retention: Instant::now(),
     };
     loop {
         match rx.recv_timeout(tick) {
@@ -130,21 +136,28 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                 let _ = periodic_checkpoint(&ctx.inner);
                 timers.last_checkpoint = Instant::now();
             }
+            Ok(Msg::Flush) => {
+                let _ = writer::sync_all(&ctx.inner);
+            }
+            Ok(Msg::Barrier(reply)) => {
+                let _ = reply.send(());
+            }
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
         // Timed work runs after every wake-up, so a steady stream of messages cannot starve it.
-        timers.run_due(&ctx.inner);
+        timers.run_due(&inner_for_timers);
     }
 }
 
 struct Timers {
     last_checkpoint: Instant,
     last_sync: Instant,
+    last_retention: Instant,
 }
 
 impl Timers {
-    fn run_due(&mut self, inner: &Inner) {
+    fn run_due(&mut self, inner: &Arc<Inner>) {
         if let Durability::Interval(d) = inner.opts.durability {
             if self.last_sync.elapsed() >= d {
                 let _ = writer::sync_all(inner);
@@ -156,6 +169,14 @@ impl Timers {
             self.last_checkpoint = Instant::now();
         }
         roll_if_old(inner);
+        if let Some(every) = inner.opts.retention_interval {
+            if self.last_retention.elapsed() >= every {
+                self.last_retention = Instant::now();
+                // The outcome is recorded in policy.log (and shown by `stats`); an error
+                // here leaves everything in place and is retried at the next interval.
+                let _ = crate::retention::apply(inner, now_nanos(), false, false);
+            }
+        }
     }
 }
 

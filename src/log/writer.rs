@@ -56,6 +56,10 @@ pub(crate) struct WriterState {
     pub(crate) spare_asked: bool,
 }
 
+/// Without `Durability::Sync`, the worker syncs the active segment every this many bytes, so
+/// dirty pages never pile up for the roll's sync.
+const FLUSH_EVERY: usize = 8 << 20;
+
 /// A preallocated, header-less file the worker keeps ready for the next roll.
 pub(crate) struct Spare {
     pub(crate) path: PathBuf,
@@ -194,6 +198,13 @@ fn write_one(
     w.active.max_ts = w.active.max_ts.max(ts);
     w.prev = mac;
     w.next_seq += 1;
+    if inner.opts.durability != Durability::Sync
+        && w.active.offset / FLUSH_EVERY != off / FLUSH_EVERY
+    {
+        if let Some(wk) = inner.worker.lock().as_ref() {
+            wk.send(Msg::Flush);
+        }
+    }
     if !w.spare_asked && w.active.offset > w.active.map.len() / 2 {
         w.spare_asked = true;
         if let Some(wk) = inner.worker.lock().as_ref() {
@@ -416,28 +427,21 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
         created_ns,
         prev_hash: w.prev,
     };
-    // Under `Sync`, records of the old segment must be durable before any record of the new
-    // one can be acknowledged by a sync of the new file alone (they are nearly all synced
-    // already, so this is cheap). Otherwise the sealer syncs it, or the next sync leader.
+    // Records of the old segment must be durable before the new segment (whose header
+    // continues their chain) can be: otherwise a power loss could keep the new segment and
+    // lose the end of the old one, leaving a chain that no longer links. Under `Sync` nearly
+    // everything is synced already; otherwise the worker has been flushing the segment as it
+    // filled (see `FLUSH_EVERY`), so this sync has little left to write.
     if w.active.count > 0 {
-        if inner.opts.durability == Durability::Sync {
-            w.active.file.sync_data().map_err(|e| {
-                let err = Error::io("syncing", &w.active.path, e);
-                inner.poison.set(&err);
-                err
-            })?;
-            inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
-        } else {
-            w.unsynced
-                .push((w.active.file.clone(), w.active.path.clone()));
-        }
+        w.active.file.sync_data().map_err(|e| {
+            let err = Error::io("syncing", &w.active.path, e);
+            inner.poison.set(&err);
+            err
+        })?;
+        inner.sync.durable.fetch_max(w.next_seq, Ordering::AcqRel);
     }
-    if w.active.count == 0 {
-        // An empty active segment too small for this frame is replaced, not sealed; it holds
-        // nothing but its header and the new one takes its name.
-        std::fs::remove_file(&w.active.path)
-            .map_err(|e| Error::io("removing empty segment", &w.active.path, e))?;
-    }
+    // An empty active segment too small for this frame is replaced, not sealed: the new file
+    // takes its name by an atomic rename, so a failure here leaves the old one in place.
     let spare = match inner.spare.lock().take() {
         Some(s) if s.size == size => Some(s),
         Some(s) => {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::cursor::Cursor;
 use super::{Order, Query};
-use crate::chain::{ct_eq, digest, hex, Chain};
+use crate::chain::{ct_eq, hex, Chain};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -32,6 +32,10 @@ pub struct AuditLogEntry {
     #[serde(flatten)]
     pub event: Event,
     pub seq: u64,
+    /// Present when the record was redacted: its personal data or content is gone, the
+    /// chain still verifies through the original digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<crate::RedactionInfo>,
     pub verification: Verification,
 }
 
@@ -200,6 +204,7 @@ pub(crate) fn entry(
     seg: &Segment,
     h: &Hit,
     chain: &Chain,
+    log_id: &[u8; 16],
     include_details: bool,
 ) -> Result<AuditLogEntry> {
     let bytes = seg.bytes();
@@ -218,10 +223,13 @@ pub(crate) fn entry(
                 .mac
         }
     };
-    let verified =
-        f.seq == h.seq && ct_eq(&chain.step(&prev, f.seq, f.ts, &digest(f.payload)), &f.mac);
-    let mut event = codec::decode(f.payload)
-        .and_then(|s| s.into_event(f.ts))
+    let verified = f.seq == h.seq
+        && codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload)
+            .is_ok_and(|d| ct_eq(&chain.step(&prev, f.seq, f.ts, &d), &f.mac));
+    let (stored, redaction) = codec::decode_record(f.payload, f.flags)
+        .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;
+    let mut event = stored
+        .into_event(f.ts)
         .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;
     if !include_details {
         event.details = serde_json::Value::Null;
@@ -229,6 +237,10 @@ pub(crate) fn entry(
     Ok(AuditLogEntry {
         event,
         seq: f.seq,
+        redacted: redaction.map(|r| crate::RedactionInfo {
+            reason: r.reason,
+            scope: r.scope,
+        }),
         verification: Verification {
             hash: format!("hmac-sha256:{}", hex(&f.mac)),
             verified,
@@ -262,12 +274,22 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
         (Some(c), Order::Asc) => (ts, seq) > (c.ts, c.seq),
         (Some(c), Order::Desc) => (ts, seq) < (c.ts, c.seq),
     };
+    let skip = q.page.map_or(0, |p| (p as usize - 1) * q.limit);
+    let keep = skip + q.limit;
     let mut total = 0u64;
     let mut remaining = 0u64;
     let mut hits: Vec<Hit> = Vec::new();
     for (si, seg) in segs.iter().enumerate() {
         if seg.header.first_seq >= snapshot {
             break;
+        }
+        // A sealed segment outside the time range is skipped without touching its index.
+        let (start, end) = bounds(q);
+        if seg
+            .footer
+            .is_some_and(|f| f.max_ts < start || f.min_ts > end)
+        {
+            continue;
         }
         seg.with_index(|idx| {
             let ords = segment_matches(idx, q, snapshot);
@@ -280,17 +302,28 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
                 }
             }
             // Keep memory bounded by the page size on broad queries.
-            if hits.len() > 4 * q.limit + 4096 {
-                select_top(&mut hits, q.order, q.limit);
+            if hits.len() > 4 * keep + 4096 {
+                select_top(&mut hits, q.order, keep);
             }
         })?;
     }
-    select_top(&mut hits, q.order, q.limit);
+    select_top(&mut hits, q.order, keep);
+    let hits: Vec<Hit> = hits.into_iter().skip(skip).collect();
+    let remaining = remaining.saturating_sub(skip as u64);
     let mut audit_logs = Vec::with_capacity(hits.len());
     for h in &hits {
-        audit_logs.push(entry(&segs[h.seg], h, &inner.chain, q.include_details)?);
+        audit_logs.push(entry(
+            &segs[h.seg],
+            h,
+            &inner.chain,
+            &inner.log_id,
+            q.include_details,
+        )?);
     }
-    let page = cursor.map_or(0, |c| c.page) + 1;
+    let page = match q.page {
+        Some(p) => u32::try_from(p).unwrap_or(u32::MAX),
+        None => cursor.map_or(0, |c| c.page) + 1,
+    };
     let next_page = match hits.last() {
         Some(last) if remaining > hits.len() as u64 => Some(
             Cursor {

@@ -53,6 +53,9 @@ pub struct Query {
     pub limit: usize,
     /// The `next_page` of a previous page of the same query.
     pub cursor: Option<String>,
+    /// A 1-based page number (`limit` events per page), as an alternative to `cursor`.
+    /// Cursors are cheaper and stable while events arrive; page numbers are for UIs.
+    pub page: Option<u64>,
     /// Whether events carry their `details` (default true).
     pub include_details: bool,
 }
@@ -74,6 +77,7 @@ impl Default for Query {
             order: Order::Desc,
             limit: DEFAULT_LIMIT,
             cursor: None,
+            page: None,
             include_details: true,
         }
     }
@@ -187,7 +191,13 @@ impl Query {
                     _ => return Err(invalid(name, format!("{value:?}: expected asc or desc"))),
                 }
             }
-            "cursor" | "page" => self.cursor = Some(value.trim().to_string()),
+            "cursor" => self.cursor = Some(value.trim().to_string()),
+            "page" => match value.trim().parse::<u64>() {
+                Ok(n) if n >= 1 => self.page = Some(n),
+                Ok(_) => return Err(invalid(name, "pages are numbered from 1")),
+                // The seed's `next_page` links carry the cursor in `page`.
+                Err(_) => self.cursor = Some(value.trim().to_string()),
+            },
             "include_details" => {
                 self.include_details = match value.trim() {
                     "true" | "1" | "yes" => true,
@@ -206,6 +216,21 @@ impl Query {
             return Err(invalid(
                 "limit",
                 format!("{} is out of range: use 1 to {MAX_LIMIT}", self.limit),
+            ));
+        }
+        if self.page.is_some() && self.cursor.is_some() {
+            return Err(invalid(
+                "page",
+                "give either a page number or a cursor, not both",
+            ));
+        }
+        if self
+            .page
+            .is_some_and(|p| p.saturating_mul(self.limit as u64) > 1_000_000)
+        {
+            return Err(invalid(
+                "page",
+                "page * limit may not exceed 1,000,000: use the cursor (next_page) to go further",
             ));
         }
         if let (Some(s), Some(e)) = (self.start, self.end) {

@@ -1,0 +1,135 @@
+//! Rewriting a sealed segment: dropping an expired prefix (compaction) or replacing payloads
+//! (redaction). Frames are copied in order with their seq, timestamp and MAC unchanged; the
+//! new file is written under a temporary name, synced and renamed into place, so a crash
+//! leaves either the old segment or the new one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    encode_frame_into, frame_len, Footer, SegmentHeader, FORMAT_VERSION, FRAME_FLAG_REDACTED,
+};
+use crate::log::Inner;
+use crate::mmap::ReadMap;
+use crate::segment::{segment_name, sync_dir, Segment, SegmentData};
+
+/// Removes a segment file and its index side file.
+pub(crate) fn remove_segment_files(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("removing segment", path, e)),
+    }
+    let idx = path.with_extension(crate::index::INDEX_EXT);
+    match std::fs::remove_file(&idx) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing index", &idx, e)),
+    }
+}
+
+/// Writes a new version of sealed `seg` without its first `skip` records and with the
+/// payloads in `replace` (by seq, marked redacted), and returns it as a sealed segment.
+pub(crate) fn rewrite(
+    inner: &Inner,
+    seg: &Segment,
+    skip: usize,
+    replace: &HashMap<u64, Vec<u8>>,
+) -> Result<Arc<Segment>> {
+    if seg.footer.is_none() {
+        return Err(Error::Corrupt {
+            file: seg.path.clone(),
+            offset: 0,
+            detail: "only sealed segments are rewritten".into(),
+        });
+    }
+    let frames: Vec<_> = seg.frames().map(|(_, f)| f).collect();
+    let kept = frames
+        .get(skip..)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Error::Corrupt {
+            file: seg.path.clone(),
+            offset: 0,
+            detail: format!(
+                "cannot drop {skip} of {} records and keep a segment",
+                frames.len()
+            ),
+        })?;
+    let (first_seq, prev_hash) = match skip {
+        0 => (seg.header.first_seq, seg.header.prev_hash),
+        _ => (kept[0].seq, frames[skip - 1].mac),
+    };
+    let header = SegmentHeader {
+        version: FORMAT_VERSION,
+        flags: 0,
+        log_id: inner.log_id,
+        first_seq,
+        created_ns: seg.header.created_ns,
+        prev_hash,
+    };
+    let mut buf = header.encode().to_vec();
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+    for f in kept {
+        let (flags, payload) = match replace.get(&f.seq) {
+            Some(p) => (f.flags | FRAME_FLAG_REDACTED, p.as_slice()),
+            None => (f.flags, f.payload),
+        };
+        let at = buf.len();
+        buf.resize(at + frame_len(payload.len()), 0);
+        encode_frame_into(&mut buf[at..], flags, f.seq, f.ts, payload, &f.mac);
+        min_ts = min_ts.min(f.ts);
+        max_ts = max_ts.max(f.ts);
+    }
+    let last = kept.last().expect("non-empty");
+    let footer = Footer {
+        count: kept.len() as u64,
+        first_seq,
+        last_seq: last.seq,
+        min_ts,
+        max_ts,
+        last_mac: last.mac,
+        records_end: buf.len() as u64,
+        sealed_ns: crate::event::now_nanos(),
+    };
+    buf.extend_from_slice(&footer.encode());
+
+    let name = segment_name(first_seq);
+    let path = inner.dir.join(&name);
+    let tmp = inner.dir.join(format!("{name}.tmp"));
+    let file = (|| -> std::io::Result<std::fs::File> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+        Ok(f)
+    })()
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("writing rewritten segment", &tmp, e)
+    })?;
+    // The old index no longer matches; it is rebuilt (and rewritten) on first use.
+    let _ = std::fs::remove_file(path.with_extension(crate::index::INDEX_EXT));
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| Error::io("installing rewritten segment", &path, e))?;
+    if path != seg.path {
+        remove_segment_files(&seg.path)?;
+    }
+    sync_dir(&inner.dir)?;
+    let map = ReadMap::new(&file).map_err(|e| Error::io("mapping", &path, e))?;
+    Ok(Arc::new(Segment {
+        path,
+        header,
+        footer: Some(footer),
+        data: SegmentData::Sealed(map),
+        records_end: footer.records_end as usize,
+        index: crate::index::Slot::lazy(),
+        index_writable: true,
+    }))
+}
