@@ -29,6 +29,7 @@
 //! Layers, bottom to top: `format` (bytes), `chain` (keyed hash chain), `segment` (one file),
 //! `log` (the engine), `verify`, `checkpoint`. See `docs/ARCHITECTURE.md`.
 
+mod archive;
 mod chain;
 mod checkpoint;
 mod codec;
@@ -72,5 +73,5 @@ pub struct RedactionInfo {
 pub use retention::policy::{
     Hold, HoldScope, PolicyEntry, Removed, RemovedSegment, RetentionRun, POLICY_FILE,
 };
-pub use retention::{RedactReport, RetentionReport};
+pub use retention::{ArchiveReport, RedactReport, RetentionReport};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

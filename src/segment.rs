@@ -39,6 +39,21 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
             out.push((seq, entry.path()));
         }
     }
+    // Archived segments, unless the data directory still has the original (an archive run
+    // interrupted before removing it): the original wins and the copy is redone later.
+    let adir = dir.join(crate::archive::ARCHIVE_DIR);
+    if let Ok(rd) = fs::read_dir(&adir) {
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some(seq) = name.strip_suffix(".lz4").and_then(parse_segment_name) else {
+                continue;
+            };
+            if !out.iter().any(|(s, _)| *s == seq) {
+                out.push((seq, entry.path()));
+            }
+        }
+    }
     out.sort();
     Ok(out)
 }
@@ -90,6 +105,8 @@ pub enum SegmentData {
     /// An unsealed segment opened read-only beside a possibly running writer: copied into
     /// memory, because that writer may trim the file when it seals it.
     Loaded(Vec<u8>),
+    /// A sealed segment in the archive tier, decompressed on first use.
+    Archived(crate::archive::ArchivedData),
 }
 
 /// A segment as readers see it.
@@ -115,6 +132,11 @@ impl Segment {
             SegmentData::Active(m) => m.committed(),
             SegmentData::Sealed(m) => &m.bytes()[..self.records_end],
             SegmentData::Loaded(v) => &v[..self.records_end],
+            SegmentData::Archived(a) => a
+                .get()
+                .ok()
+                .and_then(|b| b.get(..self.records_end))
+                .unwrap_or(&[]),
         }
     }
 
@@ -125,6 +147,15 @@ impl Segment {
             SegmentData::Active(m) => m.committed(),
             SegmentData::Sealed(m) => m.bytes(),
             SegmentData::Loaded(v) => v,
+            SegmentData::Archived(a) => a.get().unwrap_or(&[]),
+        }
+    }
+
+    /// Why an archived segment's bytes cannot be read, if they cannot.
+    pub fn load_error(&self) -> Option<String> {
+        match &self.data {
+            SegmentData::Archived(a) => a.get().err().map(str::to_string),
+            _ => None,
         }
     }
 
@@ -165,6 +196,13 @@ impl Segment {
                 }
             }
         }
+        if let Some(e) = self.load_error() {
+            return Err(Error::Corrupt {
+                file: self.path.clone(),
+                offset: 0,
+                detail: e,
+            });
+        }
         let idx = crate::index::build(self.bytes(), self.header.first_seq)?;
         if let (Some(ft), true) = (&self.footer, self.index_writable) {
             let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac);
@@ -190,10 +228,16 @@ impl Segment {
 
     /// File name relative to the data directory.
     pub fn file_name(&self) -> String {
-        self.path
+        let name = self
+            .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| segment_name(self.header.first_seq))
+            .unwrap_or_else(|| segment_name(self.header.first_seq));
+        if crate::archive::is_archived(&self.path) {
+            format!("{}/{name}", crate::archive::ARCHIVE_DIR)
+        } else {
+            name
+        }
     }
 
     /// Iterates the committed frames from the first record on.

@@ -163,6 +163,16 @@ fn verify_segment(
         torn: None,
         found: Vec::new(),
     };
+    if let Some(e) = seg.load_error() {
+        r.failure = Some(fail(
+            FailureKind::CorruptFrame,
+            Some(name_seq),
+            seg,
+            Some(0),
+            e,
+        ));
+        return r;
+    }
     let header = match SegmentHeader::decode(bytes) {
         Ok(h) => h,
         Err(e) => {

@@ -121,6 +121,16 @@ enum Command {
         #[arg(long)]
         retention_days: Option<u32>,
     },
+    /// Move sealed segments older than `archive_days` (config or `--archive-days`) to the
+    /// compressed archive tier; they stay verifiable and queryable.
+    Archive {
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        archive_days: Option<u32>,
+    },
     /// Legal holds: suspend deletion and redaction of what they cover.
     Hold {
         #[command(subcommand)]
@@ -274,7 +284,9 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
 }
 
 fn write_options(cli: &Cli, cfg: &Config) -> Result<Options, Error> {
-    let mut o = Options::new(cfg.audit_logs.key()?).retention_days(cfg.audit_logs.retention_days);
+    let mut o = Options::new(cfg.audit_logs.key()?)
+        .retention_days(cfg.audit_logs.retention_days)
+        .archive_days(cfg.audit_logs.archive_days.unwrap_or(0));
     if let Some(b) = cli.segment_bytes {
         o = o.segment_bytes(b);
     }
@@ -471,6 +483,33 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 log.compact(now)?
             } else {
                 log.apply_retention(now)?
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+            Ok(0)
+        }
+        Command::Archive {
+            now,
+            dry_run,
+            archive_days,
+        } => {
+            let mut opts = write_options(&cli, &cfg)?;
+            if let Some(d) = archive_days.or(cfg.audit_logs.archive_days) {
+                opts = opts.archive_days(d);
+            }
+            let now = match now {
+                Some(t) => {
+                    chrono::DateTime::from_timestamp_nanos(auditlog::parse_time("now", t, false)?)
+                }
+                None => chrono::Utc::now(),
+            };
+            let log = open_for_maintenance(&cli.data, opts)?;
+            let report = if *dry_run {
+                log.plan_archive(now)?
+            } else {
+                log.archive(now)?
             };
             println!(
                 "{}",

@@ -307,6 +307,16 @@ impl Log {
         crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, false, true)
     }
 
+    /// Moves sealed segments older than `archive_days` to the compressed archive tier.
+    pub fn archive(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::ArchiveReport> {
+        crate::retention::archive(&self.inner, crate::event::to_nanos(&now)?, false)
+    }
+
+    /// What [`archive`](Self::archive) would move at `now`.
+    pub fn plan_archive(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::ArchiveReport> {
+        crate::retention::archive(&self.inner, crate::event::to_nanos(&now)?, true)
+    }
+
     /// Places a legal hold: nothing it covers is deleted or redacted until it is lifted.
     pub fn add_hold(&self, scope: crate::HoldScope, reason: &str) -> Result<crate::Hold> {
         crate::retention::add_hold(&self.inner, scope, reason)

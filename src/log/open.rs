@@ -212,6 +212,26 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     let mut active = None;
     let n = segs_on_disk.len();
     for (i, (name_seq, path)) in segs_on_disk.into_iter().enumerate() {
+        if crate::archive::is_archived(&path) {
+            let seg = archived_segment(path)?;
+            check_header(&seg.path, &seg.header, name_seq, &log_id)?;
+            let ft = seg.footer.expect("archived segments are sealed");
+            if i == 0 && seg.header.first_seq < next_seq {
+                next_seq = seg.header.first_seq;
+                prev = seg.header.prev_hash;
+            }
+            if seg.header.first_seq != next_seq || !ct_eq(&seg.header.prev_hash, &prev) {
+                return Err(corrupt(
+                    &seg.path,
+                    32,
+                    "archived segment does not continue the log; run `auditlog verify`",
+                ));
+            }
+            next_seq = ft.last_seq + 1;
+            prev = ft.last_mac;
+            segments.push(seg);
+            continue;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -395,6 +415,20 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     Ok(Log::from_inner(inner))
 }
 
+/// An archived segment: header and footer from its preamble, bytes decompressed on use.
+fn archived_segment(path: PathBuf) -> Result<Arc<Segment>> {
+    let (header, footer) = crate::archive::read_preamble(&path)?;
+    Ok(Arc::new(Segment {
+        data: SegmentData::Archived(crate::archive::ArchivedData::new(path.clone())),
+        path,
+        header,
+        footer: Some(footer),
+        records_end: footer.records_end as usize,
+        index: crate::index::Slot::lazy(),
+        index_writable: false,
+    }))
+}
+
 /// Finishes a retention run interrupted by a crash: removes segments wholly inside the
 /// removed range, and a segment superseded by its compacted rewrite.
 fn finish_retention(
@@ -407,8 +441,12 @@ fn finish_retention(
     };
     let mut keep = Vec::with_capacity(segs.len());
     for (i, (first, path)) in segs.iter().enumerate() {
-        let file = File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
-        let wholly_removed = read_footer(&file).is_some_and(|f| f.last_seq <= to);
+        let footer = if crate::archive::is_archived(path) {
+            Some(crate::archive::read_preamble(path)?.1)
+        } else {
+            read_footer(&File::open(path).map_err(|e| Error::io("opening segment", path, e))?)
+        };
+        let wholly_removed = footer.is_some_and(|f| f.last_seq <= to);
         let superseded = *first <= to && segs.get(i + 1).is_some_and(|(next, _)| *next == to + 1);
         if wholly_removed || superseded {
             crate::retention::remove_files(path)?;
@@ -466,6 +504,10 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
 pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
     let mut out = Vec::new();
     for (_, path) in segment::list_segments(dir)? {
+        if crate::archive::is_archived(&path) {
+            out.push(archived_segment(path)?);
+            continue;
+        }
         let file = File::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
         let footer = read_footer(&file);
         let (data, header_bytes) = match footer {
@@ -481,7 +523,11 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
         let all: &[u8] = match &data {
             SegmentData::Sealed(m) => m.bytes(),
             SegmentData::Loaded(v) => v,
-            SegmentData::Active(_) => unreachable!("read-only loads never create active maps"),
+            SegmentData::Active(_) | SegmentData::Archived(_) => {
+                unreachable!(
+                    "read-only loads never create active maps; archived ones are handled above"
+                )
+            }
         };
         // A damaged header is kept with an empty body so that `verify` can report it.
         let header = SegmentHeader::decode(all).unwrap_or(SegmentHeader {

@@ -47,6 +47,7 @@ pub struct Options {
     pub(crate) write_path: WritePath,
     pub(crate) retention_overrides: Vec<(String, u32)>,
     pub(crate) retention_interval: Option<Duration>,
+    pub(crate) archive_days: u32,
 }
 
 impl Options {
@@ -66,7 +67,16 @@ impl Options {
             write_path: WritePath::Auto,
             retention_overrides: Vec::new(),
             retention_interval: None,
+            archive_days: 0,
         }
+    }
+
+    /// Move sealed segments whose newest event is older than this many days to the
+    /// compressed archive tier (`archive/`), still verifiable and queryable; 0 (the default)
+    /// never archives. Runs with [`Log::archive`](crate::Log::archive) or the scheduler.
+    pub fn archive_days(mut self, days: u32) -> Self {
+        self.archive_days = days;
+        self
     }
 
     /// Keep the content (`details`) of `event_type` events only `days` days: older ones are
