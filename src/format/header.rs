@@ -1,6 +1,6 @@
 //! Segment header: the first [`HEADER_LEN`] bytes of every `.seg` file.
 
-use super::{arr16, arr32, le_i64, le_u16, le_u32, le_u64, FORMAT_VERSION};
+use super::{arr16, arr32, le_i64, le_u16, le_u32, le_u64, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 /// Size of the segment header in bytes.
 pub const HEADER_LEN: usize = 128;
@@ -86,7 +86,7 @@ impl SegmentHeader {
         // The version is checked before the checksum, so that a file of another version is
         // reported as such rather than as corruption.
         let version = b[7] as u16;
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::Version(version));
         }
         let crc = le_u32(b, 124);

@@ -8,7 +8,7 @@
 //! `key_check` is `HMAC-SHA256(K, "auditlog/keycheck" || log_id)`: it lets `open` tell a wrong
 //! key apart from tampering without revealing anything about the key.
 
-use super::{arr16, arr32, le_i64, le_u16, le_u32, FORMAT_VERSION};
+use super::{arr16, arr32, le_i64, le_u16, le_u32, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 pub const META_LEN: usize = 76;
 const META_MAGIC: &[u8; 8] = b"ALOGMETA";
@@ -40,7 +40,7 @@ impl Meta {
             return Err("bad magic".into());
         }
         let version = le_u16(b, 8);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(format!("unsupported format version {version}"));
         }
         if b.len() != META_LEN {

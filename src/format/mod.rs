@@ -17,7 +17,13 @@ pub use header::{HeaderError, SegmentHeader, HEADER_LEN};
 pub use meta::{Meta, META_LEN};
 
 /// The on-disk format version written by this build. Bump on any layout change.
-pub const FORMAT_VERSION: u16 = 1;
+///
+/// - 1: segments, frames, footers, meta, checkpoints, index side files.
+/// - 2: adds redacted frames (flag bit 0, payload marker 0x52), `policy.log` and the archive
+///   tier. A version-1 segment never holds a redacted frame.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const MIN_FORMAT_VERSION: u16 = 1;
 
 /// True when every byte is zero; compares a page at a time (memcmp), which matters when
 /// checking the preallocated tail of a 64 MiB segment.
