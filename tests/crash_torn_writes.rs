@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use auditlog::format::{decode_frame, HEADER_LEN};
 use auditlog::sample::Generator;
@@ -45,29 +46,34 @@ struct Fixture {
     bounds: Vec<usize>,
 }
 
-/// Appends at least `min_records` records, and until the log has rolled at least once and its
-/// newest segment holds exactly `in_active` records (at least two); then closes it.
-fn fixture(seed: u64, min_records: usize, in_active: u64) -> Fixture {
+/// A log with `sealed` sealed segments of three records each (rolled by age, so that they
+/// stay small and each case verifies quickly), then an active segment with exactly
+/// `in_active` records (at least two); closed.
+fn fixture(seed: u64, sealed: usize, in_active: u64) -> Fixture {
     assert!(in_active >= 2);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let mut gen = Generator::standard(seed);
     let mut receipts = Vec::new();
-    {
-        let log = Log::open(&dir, options()).unwrap();
-        let active_first = |log: &Log| {
-            let files = log.stats().unwrap().segment_files;
-            let name = files.last().unwrap().clone();
-            name.trim_end_matches(".seg").parse::<u64>().unwrap()
-        };
-        loop {
-            receipts.push(log.append(&gen.next_event()).unwrap());
-            let (next, first) = (log.next_seq(), active_first(&log));
-            if receipts.len() >= min_records && first > 0 && next - first == in_active {
-                break;
+    if sealed > 0 {
+        let log = Log::open(&dir, options().segment_max_age(Duration::from_millis(50))).unwrap();
+        for n in 1..=sealed {
+            for _ in 0..3 {
+                receipts.push(log.append(&gen.next_event()).unwrap());
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while log.stats().unwrap().segments <= n {
+                assert!(Instant::now() < deadline, "the segment never rolled by age");
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
+    // Reopened with the default age, so that nothing rolls while the active segment fills.
+    let log = Log::open(&dir, options()).unwrap();
+    for _ in 0..in_active {
+        receipts.push(log.append(&gen.next_event()).unwrap());
+    }
+    drop(log);
     let active = segment_files(&dir).pop().unwrap();
     let bytes = fs::read(&active).unwrap();
     let mut bounds = vec![HEADER_LEN];
@@ -84,10 +90,7 @@ fn fixture(seed: u64, min_records: usize, in_active: u64) -> Fixture {
         bytes[*bounds.last().unwrap()..].iter().all(|&b| b == 0),
         "the active segment's unwritten tail is not zero"
     );
-    assert!(
-        segment_files(&dir).len() >= 2,
-        "the fixture should span a sealed segment and the active one"
-    );
+    assert_eq!(segment_files(&dir).len(), sealed + 1);
     Fixture {
         _tmp: tmp,
         dir,
@@ -207,14 +210,15 @@ fn crash_at_every_byte_of_the_last_two_frames(fx: &Fixture) {
 
 #[test]
 fn cut_inside_the_last_two_frames_of_a_busy_segment() {
-    // Enough records for a sealed segment, and a few more in the active one.
-    let fx = fixture(1, 200, 5);
+    // A sealed segment, then 24 records in the active one.
+    let fx = fixture(1, 1, 24);
     crash_at_every_byte_of_the_last_two_frames(&fx);
 }
 
 #[test]
 fn cut_inside_the_only_two_frames_of_a_fresh_segment() {
-    // The active segment holds only the two frames, so the deepest cut empties it.
-    let fx = fixture(2, 1, 2);
+    // Two sealed segments, then an active one with only the two frames, so the deepest cut
+    // empties it and recovery must continue the chain from the last sealed segment's footer.
+    let fx = fixture(2, 2, 2);
     crash_at_every_byte_of_the_last_two_frames(&fx);
 }

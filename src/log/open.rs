@@ -487,12 +487,12 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
         dir: dir.to_path_buf(),
         detail: format!("{META_FILE} is missing"),
     })?;
-    // Checkpoints and the policy log first: every checkpoint read now covers records already
-    // in the files, and every removal recorded is already done or finished by `verify`'s
-    // rules for interrupted runs.
+    // Checkpoints first: every checkpoint read now covers records already in the files.
     let cps = checkpoint::read_log(dir)?;
-    let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
     let segments = load_segments_read_only(dir)?;
+    // The policy log after the segments: a removal is recorded before its files go, so
+    // every segment missing from the listing is covered by a record read now.
+    let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
     let mut inner = Inner::bare(dir, opts, chain, meta.log_id);
     inner.segments = RwLock::new(segments);
     inner.ro_checkpoints = cps;
