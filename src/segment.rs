@@ -353,18 +353,33 @@ fn classify_bad(bytes: &[u8], at: usize, error: FrameError) -> ScanStop {
     match next_valid_frame(bytes, at + 1) {
         Some(next) => ScanStop::Damaged { error, next },
         None => {
-            let len = bytes[at..]
-                .iter()
-                .rposition(|&b| b != 0)
-                .map_or(0, |p| p + 1);
+            let len = end_of_data(bytes).saturating_sub(at);
             ScanStop::Torn { error, len }
         }
     }
 }
 
+/// One past the last non-zero byte (0 if all are zero); skips zero pages with memcmp.
+pub fn end_of_data(bytes: &[u8]) -> usize {
+    const PAGE: usize = 4096;
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(PAGE);
+        let chunk = &bytes[start..end];
+        if crate::format::is_zero(chunk) {
+            end = start;
+            continue;
+        }
+        return start + chunk.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    }
+    0
+}
+
 /// The first offset at or after `from` where a valid frame or footer decodes.
 pub fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len().saturating_sub(8)).find(|&o| {
+    // No frame or footer starts in the all-zero tail (their first 8 bytes are never zero).
+    let end = end_of_data(bytes);
+    (from..end.min(bytes.len().saturating_sub(8))).find(|&o| {
         let rest = &bytes[o..];
         decode_frame(rest).is_ok() || Footer::decode(rest).is_some()
     })
