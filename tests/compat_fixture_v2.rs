@@ -44,7 +44,7 @@ fn fixture_copy() -> tempfile::TempDir {
 
 fn event(i: u64) -> Event {
     let mut e = Event::new(
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             "security_event"
         } else {
             "authentication"
@@ -92,9 +92,7 @@ fn generate_fixture_v2() {
         fs::remove_dir_all(&out).unwrap();
     }
     copy_dir(tmp.path(), &out);
-    for p in [out.join("LOCK")] {
-        let _ = fs::remove_file(p);
-    }
+    let _ = fs::remove_file(out.join("LOCK"));
     for entry in fs::read_dir(&out).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "idx") {

@@ -477,7 +477,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 None => chrono::Utc::now(),
             };
             let log = open_for_maintenance(&cli.data, opts)?;
-            let report = if *dry_run {
+            let report = if *dry_run && *compact {
+                log.plan_compaction(now)?
+            } else if *dry_run {
                 log.plan_retention(now)?
             } else if *compact {
                 log.compact(now)?

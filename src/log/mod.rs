@@ -298,6 +298,14 @@ impl Log {
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<crate::RetentionReport> {
+        crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, true, false)
+    }
+
+    /// What [`compact`](Self::compact) would do at `now`, without doing it.
+    pub fn plan_compaction(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::RetentionReport> {
         crate::retention::apply(&self.inner, crate::event::to_nanos(&now)?, true, true)
     }
 

@@ -217,8 +217,12 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             check_header(&seg.path, &seg.header, name_seq, &log_id)?;
             let ft = seg.footer.expect("archived segments are sealed");
             if i == 0 && seg.header.first_seq < next_seq {
-                next_seq = seg.header.first_seq;
-                prev = seg.header.prev_hash;
+                let new = finish_compaction(dir, &opts, &chain, log_id, &seg, next_seq)?;
+                let ft = new.footer.expect("rewritten segments are sealed");
+                next_seq = ft.last_seq + 1;
+                prev = ft.last_mac;
+                segments.push(new);
+                continue;
             }
             if seg.header.first_seq != next_seq || !ct_eq(&seg.header.prev_hash, &prev) {
                 return Err(corrupt(
@@ -240,11 +244,18 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         let header = read_header(&path, &file)?;
         check_header(&path, &header, name_seq, &log_id)?;
         if i == 0 && header.first_seq < next_seq {
-            // Retention removed records inside this segment's range but was interrupted
-            // before rewriting it: it still holds them and anchors its own chain (which
-            // `verify` checks against the retention record).
-            next_seq = header.first_seq;
-            prev = header.prev_hash;
+            // A compaction recorded in policy.log was interrupted before its rewrite: finish
+            // it now (drop the records the signed record says were removed).
+            let Some(footer) = read_footer(&file).filter(|f| f.last_seq >= next_seq) else {
+                return Err(corrupt(&path, 32, "segment overlaps the range retention removed but is not sealed; run `auditlog verify`"));
+            };
+            let seg = sealed_segment(path, &file, header, footer)?;
+            let new = finish_compaction(dir, &opts, &chain, log_id, &seg, next_seq)?;
+            let ft = new.footer.expect("rewritten segments are sealed");
+            next_seq = ft.last_seq + 1;
+            prev = ft.last_mac;
+            segments.push(new);
+            continue;
         }
         if header.first_seq != next_seq {
             return Err(corrupt(&path, 32, format!("segment starts at seq {} but the log continues at seq {next_seq}: records are missing; run `auditlog verify`", header.first_seq)));
@@ -415,6 +426,21 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     Ok(Log::from_inner(inner))
 }
 
+/// Rewrites `seg` without the records before `keep_from` (an interrupted compaction),
+/// checking that the record before it carries the chain value the retention record signed.
+fn finish_compaction(
+    dir: &Path,
+    opts: &Options,
+    chain: &Chain,
+    log_id: [u8; 16],
+    seg: &Segment,
+    keep_from: u64,
+) -> Result<Arc<Segment>> {
+    let skip = (keep_from - seg.header.first_seq) as usize;
+    let bare = Inner::bare(dir, opts.clone(), chain.clone(), log_id);
+    crate::retention::rewrite_segment(&bare, seg, skip)
+}
+
 /// An archived segment: header and footer from its preamble, bytes decompressed on use.
 fn archived_segment(path: PathBuf) -> Result<Arc<Segment>> {
     let (header, footer) = crate::archive::read_preamble(&path)?;
@@ -516,7 +542,16 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
                 (SegmentData::Sealed(map), None)
             }
             None => {
-                let bytes = segment::read_file(&path)?;
+                // Only up to the last non-zero byte: the preallocated zero tail holds nothing
+                // that verification or queries need, and it is most of a fresh segment.
+                let mut bytes = segment::read_file(&path)?;
+                // A frame or footer can end in zero bytes (a CRC, reserved fields), never in
+                // more than a few dozen: keep a margin past the last non-zero byte.
+                let end = (segment::end_of_data(&bytes) + 256)
+                    .max(HEADER_LEN)
+                    .min(bytes.len());
+                bytes.truncate(end);
+                bytes.shrink_to_fit();
                 (SegmentData::Loaded(bytes), Some(()))
             }
         };

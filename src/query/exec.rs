@@ -63,40 +63,63 @@ pub(crate) struct Hit {
     pub prev_offset: Option<u32>,
 }
 
-fn union(lists: Vec<&[u32]>) -> Vec<u32> {
-    match lists.len() {
-        0 => Vec::new(),
-        1 => lists[0].to_vec(),
-        _ => {
-            let mut v: Vec<u32> = lists.concat();
-            v.sort_unstable();
-            v.dedup();
-            v
+/// A posting list: borrowed from the index when one value was asked for, merged otherwise.
+enum Postings<'a> {
+    Borrowed(&'a [u32]),
+    Owned(Vec<u32>),
+}
+
+impl Postings<'_> {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Postings::Borrowed(s) => s,
+            Postings::Owned(v) => v,
         }
     }
 }
 
-fn intersect(a: Vec<u32>, b: &[u32]) -> Vec<u32> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
+fn union(lists: Vec<&[u32]>) -> Postings<'_> {
+    match lists.len() {
+        0 => Postings::Owned(Vec::new()),
+        1 => Postings::Borrowed(lists[0]),
+        _ => {
+            let mut v: Vec<u32> = lists.concat();
+            v.sort_unstable();
+            v.dedup();
+            Postings::Owned(v)
+        }
+    }
+}
+
+/// Elements of `small` present in every list of `others` (all ascending): each probe is a
+/// galloping search from the previous position, so the cost follows the smallest list.
+fn intersect(small: &[u32], others: &[&[u32]]) -> Vec<u32> {
+    let mut pos = vec![0usize; others.len()];
+    let mut out = Vec::with_capacity(small.len());
+    'next: for &x in small {
+        for (k, list) in others.iter().enumerate() {
+            let mut lo = pos[k];
+            let mut step = 1;
+            while lo + step < list.len() && list[lo + step] < x {
+                lo += step;
+                step *= 2;
+            }
+            let hi = (lo + step + 1).min(list.len());
+            let i = lo + list[lo..hi].partition_point(|&v| v < x);
+            pos[k] = i;
+            if list.get(i) != Some(&x) {
+                continue 'next;
             }
         }
+        out.push(x);
     }
     out
 }
 
 /// Ordinals matching every term filter, ascending; `None` when the query has none.
 fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
-    let mut lists: Vec<Vec<u32>> = Vec::new();
-    let exact = |field: Field, vals: &[String]| -> Option<Vec<u32>> {
+    let mut lists: Vec<Postings<'_>> = Vec::new();
+    let exact = |field: Field, vals: &[String]| -> Option<Postings<'_>> {
         (!vals.is_empty()).then(|| union(vals.iter().map(|v| idx.postings(field, v)).collect()))
     };
     let emails: Vec<String> = q.emails.iter().map(|e| normalize_email(e)).collect();
@@ -146,16 +169,9 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
     if lists.is_empty() {
         return None;
     }
-    lists.sort_by_key(|l| l.len());
-    let mut it = lists.into_iter();
-    let mut acc = it.next().unwrap_or_default();
-    for l in it {
-        if acc.is_empty() {
-            break;
-        }
-        acc = intersect(acc, &l);
-    }
-    Some(acc)
+    lists.sort_by_key(|l| l.as_slice().len());
+    let others: Vec<&[u32]> = lists[1..].iter().map(|l| l.as_slice()).collect();
+    Some(intersect(lists[0].as_slice(), &others))
 }
 
 fn bounds(q: &Query) -> (i64, i64) {
@@ -292,6 +308,11 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
             continue;
         }
         seg.with_index(|idx| {
+            if let Some((t, r)) = time_only(idx, q, snapshot, cursor, si, keep, &mut hits) {
+                total += t;
+                remaining += r;
+                return;
+            }
             let ords = segment_matches(idx, q, snapshot);
             total += ords.len() as u64;
             for o in ords {
@@ -343,6 +364,86 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
         audit_logs,
         next_page,
     })
+}
+
+/// A query without term filters, answered from the time index alone: counts by binary
+/// search, and takes only the first `keep` entries after the cursor in the sort direction.
+/// Returns `(matches, matches after the cursor)`, or `None` when term filters apply.
+fn time_only(
+    idx: &SegIndex,
+    q: &Query,
+    snapshot: u64,
+    cursor: Option<Cursor>,
+    si: usize,
+    keep: usize,
+    hits: &mut Vec<Hit>,
+) -> Option<(u64, u64)> {
+    let has_terms = !(q.user_ids.is_empty()
+        && q.emails.is_empty()
+        && q.event_types.is_empty()
+        && q.actions.is_empty()
+        && q.statuses.is_empty()
+        && q.severities.is_empty()
+        && q.resource_types.is_empty()
+        && q.resource_ids.is_empty()
+        && q.ips.is_empty());
+    if has_terms {
+        return None;
+    }
+    let (start, end) = bounds(q);
+    if idx.is_empty() || idx.max_ts < start || idx.min_ts > end || idx.first_seq >= snapshot {
+        return Some((0, 0));
+    }
+    let first = idx.first_seq;
+    let key = |e: &(i64, u32)| (e.0, first + e.1 as u64);
+    let lo = idx.time.partition_point(|e| e.0 < start);
+    let hi = idx.time.partition_point(|e| e.0 <= end).max(lo);
+    let window = &idx.time[lo..hi];
+    // Entries at or past the paging snapshot belong to later appends (only possible in the
+    // newest segments).
+    let live = |e: &(i64, u32)| first + (e.1 as u64) < snapshot;
+    let all_live = first + idx.len() as u64 <= snapshot;
+    let count = |w: &[(i64, u32)]| -> u64 {
+        if all_live {
+            w.len() as u64
+        } else {
+            w.iter().filter(|e| live(e)).count() as u64
+        }
+    };
+    let total = count(window);
+    let after: &[(i64, u32)] = match (cursor, q.order) {
+        (None, _) => window,
+        (Some(c), Order::Asc) => &window[window.partition_point(|e| key(e) <= (c.ts, c.seq))..],
+        (Some(c), Order::Desc) => &window[..window.partition_point(|e| key(e) < (c.ts, c.seq))],
+    };
+    let remaining = count(after);
+    let mut push = |e: &(i64, u32)| {
+        if live(e) {
+            hits.push(hit(idx, si, e.1));
+        }
+    };
+    let mut taken = 0;
+    match q.order {
+        Order::Asc => {
+            for e in after {
+                if taken == keep {
+                    break;
+                }
+                taken += usize::from(live(e));
+                push(e);
+            }
+        }
+        Order::Desc => {
+            for e in after.iter().rev() {
+                if taken == keep {
+                    break;
+                }
+                taken += usize::from(live(e));
+                push(e);
+            }
+        }
+    }
+    Some((total, remaining))
 }
 
 /// Sorts `hits` in `order` by `(timestamp, seq)` and keeps the first `limit`.

@@ -21,6 +21,11 @@ mod rewrite;
 
 pub(crate) use rewrite::remove_segment_files as remove_files;
 
+/// Rewrites a sealed segment without its first `skip` records.
+pub(crate) fn rewrite_segment(inner: &Inner, seg: &Segment, skip: usize) -> Result<Arc<Segment>> {
+    rewrite::rewrite(inner, seg, skip, &HashMap::new())
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -226,7 +231,7 @@ pub(crate) fn apply(
                     .iter()
                     .find(|s| &s.file_name() == seg)
                     .cloned()
-                    .ok_or_else(|| Error::Empty("straddling segment vanished"))?;
+                    .ok_or(Error::Empty("straddling segment vanished"))?;
                 write_policy(
                     inner,
                     PolicyEntry::Retention(RetentionRun {
@@ -423,6 +428,10 @@ pub(crate) fn redact(
     if reason.trim().is_empty() {
         return Err(Error::InvalidEvent("a redaction needs a reason".into()));
     }
+    let mut seqs: Vec<u64> = seqs.to_vec();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let seqs = &seqs[..];
     let _m = inner.maintenance.lock();
     let next = crate::log::next_seq_of(inner);
     if let Some(&bad) = seqs.iter().find(|&&s| s >= next) {
