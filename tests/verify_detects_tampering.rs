@@ -667,13 +667,16 @@ fn edit_with_valid_crc(seg: &SegLayout, footer: bool, at: usize, value: u8) {
 
 #[test]
 fn record_flags_or_reserved_bytes_edited_with_a_valid_crc_are_caught() {
-    // Version 1 writes no flag and zero reserved bytes: anything else is not this writer's.
+    // Unknown flags and non-zero reserved bytes are not this writer's (corrupt frame). The
+    // one known flag, "redacted" (bit 0, format version 2), on a record that was never
+    // redacted makes its payload fail the redaction checks (tampered record).
     let base = tempfile::tempdir().unwrap();
     write_small_segments(base.path(), 7, 3, 5);
-    for (what, rel, value) in [
-        ("flags", 8, 0x01),
-        ("flags", 9, 0x80),
-        ("reserved", 10, 0x01),
+    for (what, rel, value, kind) in [
+        ("redacted flag", 8, 0x01, FailureKind::TamperedRecord),
+        ("flags", 8, 0x02, FailureKind::CorruptFrame),
+        ("flags", 9, 0x80, FailureKind::CorruptFrame),
+        ("reserved", 10, 0x01, FailureKind::CorruptFrame),
     ] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(base.path(), dir.path());
@@ -684,7 +687,7 @@ fn record_flags_or_reserved_bytes_edited_with_a_valid_crc_are_caught() {
         assert_eq!(
             failure_of(&report),
             (
-                FailureKind::CorruptFrame,
+                kind,
                 Some(frame.seq),
                 Some(seg.name.clone()),
                 Some(frame.offset as u64)
