@@ -57,7 +57,7 @@ pub enum Error {
     },
 
     /// A file was written by a format version this build does not understand.
-    #[error("unsupported format in {}: found version {found}, this build reads version {supported}", file.display())]
+    #[error("unsupported format in {}: found version {found}, this build reads versions 1 to {supported}", file.display())]
     UnsupportedVersion {
         file: PathBuf,
         found: u16,

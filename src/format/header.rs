@@ -61,7 +61,8 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..7].copy_from_slice(MAGIC_PREFIX);
-        b[7] = FORMAT_VERSION as u8;
+        // A header keeps the version it was written with (a v1 segment stays v1).
+        b[7] = self.version as u8;
         b[8..10].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
         b[10..12].copy_from_slice(&self.flags.to_le_bytes());
         // 12..16 reserved, zero

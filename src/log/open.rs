@@ -211,6 +211,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     };
     let mut active = None;
     let n = segs_on_disk.len();
+    let on_disk = segs_on_disk.clone();
     for (i, (name_seq, path)) in segs_on_disk.into_iter().enumerate() {
         if crate::archive::is_archived(&path) {
             let seg = archived_segment(path)?;
@@ -301,10 +302,23 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                 }
             }
             ScanStop::Torn { len: torn, .. } => {
-                // A roll syncs (under `Sync`) or hands to the sealer a segment's records before
-                // anything else is written to it, so in a segment that others follow the only
-                // thing a crash can tear is the footer being written by the sealer: it is cut
-                // and the segment sealed again below. In the newest segment it is the tail.
+                // In a segment that later segments follow, only a partly written footer may be
+                // cut (the roll synced every record first): the next segment must continue
+                // the chain from the last intact record, or this is damage and is refused.
+                if let Some((_, next_path)) = on_disk.get(i + 1) {
+                    let next = if crate::archive::is_archived(next_path) {
+                        crate::archive::read_preamble(next_path)?.0
+                    } else {
+                        let f = File::open(next_path)
+                            .map_err(|e| Error::io("opening segment", next_path, e))?;
+                        read_header(next_path, &f)?
+                    };
+                    let continues = scan.last_seq.is_some_and(|l| next.first_seq == l + 1)
+                        && scan.last_mac.is_some_and(|m| ct_eq(&m, &next.prev_hash));
+                    if !continues {
+                        return Err(corrupt(&path, scan.end as u64, "damaged record in a segment that later segments follow; run `auditlog verify`"));
+                    }
+                }
                 let zeros = vec![0u8; *torn];
                 file.write_all_at(&zeros, scan.end as u64)
                     .and_then(|_| file.sync_data())

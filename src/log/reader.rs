@@ -52,6 +52,15 @@ impl Iterator for RecordIter {
     fn next(&mut self) -> Option<Result<Record>> {
         loop {
             let seg = self.segs.get(self.seg)?;
+            if let Some(e) = seg.load_error() {
+                self.seg += 1;
+                self.off = HEADER_LEN;
+                return Some(Err(Error::Corrupt {
+                    file: seg.path.clone(),
+                    offset: 0,
+                    detail: e,
+                }));
+            }
             let bytes = seg.bytes();
             let Some(rest) = bytes.get(self.off..).filter(|r| !r.is_empty()) else {
                 self.seg += 1;

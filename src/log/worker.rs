@@ -174,8 +174,7 @@ impl Timers {
                 self.last_retention = Instant::now();
                 // The outcome is recorded in policy.log (and shown by `stats`); an error
                 // here leaves everything in place and is retried at the next interval.
-                let _ = crate::retention::apply(inner, now_nanos(), false, false);
-                let _ = crate::retention::archive(inner, now_nanos(), false);
+                crate::retention::scheduled(inner, now_nanos());
             }
         }
     }

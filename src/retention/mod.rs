@@ -101,7 +101,12 @@ fn sealed_prefix(inner: &Inner) -> Vec<Arc<Segment>> {
     segs.into_iter()
         .take(n.saturating_sub(1))
         .take_while(|s| {
-            s.footer.is_some() && matches!(s.data, crate::segment::SegmentData::Sealed(_))
+            s.footer.is_some()
+                && matches!(
+                    s.data,
+                    crate::segment::SegmentData::Sealed(_)
+                        | crate::segment::SegmentData::Archived(_)
+                )
         })
         .collect()
 }
@@ -135,10 +140,28 @@ pub(crate) fn apply(
     dry_run: bool,
     compact: bool,
 ) -> Result<RetentionReport> {
+    let _m = inner.maintenance.lock();
+    apply_locked(inner, now_ns, dry_run, compact)
+}
+
+/// The scheduler's run: skipped when another maintenance operation holds the lock (a
+/// redaction may be waiting for this very worker thread).
+pub(crate) fn scheduled(inner: &Arc<Inner>, now_ns: i64) {
+    if let Some(_m) = inner.maintenance.try_lock() {
+        let _ = apply_locked(inner, now_ns, false, false);
+        let _ = archive_locked(inner, now_ns, false);
+    }
+}
+
+fn apply_locked(
+    inner: &Arc<Inner>,
+    now_ns: i64,
+    dry_run: bool,
+    compact: bool,
+) -> Result<RetentionReport> {
     if inner.read_only && !dry_run {
         return Err(Error::ReadOnly);
     }
-    let _m = inner.maintenance.lock();
     let days = inner.opts.retention_days;
     let mut report = RetentionReport {
         dry_run,
@@ -600,10 +623,14 @@ pub struct ArchiveReport {
 
 /// Moves sealed segments whose newest event is older than `archive_days` to the archive.
 pub(crate) fn archive(inner: &Arc<Inner>, now_ns: i64, dry_run: bool) -> Result<ArchiveReport> {
+    let _m = inner.maintenance.lock();
+    archive_locked(inner, now_ns, dry_run)
+}
+
+fn archive_locked(inner: &Arc<Inner>, now_ns: i64, dry_run: bool) -> Result<ArchiveReport> {
     if inner.read_only && !dry_run {
         return Err(Error::ReadOnly);
     }
-    let _m = inner.maintenance.lock();
     let days = inner.opts.archive_days;
     let mut report = ArchiveReport {
         dry_run,

@@ -47,6 +47,13 @@ pub(crate) fn rewrite(
         });
     }
     let frames: Vec<_> = seg.frames().map(|(_, f)| f).collect();
+    if seg.footer.is_some_and(|ft| ft.count != frames.len() as u64) {
+        return Err(Error::Corrupt {
+            file: seg.path.clone(),
+            offset: 0,
+            detail: "the segment is damaged (fewer readable records than its footer counts); run `auditlog verify`; it is not rewritten".into(),
+        });
+    }
     let kept = frames
         .get(skip..)
         .filter(|k| !k.is_empty())
