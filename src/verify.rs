@@ -139,6 +139,30 @@ fn fail(
     }
 }
 
+/// Checks one segment on its own (CRCs, MACs from its header's chain value, seq density, and
+/// that its footer matches its records); `None` when it is intact.
+pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> Option<Failure> {
+    let r = verify_segment(seg, chain, log_id, &HashMap::new(), &AtomicU64::new(0));
+    match (r.failure, r.torn) {
+        (Some(f), _) => Some(f),
+        (None, Some((off, seq))) => Some(fail(
+            FailureKind::CorruptFrame,
+            Some(seq),
+            seg,
+            Some(off),
+            "damaged bytes after the last record".into(),
+        )),
+        (None, None) if seg.footer.is_none() => Some(fail(
+            FailureKind::CorruptFrame,
+            None,
+            seg,
+            None,
+            "segment is not sealed".into(),
+        )),
+        (None, None) => None,
+    }
+}
+
 fn verify_segment(
     seg: &Segment,
     chain: &Chain,

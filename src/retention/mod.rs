@@ -80,8 +80,22 @@ fn hold_covers_segment(h: &Hold, seg: &Segment) -> Result<bool> {
     Ok(match &h.scope {
         HoldScope::Global => true,
         HoldScope::TimeRange { start_ns, end_ns } => ft.min_ts <= *end_ns && ft.max_ts >= *start_ns,
+        // From the records themselves (MAC-checked before anything is removed), not from
+        // the index, which only a CRC protects.
         HoldScope::Actor { user_id } => {
-            seg.with_index(|i| !i.postings(Field::UserId, user_id).is_empty())?
+            let mut found = false;
+            for (_, f) in seg.frames() {
+                if codec::decode_record(f.payload, f.flags)?
+                    .0
+                    .user_id
+                    .as_deref()
+                    == Some(user_id.as_str())
+                {
+                    found = true;
+                    break;
+                }
+            }
+            found
         }
     })
 }
@@ -193,6 +207,17 @@ fn apply_locked(
                     break 'segs;
                 }
             }
+            // Only what verifies is removed: the decision above rests on the footer's times,
+            // which only a CRC protects, so the segment's MACs and footer are checked first.
+            if let Some(f) = crate::verify::check_segment(&seg, &inner.chain, &inner.log_id) {
+                return Err(Error::Corrupt {
+                    file: seg.path.clone(),
+                    offset: f.offset.unwrap_or(0),
+                    detail: format!(
+                        "retention refuses to remove a segment that does not verify: {f}"
+                    ),
+                });
+            }
             removable.push(seg);
         }
         report.straddling = straddling.as_ref().map(|s| s.file_name());
@@ -223,6 +248,15 @@ fn apply_locked(
         }
         if compact && report.held_back.is_empty() {
             if let Some(seg) = straddling {
+                if let Some(f) = crate::verify::check_segment(&seg, &inner.chain, &inner.log_id) {
+                    return Err(Error::Corrupt {
+                        file: seg.path.clone(),
+                        offset: f.offset.unwrap_or(0),
+                        detail: format!(
+                            "compaction refuses to rewrite a segment that does not verify: {f}"
+                        ),
+                    });
+                }
                 report.compacted = plan_compaction(&seg, cutoff, &holds)?;
             }
         }
