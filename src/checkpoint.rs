@@ -4,8 +4,8 @@
 //! `checkpoints.jsonl` in the data directory. Kept somewhere else, it lets `verify` detect
 //! tail truncation and a rollback of the whole directory, which a bare chain cannot.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -150,32 +150,15 @@ pub struct CheckpointLog {
 
 /// Reads `checkpoints.jsonl` (an absent file is an empty log).
 pub fn read_log(dir: &Path) -> Result<CheckpointLog> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CheckpointLog::default()),
-        Err(e) => return Err(Error::io("opening", &path, e)),
+    let (lines, torn) = crate::segment::read_complete_lines(&dir.join(CHECKPOINT_FILE))?;
+    let mut out = CheckpointLog {
+        torn_last_line: torn,
+        ..CheckpointLog::default()
     };
-    let mut out = CheckpointLog::default();
-    let mut reader = BufReader::new(file);
-    let mut buf = String::new();
-    let mut n = 0u64;
-    loop {
-        buf.clear();
-        let read = reader
-            .read_line(&mut buf)
-            .map_err(|e| Error::io("reading", &path, e))?;
-        if read == 0 {
-            break;
-        }
-        n += 1;
-        if !buf.ends_with('\n') {
-            out.torn_last_line = true;
-            break;
-        }
-        match Checkpoint::from_json(&buf) {
+    for (i, line) in lines.iter().enumerate() {
+        match Checkpoint::from_json(line) {
             Ok(cp) => out.checkpoints.push(cp),
-            Err(e) => out.bad_lines.push((n, e.to_string())),
+            Err(e) => out.bad_lines.push((i as u64 + 1, e.to_string())),
         }
     }
     Ok(out)

@@ -404,6 +404,22 @@ pub fn write_footer_and_trim(file: &File, path: &Path, footer: &Footer) -> Resul
         .map_err(|e| Error::io("sealing segment", path, e))
 }
 
+/// The complete lines of a small append-only text file (an absent file has none), and
+/// whether it ends with a line cut short by a crash (not returned).
+pub fn read_complete_lines(path: &Path) -> Result<(Vec<String>, bool)> {
+    let text = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+        Err(e) => return Err(Error::io("reading", path, e)),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let torn = !text.is_empty() && !text.ends_with('\n');
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    // The piece after the last newline is empty, or the torn line.
+    lines.pop();
+    Ok((lines, torn))
+}
+
 /// Atomically writes a small file: temp file, sync, rename, sync directory.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));

@@ -7,7 +7,7 @@
 //! event in the log itself, so removing lines from the end is visible there.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -150,31 +150,13 @@ fn line_mac(chain: &Chain, log_id: &[u8; 16], prev: &Hash, json: &[u8]) -> Hash 
 
 /// Reads and checks the policy log (an absent file is empty).
 pub fn read(dir: &Path, chain: &Chain, log_id: &[u8; 16]) -> Result<PolicyLog> {
-    let path = dir.join(POLICY_FILE);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PolicyLog::default()),
-        Err(e) => return Err(Error::io("opening", &path, e)),
+    let (lines, torn) = crate::segment::read_complete_lines(&dir.join(POLICY_FILE))?;
+    let mut out = PolicyLog {
+        torn_last_line: torn,
+        ..PolicyLog::default()
     };
-    let mut out = PolicyLog::default();
-    let mut reader = BufReader::new(file);
-    let mut buf = String::new();
-    let mut n = 0u64;
-    loop {
-        buf.clear();
-        if reader
-            .read_line(&mut buf)
-            .map_err(|e| Error::io("reading", &path, e))?
-            == 0
-        {
-            break;
-        }
-        n += 1;
-        if !buf.ends_with('\n') {
-            out.torn_last_line = true;
-            break;
-        }
-        let line = buf.trim_end_matches('\n');
+    for (i, line) in lines.iter().enumerate() {
+        let n = i as u64 + 1;
         if line.is_empty() {
             continue;
         }
