@@ -4,8 +4,6 @@
 //! `checkpoints.jsonl` in the data directory. Kept somewhere else, it lets `verify` detect
 //! tail truncation and a rollback of the whole directory, which a bare chain cannot.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -113,29 +111,12 @@ impl Checkpoint {
 
 /// Appends a checkpoint line to the directory's checkpoint log and syncs it.
 pub fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let mut line = cp.to_json();
-    line.push('\n');
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&path)
-        .and_then(|mut f| {
-            // A torn last line (a crash mid-append) is terminated first, so that it stays
-            // one unreadable line instead of swallowing this checkpoint too.
-            let len = f.metadata()?.len();
-            if len > 0 {
-                let mut last = [0u8; 1];
-                std::os::unix::fs::FileExt::read_exact_at(&f, &mut last, len - 1)?;
-                if last[0] != b'\n' {
-                    line.insert(0, '\n');
-                }
-            }
-            f.write_all(line.as_bytes())?;
-            f.sync_data()
-        })
-        .map_err(|e| Error::io("appending checkpoint", &path, e))
+    let line = format!("{}\n", cp.to_json());
+    crate::segment::append_line(
+        &dir.join(CHECKPOINT_FILE),
+        &line,
+        crate::segment::TornLine::Terminate,
+    )
 }
 
 /// What was read from a checkpoint log.

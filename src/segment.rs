@@ -126,6 +126,25 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// A sealed segment over `file` (mapped whole), with its index loaded on first use.
+    pub fn sealed(
+        path: PathBuf,
+        file: &File,
+        header: SegmentHeader,
+        footer: Footer,
+    ) -> Result<Arc<Segment>> {
+        let map = ReadMap::new(file).map_err(|e| Error::io("mapping", &path, e))?;
+        Ok(Arc::new(Segment {
+            path,
+            header,
+            footer: Some(footer),
+            data: SegmentData::Sealed(map),
+            records_end: footer.records_end as usize,
+            index: crate::index::Slot::lazy(),
+            index_writable: true,
+        }))
+    }
+
     /// Bytes from the start of the file to the end of the last committed record.
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
@@ -418,6 +437,52 @@ pub fn read_complete_lines(path: &Path) -> Result<(Vec<String>, bool)> {
     // The piece after the last newline is empty, or the torn line.
     lines.pop();
     Ok((lines, torn))
+}
+
+/// What to do with a line cut short by a crash at the end of an append-only text file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TornLine {
+    /// Terminate it, so it stays one unreadable line (safe with concurrent in-process appends).
+    Terminate,
+    /// Remove it (only for files written by the lock holder alone).
+    Truncate,
+}
+
+/// Appends `line` (which ends with a newline) to `path` and syncs it, dealing with a torn last
+/// line first; syncs the directory when the file is new.
+pub fn append_line(path: &Path, line: &str, torn: TornLine) -> Result<()> {
+    let created = !path.exists();
+    let mut line = line.to_string();
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .and_then(|mut f| {
+            let len = f.metadata()?.len();
+            if len > 0 {
+                let mut all = vec![0u8; len as usize];
+                f.read_exact_at(&mut all, 0)?;
+                if all.last() != Some(&b'\n') {
+                    match torn {
+                        TornLine::Terminate => line.insert(0, '\n'),
+                        TornLine::Truncate => {
+                            let keep = all.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                            f.set_len(keep as u64)?;
+                        }
+                    }
+                }
+            }
+            f.write_all(line.as_bytes())?;
+            f.sync_data()
+        })
+        .map_err(|e| Error::io("appending to", path, e))?;
+    if created {
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// Atomically writes a small file: temp file, sync, rename, sync directory.

@@ -129,24 +129,6 @@ fn check_header(path: &Path, h: &SegmentHeader, name_seq: u64, log_id: &[u8; 16]
     Ok(())
 }
 
-fn sealed_segment(
-    path: PathBuf,
-    file: &File,
-    header: SegmentHeader,
-    footer: Footer,
-) -> Result<Arc<Segment>> {
-    let map = ReadMap::new(file).map_err(|e| Error::io("mapping", &path, e))?;
-    Ok(Arc::new(Segment {
-        path,
-        header,
-        footer: Some(footer),
-        data: SegmentData::Sealed(map),
-        records_end: footer.records_end as usize,
-        index: crate::index::Slot::lazy(),
-        index_writable: true,
-    }))
-}
-
 pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     opts.validate()?;
     fs::create_dir_all(dir).map_err(|e| Error::io("creating data directory", dir, e))?;
@@ -250,7 +232,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             let Some(footer) = read_footer(&file).filter(|f| f.last_seq >= next_seq) else {
                 return Err(corrupt(&path, 32, "segment overlaps the range retention removed but is not sealed; run `auditlog verify`"));
             };
-            let seg = sealed_segment(path, &file, header, footer)?;
+            let seg = Segment::sealed(path, &file, header, footer)?;
             let new = finish_compaction(dir, &opts, &chain, log_id, &seg, next_seq)?;
             let ft = new.footer.expect("rewritten segments are sealed");
             next_seq = ft.last_seq + 1;
@@ -274,7 +256,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             }
             next_seq = footer.last_seq + 1;
             prev = footer.last_mac;
-            segments.push(sealed_segment(path, &file, header, footer)?);
+            segments.push(Segment::sealed(path, &file, header, footer)?);
             continue;
         }
         // Unsealed: scan it.
@@ -378,7 +360,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             );
             checkpoint::append(dir, &cp)?;
             report.sealed_on_open.push(name);
-            segments.push(sealed_segment(path, &file, header, footer)?);
+            segments.push(Segment::sealed(path, &file, header, footer)?);
         } else {
             // A roll never leaves an empty segment behind another one (an empty active
             // segment is replaced under the same name), so this is damage: refuse.

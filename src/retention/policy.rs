@@ -6,9 +6,6 @@
 //! removing a line in the middle breaks the chain; every entry is also recorded as an audit
 //! event in the log itself, so removing lines from the end is visible there.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -198,34 +195,15 @@ pub fn append(
     prev: &Hash,
     entry: &PolicyEntry,
 ) -> Result<Hash> {
-    let path = dir.join(POLICY_FILE);
     let json = serde_json::to_string(entry).map_err(|e| Error::Codec(e.to_string()))?;
     let mac = line_mac(chain, log_id, prev, json.as_bytes());
     let line = format!("{} {json}\n", hex(&mac));
-    let created = !path.exists();
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&path)
-        .and_then(|mut f| {
-            // A line cut short by a crash is removed first (only the lock holder writes this
-            // file), so that every complete line chains to the one before it.
-            let len = f.metadata()?.len();
-            if len > 0 {
-                let mut all = vec![0u8; len as usize];
-                f.read_exact_at(&mut all, 0)?;
-                if all.last() != Some(&b'\n') {
-                    let keep = all.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-                    f.set_len(keep as u64)?;
-                }
-            }
-            f.write_all(line.as_bytes())?;
-            f.sync_data()
-        })
-        .map_err(|e| Error::io("appending to", &path, e))?;
-    if created {
-        crate::segment::sync_dir(dir)?;
-    }
+    // Only the lock holder writes this file, so a torn line is removed and every complete
+    // line chains to the one before it.
+    crate::segment::append_line(
+        &dir.join(POLICY_FILE),
+        &line,
+        crate::segment::TornLine::Truncate,
+    )?;
     Ok(mac)
 }

@@ -13,8 +13,7 @@ use crate::format::{
     encode_frame_into, frame_len, Footer, SegmentHeader, FORMAT_VERSION, FRAME_FLAG_REDACTED,
 };
 use crate::log::Inner;
-use crate::mmap::ReadMap;
-use crate::segment::{segment_name, sync_dir, Segment, SegmentData};
+use crate::segment::{segment_name, sync_dir, Segment};
 
 /// Removes a segment file and its index side file.
 pub(crate) fn remove_segment_files(path: &Path) -> Result<()> {
@@ -129,14 +128,5 @@ pub(crate) fn rewrite(
         remove_segment_files(&seg.path)?;
     }
     sync_dir(&inner.dir)?;
-    let map = ReadMap::new(&file).map_err(|e| Error::io("mapping", &path, e))?;
-    Ok(Arc::new(Segment {
-        path,
-        header,
-        footer: Some(footer),
-        data: SegmentData::Sealed(map),
-        records_end: footer.records_end as usize,
-        index: crate::index::Slot::lazy(),
-        index_writable: true,
-    }))
+    Segment::sealed(path, &file, header, footer)
 }
