@@ -13,8 +13,7 @@
 //! original file, checked against its CRC). A rewrite (redaction, compaction) brings a
 //! segment back to the data directory.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -54,7 +53,7 @@ impl ArchivedData {
 /// Reads the uncompressed header and footer of an archived segment.
 pub fn read_preamble(path: &Path) -> Result<(SegmentHeader, Footer)> {
     let mut b = [0u8; PREAMBLE];
-    File::open(path)
+    crate::nofollow::open(path)
         .and_then(|mut f| f.read_exact(&mut b))
         .map_err(|e| Error::io("reading archived segment", path, e))?;
     let corrupt = |d: &str| Error::Corrupt {
@@ -72,7 +71,8 @@ pub fn read_preamble(path: &Path) -> Result<(SegmentHeader, Footer)> {
 }
 
 fn load(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    let all = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let all =
+        crate::nofollow::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if all.len() < PREAMBLE || &all[..8] != MAGIC {
         return Err("archived segment is truncated or has a bad magic".into());
     }
@@ -107,7 +107,8 @@ pub fn write(
     footer: &Footer,
 ) -> Result<PathBuf> {
     let adir = dir.join(ARCHIVE_DIR);
-    std::fs::create_dir_all(&adir).map_err(|e| Error::io("creating", &adir, e))?;
+    crate::fsio::create_dir_all("dir.create", &adir)
+        .map_err(|e| Error::io("creating", &adir, e))?;
     let body = lz4_flex::block::compress(raw);
     let mut out = Vec::with_capacity(PREAMBLE + body.len());
     out.extend_from_slice(MAGIC);
@@ -120,13 +121,13 @@ pub fn write(
     let path = adir.join(format!("{name}.lz4"));
     let tmp = adir.join(format!("{name}.lz4.tmp"));
     (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&out)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        let f = crate::fsio::create_truncate("archive.write", &tmp)?;
+        crate::fsio::write_at("archive.write", &f, &out, 0)?;
+        crate::fsio::sync_all("archive.write", &f)?;
+        crate::fsio::rename("archive.write", &tmp, &path)
     })()
     .map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::fsio::remove("archive.write", &tmp);
         Error::io("writing archived segment", &path, e)
     })?;
     crate::segment::sync_dir(&adir)?;

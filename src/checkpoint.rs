@@ -113,6 +113,7 @@ impl Checkpoint {
 pub fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
     let line = format!("{}\n", cp.to_json());
     crate::segment::append_line(
+        "checkpoint.write",
         &dir.join(CHECKPOINT_FILE),
         &line,
         crate::segment::TornLine::Terminate,

@@ -40,9 +40,11 @@ mod export;
 #[cfg(feature = "failpoints")]
 pub mod failpoints;
 pub mod format;
+mod fsio;
 mod index;
 mod log;
 mod mmap;
+mod nofollow;
 mod query;
 mod retention;
 pub mod sample;

@@ -1,8 +1,8 @@
 //! One segment file: naming, preallocation, the three ways its bytes are held in memory, and
 //! the tail scan that recovery and read-only opens share. Knows nothing about queries.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::chain::Hash;
 use crate::error::{Error, Result};
 use crate::format::{decode_frame, Footer, FrameError, SegmentHeader, FOOTER_LEN, HEADER_LEN};
+use crate::fsio;
 use crate::mmap::{ReadMap, SharedMap};
 
 /// Extension of segment files.
@@ -42,6 +43,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     // Archived segments, unless the data directory still has the original (an archive run
     // interrupted before removing it): the original wins and the copy is redone later.
     let adir = dir.join(crate::archive::ARCHIVE_DIR);
+    crate::nofollow::check_dir(&adir).map_err(|e| Error::io("reading directory", &adir, e))?;
     if let Ok(rd) = fs::read_dir(&adir) {
         for entry in rd.flatten() {
             let name = entry.file_name();
@@ -62,28 +64,21 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// through a map never allocate blocks (a full disk fails here, not as SIGBUS later) and
 /// `fdatasync` after an append has no metadata to commit.
 pub fn preallocate_zeroed(path: &Path, size: u64) -> Result<File> {
-    #[cfg(feature = "failpoints")]
-    crate::failpoints::hit(crate::failpoints::Point::CreateSegment)
-        .map_err(|e| Error::io("creating segment", path, e))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
+    let file = fsio::create_new("segment.create", path)
         .map_err(|e| Error::io("creating segment", path, e))?;
     let chunk = vec![0u8; 1 << 20];
     let mut off = 0u64;
     let fill = (|| -> std::io::Result<()> {
         while off < size {
             let n = chunk.len().min((size - off) as usize);
-            file.write_all_at(&chunk[..n], off)?;
+            fsio::write_at("segment.preallocate", &file, &chunk[..n], off)?;
             off += n as u64;
         }
-        file.sync_all()
+        fsio::sync_all("segment.preallocate", &file)
     })();
     if let Err(e) = fill {
         drop(file);
-        let _ = fs::remove_file(path);
+        let _ = fsio::remove("segment.preallocate", path);
         return Err(Error::io("preallocating segment", path, e));
     }
     Ok(file)
@@ -91,9 +86,7 @@ pub fn preallocate_zeroed(path: &Path, size: u64) -> Result<File> {
 
 /// fsync of a directory, so that created, renamed and removed entries are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("syncing directory", dir, e))
+    fsio::sync_dir("dir.sync", dir).map_err(|e| Error::io("syncing directory", dir, e))
 }
 
 /// How a segment's bytes are held.
@@ -178,6 +171,57 @@ impl Segment {
         }
     }
 
+    /// Whether a read through this segment's memory map faulted: the file was truncated (or
+    /// could not be read) underneath this process, and from the fault on the map reads zeros.
+    pub fn faulted(&self) -> bool {
+        match &self.data {
+            SegmentData::Active(m) => m.faulted(),
+            SegmentData::Sealed(m) => m.faulted(),
+            SegmentData::Loaded(_) | SegmentData::Archived(_) => false,
+        }
+    }
+
+    /// `Err` if this segment's map faulted (see [`faulted`](Self::faulted)): what was read
+    /// from it is not the file, so no answer built on it may be returned.
+    pub fn check_mapped(&self) -> Result<()> {
+        if !self.faulted() {
+            return Ok(());
+        }
+        let at = match &self.data {
+            SegmentData::Active(m) => m.fault_offset(),
+            SegmentData::Sealed(m) => m.fault_offset(),
+            SegmentData::Loaded(_) | SegmentData::Archived(_) => None,
+        };
+        match at {
+            None => Ok(()),
+            Some(off) => Err(Error::Corrupt {
+                file: self.path.clone(),
+                offset: off as u64,
+                detail: "the segment file was truncated or resized underneath this reader (a read through its memory map found no file data); nothing read from it is trusted. Reopen the log and run `auditlog verify`".into(),
+            }),
+        }
+    }
+
+    /// `Err` if this sealed segment's map faulted, or if its file (still under its name)
+    /// no longer has the length it had when it was mapped: sealed segments never change
+    /// size, so someone else resized it. One `stat`.
+    pub fn check_intact(&self) -> Result<()> {
+        self.check_mapped()?;
+        if let SegmentData::Sealed(m) = &self.data {
+            if let Some(now) = m.resized(&self.path) {
+                return Err(Error::Corrupt {
+                    file: self.path.clone(),
+                    offset: now,
+                    detail: format!(
+                        "the sealed segment file was resized underneath this reader: it was {} bytes when mapped and is {now} now; reopen the log and run `auditlog verify`",
+                        m.bytes().len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Path of the index side file.
     pub fn index_path(&self) -> PathBuf {
         self.path.with_extension(crate::index::INDEX_EXT)
@@ -188,8 +232,13 @@ impl Segment {
     /// the process holds the write lock).
     pub fn with_index<R>(&self, f: impl FnOnce(&crate::index::SegIndex) -> R) -> Result<R> {
         use crate::index::Slot;
+        self.check_mapped()?;
         match &self.index {
-            Slot::Active(a) => a.with(self.bytes(), f),
+            Slot::Active(a) => {
+                let r = a.with(self.bytes(), f);
+                self.check_mapped()?;
+                r
+            }
             Slot::Lazy(cell) => {
                 if let Some(idx) = cell.get() {
                     return Ok(f(idx));
@@ -202,8 +251,11 @@ impl Segment {
     }
 
     fn load_or_build_index(&self) -> Result<crate::index::SegIndex> {
+        self.check_intact()?;
         if let Some(ft) = &self.footer {
-            if let Ok(bytes) = fs::read(self.index_path()) {
+            // A side file that is a symbolic link (or not a regular file) is not read: the
+            // index is rebuilt from the segment instead.
+            if let Ok(bytes) = crate::nofollow::read(&self.index_path()) {
                 if let Ok(idx) = crate::index::decode_file(
                     &bytes,
                     ft.first_seq,
@@ -223,6 +275,8 @@ impl Segment {
             });
         }
         let idx = crate::index::build(self.bytes(), self.header.first_seq)?;
+        // Built from zeros where the map faulted: neither used nor saved.
+        self.check_mapped()?;
         if let (Some(ft), true) = (&self.footer, self.index_writable) {
             let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac);
             let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -232,7 +286,7 @@ impl Segment {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
             // Best effort: the rebuilt index is used from memory even if it cannot be saved.
-            let _ = write_atomic(dir, &name, &bytes);
+            let _ = write_atomic("index.write", dir, &name, &bytes);
         }
         Ok(idx)
     }
@@ -407,7 +461,7 @@ pub fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
 /// Reads a whole file into memory.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    File::open(path)
+    crate::nofollow::open(path)
         .and_then(|mut f| f.read_to_end(&mut v))
         .map_err(|e| Error::io("reading", path, e))?;
     Ok(v)
@@ -416,17 +470,17 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Writes `footer` at its `records_end`, syncs, trims the file just past it and syncs again.
 pub fn write_footer_and_trim(file: &File, path: &Path, footer: &Footer) -> Result<()> {
     let at = footer.records_end;
-    file.write_all_at(&footer.encode(), at)
-        .and_then(|_| file.sync_data())
-        .and_then(|_| file.set_len(at + FOOTER_LEN as u64))
-        .and_then(|_| file.sync_all())
+    fsio::write_at("seal.footer", file, &footer.encode(), at)
+        .and_then(|_| fsio::sync_data("seal.footer", file))
+        .and_then(|_| fsio::set_len("seal.trim", file, at + FOOTER_LEN as u64))
+        .and_then(|_| fsio::sync_all("seal.trim", file))
         .map_err(|e| Error::io("sealing segment", path, e))
 }
 
 /// The complete lines of a small append-only text file (an absent file has none), and
 /// whether it ends with a line cut short by a crash (not returned).
 pub fn read_complete_lines(path: &Path) -> Result<(Vec<String>, bool)> {
-    let text = match fs::read(path) {
+    let text = match crate::nofollow::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
         Err(e) => return Err(Error::io("reading", path, e)),
@@ -450,15 +504,12 @@ pub enum TornLine {
 
 /// Appends `line` (which ends with a newline) to `path` and syncs it, dealing with a torn last
 /// line first; syncs the directory when the file is new.
-pub fn append_line(path: &Path, line: &str, torn: TornLine) -> Result<()> {
-    let created = !path.exists();
+pub fn append_line(point: &'static str, path: &Path, line: &str, torn: TornLine) -> Result<()> {
     let mut line = line.to_string();
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)
-        .and_then(|mut f| {
+    let mut created = false;
+    fsio::open_or_create(point, path, true)
+        .and_then(|(f, new)| {
+            created = new;
             let len = f.metadata()?.len();
             if len > 0 {
                 let mut all = vec![0u8; len as usize];
@@ -468,13 +519,13 @@ pub fn append_line(path: &Path, line: &str, torn: TornLine) -> Result<()> {
                         TornLine::Terminate => line.insert(0, '\n'),
                         TornLine::Truncate => {
                             let keep = all.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-                            f.set_len(keep as u64)?;
+                            fsio::set_len(point, &f, keep as u64)?;
                         }
                     }
                 }
             }
-            f.write_all(line.as_bytes())?;
-            f.sync_data()
+            fsio::append(point, &f, line.as_bytes())?;
+            fsio::sync_data(point, &f)
         })
         .map_err(|e| Error::io("appending to", path, e))?;
     if created {
@@ -486,14 +537,14 @@ pub fn append_line(path: &Path, line: &str, torn: TornLine) -> Result<()> {
 }
 
 /// Atomically writes a small file: temp file, sync, rename, sync directory.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(point: &'static str, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &dst)
+        let f = fsio::create_truncate(point, &tmp)?;
+        fsio::write_at(point, &f, bytes, 0)?;
+        fsio::sync_all(point, &f)?;
+        fsio::rename(point, &tmp, &dst)
     })()
     .map_err(|e| Error::io("writing", &dst, e))?;
     sync_dir(dir)

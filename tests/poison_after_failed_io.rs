@@ -2,7 +2,7 @@
 //! full disk when a segment is created is a clear error on the append path, not a crash.
 #![cfg(feature = "failpoints")]
 
-use auditlog::failpoints::{fail_nth, Point};
+use auditlog::failpoints;
 use auditlog::sample::Generator;
 use auditlog::{Durability, Error, HmacKey, Log, Options};
 
@@ -13,6 +13,7 @@ fn key() -> HmacKey {
 // Both cases share the global failpoints, so they run in one test, one after the other.
 #[test]
 fn failed_sync_poisons_and_full_disk_is_reported() {
+    let _scenario = failpoints::scenario();
     // 1. A failing sync.
     let dir = tempfile::tempdir().unwrap();
     let mut g = Generator::standard(1);
@@ -21,17 +22,15 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
         for _ in 0..10 {
             log.append(&g.next_event()).unwrap();
         }
-        fail_nth(Point::Sync, 1);
+        failpoints::cfg("append.sync", "return").unwrap();
         let err = log.append(&g.next_event()).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
-        assert!(err.to_string().contains("injected sync failure"), "{err}");
+        assert!(err.to_string().contains("os error 5"), "{err}");
+        assert!(err.to_string().contains("syncing"), "{err}");
         for _ in 0..3 {
             let again = log.append(&g.next_event()).unwrap_err();
             assert!(matches!(again, Error::Poisoned(_)), "{again}");
-            assert!(
-                again.to_string().contains("injected sync failure"),
-                "{again}"
-            );
+            assert!(again.to_string().contains("os error 5"), "{again}");
         }
         assert!(matches!(
             log.append_batch(&[g.next_event()]).unwrap_err(),
@@ -39,7 +38,7 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
         ));
         assert!(matches!(log.checkpoint().unwrap_err(), Error::Poisoned(_)));
     }
-    fail_nth(Point::Sync, 0);
+    failpoints::remove("append.sync");
     let log = Log::open(dir.path(), Options::new(key())).unwrap();
     // The 10 acknowledged events are there; the one whose sync failed may or may not be.
     let n = log.iter().count();
@@ -57,7 +56,7 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
     )
     .unwrap();
     let mut acked = Vec::new();
-    fail_nth(Point::CreateSegment, 1);
+    failpoints::cfg("segment.create", "return(enospc)").unwrap();
     let mut failure = None;
     for _ in 0..1000 {
         match log.append(&g.next_event()) {
@@ -78,7 +77,8 @@ fn failed_sync_poisons_and_full_disk_is_reported() {
         "error names the file: {failure}"
     );
     // The log is not poisoned by a failed roll: the next append retries and succeeds.
-    fail_nth(Point::CreateSegment, 0);
+    assert!(failpoints::hits("segment.create") > 0);
+    failpoints::remove("segment.create");
     acked.push(log.append(&g.next_event()).unwrap().seq);
     drop(log);
     let log = Log::open_read_only(dir.path(), key()).unwrap();

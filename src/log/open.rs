@@ -3,7 +3,7 @@
 //! Recovery reads only the footers of sealed segments and scans only unsealed ones (normally
 //! just the active segment), so its cost does not grow with the size of the log.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -19,6 +19,7 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::event::now_nanos;
 use crate::format::{Footer, Meta, SegmentHeader, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN};
+use crate::fsio;
 use crate::mmap::ReadMap;
 use crate::segment::{self, ScanStop, Segment, SegmentData};
 
@@ -54,7 +55,7 @@ fn corrupt(file: &Path, offset: u64, detail: impl Into<String>) -> Error {
 /// Reads `auditlog.meta` and checks the key against it.
 fn load_meta(dir: &Path, chain: &Chain) -> Result<Option<Meta>> {
     let path = dir.join(META_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match crate::nofollow::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("reading", &path, e)),
@@ -131,13 +132,10 @@ fn check_header(path: &Path, h: &SegmentHeader, name_seq: u64, log_id: &[u8; 16]
 
 pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     opts.validate()?;
-    fs::create_dir_all(dir).map_err(|e| Error::io("creating data directory", dir, e))?;
+    fsio::create_dir_all("dir.create", dir)
+        .map_err(|e| Error::io("creating data directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let (lock, _) = fsio::open_or_create("lock.open", &lock_path, false)
         .map_err(|e| Error::io("opening lock file", &lock_path, e))?;
     match lock.try_lock() {
         Ok(()) => {}
@@ -169,7 +167,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                 created_ns: now_nanos(),
                 key_check: chain.key_check(&log_id),
             };
-            segment::write_atomic(dir, META_FILE, &m.encode())?;
+            segment::write_atomic("meta.write", dir, META_FILE, &m.encode())?;
             report.created = true;
             m
         }
@@ -219,11 +217,8 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             segments.push(seg);
             continue;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening segment", &path, e))?;
+        let file =
+            crate::nofollow::open_rw(&path).map_err(|e| Error::io("opening segment", &path, e))?;
         let header = read_header(&path, &file)?;
         check_header(&path, &header, name_seq, &log_id)?;
         if i == 0 && header.first_seq < next_seq {
@@ -291,7 +286,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                     let next = if crate::archive::is_archived(next_path) {
                         crate::archive::read_preamble(next_path)?.0
                     } else {
-                        let f = File::open(next_path)
+                        let f = crate::nofollow::open(next_path)
                             .map_err(|e| Error::io("opening segment", next_path, e))?;
                         read_header(next_path, &f)?
                     };
@@ -302,8 +297,8 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                     }
                 }
                 let zeros = vec![0u8; *torn];
-                file.write_all_at(&zeros, scan.end as u64)
-                    .and_then(|_| file.sync_data())
+                fsio::write_at("recovery.cut", &file, &zeros, scan.end as u64)
+                    .and_then(|_| fsio::sync_data("recovery.cut", &file))
                     .map_err(|e| Error::io("cutting torn tail of", &path, e))?;
                 report.torn_tail = Some(TornTail {
                     segment: name.clone(),
@@ -466,12 +461,14 @@ fn finish_retention(
         let footer = if crate::archive::is_archived(path) {
             Some(crate::archive::read_preamble(path)?.1)
         } else {
-            read_footer(&File::open(path).map_err(|e| Error::io("opening segment", path, e))?)
+            read_footer(
+                &crate::nofollow::open(path).map_err(|e| Error::io("opening segment", path, e))?,
+            )
         };
         let wholly_removed = footer.is_some_and(|f| f.last_seq <= to);
         let superseded = *first <= to && segs.get(i + 1).is_some_and(|(next, _)| *next == to + 1);
         if wholly_removed || superseded {
-            crate::retention::remove_files(path)?;
+            crate::retention::remove_files("retention.delete", path)?;
             continue;
         }
         keep.push((*first, path.clone()));
@@ -490,7 +487,8 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         let name = name.to_string_lossy();
         if name.ends_with(".prealloc") || name.ends_with(".tmp") {
             let p = entry.path();
-            fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
+            fsio::remove("leftover.remove", &p)
+                .map_err(|e| Error::io("removing leftover", &p, e))?;
         }
     }
     Ok(())
@@ -530,7 +528,8 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
             out.push(archived_segment(path)?);
             continue;
         }
-        let file = File::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
+        let file =
+            crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
         let footer = read_footer(&file);
         let (data, header_bytes) = match footer {
             Some(_) => {

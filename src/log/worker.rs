@@ -125,28 +125,53 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
         last_retention: Instant::now(),
     };
     loop {
-        match rx.recv_timeout(tick) {
-            Ok(Msg::Seal(job)) => {
-                if let Err(e) = seal(&ctx, job) {
-                    poison(&ctx, &e);
-                }
-            }
-            Ok(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
-            Ok(Msg::Checkpoint) => {
-                let _ = periodic_checkpoint(&ctx.inner);
-                timers.last_checkpoint = Instant::now();
-            }
-            Ok(Msg::Flush) => {
-                let _ = writer::sync_all(&ctx.inner);
-            }
-            Ok(Msg::Barrier(reply)) => {
-                let _ = reply.send(());
-            }
+        let msg = match rx.recv_timeout(tick) {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+        };
+        // A panic in a job (a bug, or an injected fault) must not silently end the worker and
+        // leave segments unsealed behind a log that still accepts appends: it poisons the log,
+        // and the worker keeps serving the queue so that close() can still finish.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match msg {
+                Some(Msg::Seal(job)) => {
+                    if let Err(e) = seal(&ctx, job) {
+                        poison(&ctx, &e);
+                    }
+                }
+                Some(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
+                Some(Msg::Checkpoint) => {
+                    let _ = periodic_checkpoint(&ctx.inner);
+                    timers.last_checkpoint = Instant::now();
+                }
+                Some(Msg::Flush) => {
+                    let _ = writer::sync_all(&ctx.inner);
+                }
+                Some(Msg::Barrier(reply)) => {
+                    let _ = reply.send(());
+                }
+                Some(Msg::Shutdown) | None => {}
+            }
+            // Timed work runs after every wake-up, so a steady stream of messages cannot
+            // starve it.
+            timers.run_due(&inner_for_timers);
+        }));
+        if let Err(panic) = step {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            poison(
+                &ctx,
+                &Error::io(
+                    "background work on",
+                    &ctx.dir,
+                    std::io::Error::other(format!("worker panicked: {what}")),
+                ),
+            );
         }
-        // Timed work runs after every wake-up, so a steady stream of messages cannot starve it.
-        timers.run_due(&inner_for_timers);
     }
 }
 
@@ -221,7 +246,7 @@ fn prepare_spare(ctx: &Ctx, size: u64) {
     // reports the error on the append path.
     if let Ok(file) = segment::preallocate_zeroed(&path, size) {
         if let Some(old) = inner.spare.lock().replace(Spare { path, file, size }) {
-            let _ = std::fs::remove_file(old.path);
+            let _ = crate::fsio::remove("leftover.remove", &old.path);
         }
     }
 }
@@ -237,7 +262,9 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
         &job.footer.last_mac,
         now_nanos(),
     );
-    checkpoint::append(&ctx.dir, &cp)?;
+    // The seal's checkpoint is a convenience (the next one covers these records too): a
+    // failure to write it, on a full disk say, must not stop the log.
+    let _ = checkpoint::append(&ctx.dir, &cp);
     segment::sync_dir(&ctx.dir)?;
     let inner = &ctx.inner;
     // The index is derived data: a failure to build or save it never fails the seal (a
@@ -255,7 +282,7 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let _ = segment::write_atomic(&ctx.dir, &name, &bytes);
+            let _ = segment::write_atomic("index.write", &ctx.dir, &name, &bytes);
             crate::index::Slot::ready(Arc::new(idx))
         }
         None => crate::index::Slot::lazy(),

@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use crate::event::{now_nanos, to_nanos, Event};
 use crate::format::{
     encode_frame_into, frame_len, SegmentHeader, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN,
 };
+use crate::fsio;
 use crate::mmap::SharedMap;
 use crate::segment::{self, Segment, SegmentData};
 
@@ -159,6 +159,23 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// Poisons the log if dropped while its thread unwinds from a panic: a panic in the middle
+/// of writing (a bug, or an injected fault) may leave the writer's state out of step with
+/// the file, so nothing more is appended in this process; reopening recovers.
+struct PoisonOnUnwind<'a>(&'a Inner);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison.set(&Error::io(
+                "appending to",
+                &self.0.dir,
+                std::io::Error::other("a thread panicked while writing"),
+            ));
+        }
+    }
+}
+
 /// Writes one record at the write offset (rolling first if it does not fit); does not
 /// publish. On error, publishes what was written before it.
 fn write_one(
@@ -181,16 +198,31 @@ fn write_one(
         WritePath::Pwrite => {
             w.frame_buf.resize(flen, 0);
             encode_frame_into(&mut w.frame_buf, 0, seq, ts, payload, &mac);
-            if let Err(e) = w.active.file.write_all_at(&w.frame_buf, off as u64) {
+            if let Err(e) = fsio::write_at("frame.write", &w.active.file, &w.frame_buf, off as u64)
+            {
                 let err = Error::io("writing record to", &w.active.path, e);
                 inner.poison.set(&err);
                 w.active.map.publish(w.active.offset);
                 return Err(err);
             }
         }
-        _ => w.active.map.write_with(off, flen, |dst| {
-            encode_frame_into(dst, 0, seq, ts, payload, &mac)
-        }),
+        _ => {
+            if let Err(e) = fsio::point("frame.copy") {
+                let err = Error::io("writing record to", &w.active.path, e);
+                inner.poison.set(&err);
+                w.active.map.publish(w.active.offset);
+                return Err(err);
+            }
+            w.active.map.write_with(off, flen, |dst| {
+                encode_frame_into(dst, 0, seq, ts, payload, &mac)
+            })
+        }
+    }
+    if let Err(err) = check_active(&w.active.map, &w.active.file, &w.active.path, false) {
+        // A store that faulted landed in memory that never reaches the file.
+        inner.poison.set(&err);
+        w.active.map.publish(w.active.offset);
+        return Err(err);
     }
     w.active.offset += flen;
     w.active.count += 1;
@@ -255,6 +287,7 @@ pub(crate) fn append_one(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
         let mut guard = inner.writer.lock();
         let w = guard.as_mut().ok_or(Error::ReadOnly)?;
         inner.poison.check()?;
+        let _unwind = PoisonOnUnwind(inner);
         let (seq, mac) = write_one(inner, w, payload, &d, ts)?;
         let want = finish_locked(inner, w, 1);
         Ok((seq, mac, want))
@@ -286,6 +319,7 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
         let mut guard = inner.writer.lock();
         let w = guard.as_mut().ok_or(Error::ReadOnly)?;
         inner.poison.check()?;
+        let _unwind = PoisonOnUnwind(inner);
         for p in prepared {
             let (seq, mac) = match write_one(inner, w, &p.payload, &p.digest, p.ts) {
                 Ok(x) => x,
@@ -334,7 +368,19 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
         }
         (st.synced_offset, st.seg_first_seq)
     };
-    let result = lead_sync(inner, from, cursor_seg);
+    // The leader must hand over even if it panics, or every later sync would wait forever.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _unwind = PoisonOnUnwind(inner);
+        lead_sync(inner, from, cursor_seg)
+    }));
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => {
+            inner.sync.state.lock().leader = false;
+            inner.sync.done.notify_all();
+            std::panic::resume_unwind(panic);
+        }
+    };
     let mut st = inner.sync.state.lock();
     st.leader = false;
     let outcome = match result {
@@ -367,7 +413,7 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
         )
     };
     for (f, p) in &unsynced {
-        if let Err(e) = f.sync_data() {
+        if let Err(e) = fsio::sync_data("append.sync", f) {
             let err = Error::io("syncing", p, e);
             inner.poison.set(&err);
             return Err(err);
@@ -378,22 +424,46 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
     } else {
         0
     };
-    #[cfg(feature = "failpoints")]
-    crate::failpoints::hit(crate::failpoints::Point::Sync).map_err(|e| {
-        let err = Error::io("syncing", &path, e);
-        inner.poison.set(&err);
-        err
-    })?;
     let res = match inner.opts.effective_write_path() {
-        WritePath::Pwrite => file.sync_data(),
-        _ => map.flush_range(from, end - from),
+        WritePath::Pwrite => fsio::sync_data("append.sync", &file),
+        _ => fsio::msync("append.sync", &map, &file, from, end - from),
     };
     if let Err(e) = res {
         let err = Error::io("syncing", &path, e);
         inner.poison.set(&err);
         return Err(err);
     }
+    // Records written to a map that faulted, or to a file someone cut below the map, are not
+    // (all) in the file: none of them may be acknowledged.
+    if let Err(err) = check_active(&map, &file, &path, true) {
+        inner.poison.set(&err);
+        return Err(err);
+    }
     Ok((first_seq, end, upto))
+}
+
+/// `Err` if the active segment's map faulted (the file was truncated underneath it) or, with
+/// `stat`, if the file is now shorter than the map (one `fstat`; `pwrite` would silently
+/// extend a cut file with a hole where acknowledged records were).
+fn check_active(map: &SharedMap, file: &File, path: &std::path::Path, stat: bool) -> Result<()> {
+    let lost = |detail: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        offset: 0,
+        detail,
+    };
+    if let Some(off) = map.fault_offset() {
+        return Err(lost(format!("the active segment file was truncated underneath the writer (a store or load through its map at byte {off} found no file data); records written since may be lost. Reopen the log and run `auditlog verify`")));
+    }
+    if stat {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("checking size of", path, e))?
+            .len();
+        if len < map.len() as u64 {
+            return Err(lost(format!("the active segment file was truncated underneath the writer: it is {len} bytes, {} were preallocated; records written since may be lost. Reopen the log and run `auditlog verify`", map.len())));
+        }
+    }
+    Ok(())
 }
 
 /// Syncs everything written so far.
@@ -433,7 +503,7 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
     // everything is synced already; otherwise the worker has been flushing the segment as it
     // filled (see `FLUSH_EVERY`), so this sync has little left to write.
     if w.active.count > 0 {
-        w.active.file.sync_data().map_err(|e| {
+        fsio::sync_data("roll.sync", &w.active.file).map_err(|e| {
             let err = Error::io("syncing", &w.active.path, e);
             inner.poison.set(&err);
             err
@@ -445,7 +515,7 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
     let spare = match inner.spare.lock().take() {
         Some(s) if s.size == size => Some(s),
         Some(s) => {
-            let _ = std::fs::remove_file(&s.path);
+            let _ = fsio::remove("segment.install", &s.path);
             None
         }
         None => None,
@@ -477,10 +547,9 @@ pub(crate) fn create_segment(
     let hdr = header.encode();
     let file = match spare {
         Some(s) => {
-            s.file
-                .write_all_at(&hdr, 0)
-                .and_then(|_| s.file.sync_data())
-                .and_then(|_| std::fs::rename(&s.path, &path))
+            fsio::write_at("segment.header", &s.file, &hdr, 0)
+                .and_then(|_| fsio::sync_data("segment.header", &s.file))
+                .and_then(|_| fsio::rename("segment.install", &s.path, &path))
                 .map_err(|e| Error::io("installing segment", &path, e))?;
             s.file
         }
@@ -490,13 +559,13 @@ pub(crate) fn create_segment(
             let tmp = inner
                 .dir
                 .join(format!("{}.tmp", segment::segment_name(header.first_seq)));
-            let _ = std::fs::remove_file(&tmp);
+            let _ = fsio::remove_if_exists("segment.create", &tmp);
             let f = segment::preallocate_zeroed(&tmp, size)?;
-            f.write_all_at(&hdr, 0)
-                .and_then(|_| f.sync_data())
-                .and_then(|_| std::fs::rename(&tmp, &path))
+            fsio::write_at("segment.header", &f, &hdr, 0)
+                .and_then(|_| fsio::sync_data("segment.header", &f))
+                .and_then(|_| fsio::rename("segment.install", &tmp, &path))
                 .map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
+                    let _ = fsio::remove("segment.install", &tmp);
                     Error::io("installing segment", &path, e)
                 })?;
             f
@@ -552,6 +621,9 @@ pub(crate) fn checkpoint(inner: &Inner) -> Result<Checkpoint> {
             .iter()
             .rev()
             .find_map(|s| s.frames().last().map(|(_, f)| (f.seq, f.mac)));
+        for s in segs.iter() {
+            s.check_mapped()?;
+        }
         let (seq, mac) = last.ok_or(Error::Empty("the log is empty: nothing to checkpoint"))?;
         return Ok(Checkpoint::sign(
             &inner.chain,
@@ -599,6 +671,6 @@ pub(crate) fn close(inner: &Inner) {
         }
     }
     if let Some(s) = inner.spare.lock().take() {
-        let _ = std::fs::remove_file(&s.path);
+        let _ = fsio::remove("leftover.remove", &s.path);
     }
 }

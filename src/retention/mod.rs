@@ -277,7 +277,7 @@ fn apply_locked(
                     .write()
                     .retain(|s| !removable.iter().any(|r| Arc::ptr_eq(r, s)));
                 for s in &removable {
-                    rewrite::remove_segment_files(&s.path)?;
+                    rewrite::remove_segment_files("retention.delete", &s.path)?;
                 }
                 crate::segment::sync_dir(&inner.dir)?;
             }
@@ -707,7 +707,7 @@ fn archive_locked(inner: &Arc<Inner>, now_ns: i64, dry_run: bool) -> Result<Arch
             index_writable: false,
         });
         replace_segment(inner, &seg, archived);
-        rewrite::remove_segment_files(&seg.path)?;
+        rewrite::remove_segment_files("archive.write", &seg.path)?;
         crate::segment::sync_dir(&inner.dir)?;
     }
     if !dry_run && !report.archived.is_empty() {

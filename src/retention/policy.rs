@@ -201,6 +201,7 @@ pub fn append(
     // Only the lock holder writes this file, so a torn line is removed and every complete
     // line chains to the one before it.
     crate::segment::append_line(
+        "policy.write",
         &dir.join(POLICY_FILE),
         &line,
         crate::segment::TornLine::Truncate,

@@ -4,7 +4,6 @@
 //! leaves either the old segment or the new one.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,22 +11,15 @@ use crate::error::{Error, Result};
 use crate::format::{
     encode_frame_into, frame_len, Footer, SegmentHeader, FORMAT_VERSION, FRAME_FLAG_REDACTED,
 };
+use crate::fsio;
 use crate::log::Inner;
 use crate::segment::{segment_name, sync_dir, Segment};
 
 /// Removes a segment file and its index side file.
-pub(crate) fn remove_segment_files(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("removing segment", path, e)),
-    }
+pub(crate) fn remove_segment_files(point: &'static str, path: &Path) -> Result<()> {
+    fsio::remove_if_exists(point, path).map_err(|e| Error::io("removing segment", path, e))?;
     let idx = path.with_extension(crate::index::INDEX_EXT);
-    match std::fs::remove_file(&idx) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("removing index", &idx, e)),
-    }
+    fsio::remove_if_exists(point, &idx).map_err(|e| Error::io("removing index", &idx, e))
 }
 
 /// Writes a new version of sealed `seg` without its first `skip` records and with the
@@ -106,26 +98,24 @@ pub(crate) fn rewrite(
     let path = inner.dir.join(&name);
     let tmp = inner.dir.join(format!("{name}.tmp"));
     let file = (|| -> std::io::Result<std::fs::File> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
+        let f = fsio::create_truncate("compaction.write", &tmp)?;
+        fsio::write_at("compaction.write", &f, &buf, 0)?;
+        fsio::sync_all("compaction.write", &f)?;
         Ok(f)
     })()
     .map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fsio::remove("compaction.write", &tmp);
         Error::io("writing rewritten segment", &tmp, e)
     })?;
     // The old index no longer matches; it is rebuilt (and rewritten) on first use.
-    let _ = std::fs::remove_file(path.with_extension(crate::index::INDEX_EXT));
-    std::fs::rename(&tmp, &path)
+    let _ = fsio::remove_if_exists(
+        "compaction.swap",
+        &path.with_extension(crate::index::INDEX_EXT),
+    );
+    fsio::rename("compaction.swap", &tmp, &path)
         .map_err(|e| Error::io("installing rewritten segment", &path, e))?;
     if path != seg.path {
-        remove_segment_files(&seg.path)?;
+        remove_segment_files("compaction.swap", &seg.path)?;
     }
     sync_dir(&inner.dir)?;
     Segment::sealed(path, &file, header, footer)
