@@ -14,9 +14,35 @@
 //!   trims only the zero tail *after* the footer, which no reader touches;
 //! - files are preallocated with real zero blocks, so a page fault in the mapped range never
 //!   needs a block allocation (no SIGBUS on a full disk).
+//!
+//! # The SIGBUS guard
+//!
+//! Those invariants bind auditlog, not other programs: anyone who can write the data directory
+//! can truncate a mapped segment, and touching a mapped page past the new end of the file
+//! raises `SIGBUS`, which by default kills the process. So every map registers its address
+//! range in a fixed-size, lock-free registry ([`guard`]) for as long as it lives, and a
+//! `SIGBUS` handler, installed once, looks the faulting address up there:
+//!
+//! - inside a registered map: the handler replaces the pages from the faulting one to the end
+//!   of that map with anonymous zero pages (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`),
+//!   records the offset of the fault in the map's slot and returns; the faulting load (or
+//!   store) is retried and now reads zeros (or writes into memory that never reaches the
+//!   file). [`ReadMap::faulted`] and [`SharedMap::faulted`] then say so, and the readers and
+//!   the writer turn that into an error instead of trusting what they read;
+//! - anywhere else (or a `SIGBUS` sent with `kill`): the handler passes the signal on to the
+//!   handler that was installed before it (Rust's own, or the embedding application's), or, if
+//!   there was none, restores the default action and lets the signal kill the process as it
+//!   would have without auditlog.
+//!
+//! Limits: the guard exists on Linux only; a handler installed after auditlog's replaces it;
+//! the registry has [`guard::SLOTS`] entries, and a map beyond them is unguarded; and a
+//! reader may see a byte change from its file value to zero between two loads, which the
+//! decoders tolerate because they treat every mapped byte as hostile input anyway.
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{Mmap, MmapMut};
@@ -24,33 +50,76 @@ use parking_lot::Mutex;
 
 /// An immutable map of a whole file.
 pub struct ReadMap {
+    /// Declared before `map`: fields drop in order, so the range leaves the registry before it
+    /// is unmapped (and before the addresses can be reused by another mapping).
+    guard: guard::Guard,
     map: Option<Mmap>,
+    /// Device, inode and length of the file when it was mapped.
+    file_id: (u64, u64, u64),
 }
 
 impl ReadMap {
     /// Maps `file` read-only. A zero-length file yields an empty map.
     pub fn new(file: &File) -> io::Result<ReadMap> {
-        if file.metadata()?.len() == 0 {
-            return Ok(ReadMap { map: None });
+        let meta = file.metadata()?;
+        let mut file_id = (meta.dev(), meta.ino(), meta.len());
+        if meta.len() == 0 {
+            return Ok(ReadMap {
+                guard: guard::Guard::none(),
+                map: None,
+                file_id,
+            });
         }
         // SAFETY: the mapping is read-only. It is created for sealed segments, which auditlog
         // never modifies or truncates (a sealed file is immutable until it is deleted, and
         // unlinking leaves existing maps valid), and, by a writer holding the directory lock,
         // for unsealed segments during recovery, which nothing else writes while the lock is
-        // held. Another program truncating a mapped file would make reads fault: the
-        // directory lock keeps other auditlog writers away, and docs/FORMAT.md states the
-        // assumption that nothing else edits the data directory in place.
+        // held. Another program truncating the mapped file makes reads past its new end fault:
+        // the range is registered with the SIGBUS guard right below, before any byte of it is
+        // read, so such a fault reads zeros and marks this map `faulted` instead of killing
+        // the process. Another program editing the file in place changes bytes under a `&[u8]`
+        // that readers hold; every reader treats mapped bytes as hostile input (lengths, CRCs
+        // and MACs are checked before use, slices are bounds-checked), and docs/FORMAT.md §15
+        // states that nothing else edits the data directory in place.
         let map = unsafe { Mmap::map(file)? };
-        Ok(ReadMap { map: Some(map) })
+        file_id.2 = map.len() as u64;
+        Ok(ReadMap {
+            guard: guard::Guard::register(map.as_ptr(), map.len(), false),
+            map: Some(map),
+            file_id,
+        })
     }
 
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+
+    /// True once a read through this map faulted (the file was truncated or could not be
+    /// read underneath it): the bytes from the fault on read as zeros, not as the file.
+    pub fn faulted(&self) -> bool {
+        self.guard.fault_offset().is_some()
+    }
+
+    /// Offset of the first fault, if one happened.
+    pub fn fault_offset(&self) -> Option<usize> {
+        self.guard.fault_offset()
+    }
+
+    /// Whether the file at `path` still has the length this map was made with. `Some(len)`
+    /// (its current length) when the same file was resized; `None` when it was not, or when
+    /// the name is gone or names another file (a removal or an atomic rename leaves this map
+    /// valid: it keeps the old file alive).
+    pub fn resized(&self, path: &Path) -> Option<u64> {
+        let m = std::fs::symlink_metadata(path).ok()?;
+        let (dev, ino, len) = self.file_id;
+        (m.dev() == dev && m.ino() == ino && m.len() != len).then_some(m.len())
+    }
 }
 
 /// The writable map of the active segment, shared by one writer and many readers.
 pub struct SharedMap {
+    /// Declared before `map`: unregistered before the range is unmapped.
+    guard: guard::Guard,
     /// Owns the mapping; never accessed through `Deref` after construction.
     map: MmapMut,
     ptr: *mut u8,
@@ -81,12 +150,17 @@ impl SharedMap {
             ));
         }
         // SAFETY: the file is the active segment of a directory locked by this process; it is
-        // at least `len` bytes long and fully allocated, and it is not truncated while this
-        // map lives (sealing trims it only after the writer has stopped writing to it, and
-        // only beyond the footer, which readers never read).
+        // at least `len` bytes long and fully allocated, and auditlog does not truncate it
+        // while this map lives (sealing trims it only after the writer has stopped writing to
+        // it, and only beyond the footer, which readers never read). Another program
+        // truncating it makes loads and stores past its new end fault: the range is registered
+        // with the SIGBUS guard right below, before any byte of it is touched, so a fault
+        // reads zeros (a store lands in memory that never reaches the file) and marks the map
+        // `faulted`, which the writer checks before it acknowledges an append.
         let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file)? };
         let ptr = map.as_mut_ptr();
         Ok(SharedMap {
+            guard: guard::Guard::register(ptr, len, true),
             map,
             ptr,
             len,
@@ -98,6 +172,17 @@ impl SharedMap {
     /// Mapped length in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// True once a load or store through this map faulted (the file was truncated or could
+    /// not be read underneath it): from the fault on, the map no longer mirrors the file.
+    pub fn faulted(&self) -> bool {
+        self.guard.fault_offset().is_some()
+    }
+
+    /// Offset of the first fault, if one happened.
+    pub fn fault_offset(&self) -> Option<usize> {
+        self.guard.fault_offset()
     }
 
     /// The published, immutable prefix.
@@ -141,5 +226,289 @@ impl SharedMap {
         // duration of `fill`.
         let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), len) };
         fill(dst);
+    }
+}
+
+/// The registry of mapped ranges and the `SIGBUS` handler that consults it.
+pub(crate) mod guard {
+    use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+
+    /// Registry capacity: maps alive at once in the process (one per sealed segment of every
+    /// open `Log`, plus one per active segment). A map beyond it works but is unguarded.
+    pub const SLOTS: usize = 1 << 16;
+
+    /// One registered range. Only the thread that claimed a slot writes its range, under a
+    /// seqlock (`gen` odd while it changes), so the handler never uses a half-written one.
+    struct Slot {
+        claimed: AtomicBool,
+        gen: AtomicUsize,
+        start: AtomicUsize,
+        len: AtomicUsize,
+        writable: AtomicBool,
+        /// 0: no fault; otherwise 1 + the offset of the first fault.
+        fault: AtomicUsize,
+    }
+
+    impl Slot {
+        const fn new() -> Slot {
+            Slot {
+                claimed: AtomicBool::new(false),
+                gen: AtomicUsize::new(0),
+                start: AtomicUsize::new(0),
+                len: AtomicUsize::new(0),
+                writable: AtomicBool::new(false),
+                fault: AtomicUsize::new(0),
+            }
+        }
+
+        fn set(&self, start: usize, len: usize, writable: bool) {
+            let g = self.gen.load(Ordering::Relaxed);
+            self.gen.store(g.wrapping_add(1), Ordering::Relaxed);
+            fence(Ordering::Release);
+            self.start.store(start, Ordering::Relaxed);
+            self.len.store(len, Ordering::Relaxed);
+            self.writable.store(writable, Ordering::Relaxed);
+            self.fault.store(0, Ordering::Relaxed);
+            self.gen.store(g.wrapping_add(2), Ordering::Release);
+        }
+
+        /// `(start, len, writable)` if the slot holds a range and was not being changed.
+        fn read(&self) -> Option<(usize, usize, bool)> {
+            let g = self.gen.load(Ordering::Acquire);
+            if g & 1 == 1 {
+                return None;
+            }
+            let r = (
+                self.start.load(Ordering::Relaxed),
+                self.len.load(Ordering::Relaxed),
+                self.writable.load(Ordering::Relaxed),
+            );
+            fence(Ordering::Acquire);
+            (self.gen.load(Ordering::Relaxed) == g && r.1 != 0).then_some(r)
+        }
+    }
+
+    // All-zero statics: in .bss, so untouched slots cost no memory.
+    static REGISTRY: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+    /// One past the highest slot ever claimed: the handler scans no further.
+    static HIGH: AtomicUsize = AtomicUsize::new(0);
+    /// Where the next claim starts looking.
+    static HINT: AtomicUsize = AtomicUsize::new(0);
+
+    /// A registered range; unregisters on drop.
+    pub(crate) struct Guard {
+        slot: Option<usize>,
+    }
+
+    impl Guard {
+        pub(crate) fn none() -> Guard {
+            Guard { slot: None }
+        }
+
+        /// Registers `[start, start + len)` (a whole mapping, `start` page-aligned). Installs
+        /// the handler on first use. Unguarded (but working) if the handler could not be
+        /// installed or the registry is full.
+        pub(crate) fn register(start: *const u8, len: usize, writable: bool) -> Guard {
+            if len == 0 || !sys::install() {
+                return Guard::none();
+            }
+            let hint = HINT.load(Ordering::Relaxed);
+            for k in 0..SLOTS {
+                let i = (hint + k) % SLOTS;
+                let s = &REGISTRY[i];
+                if s.claimed
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    s.set(start as usize, len, writable);
+                    HIGH.fetch_max(i + 1, Ordering::AcqRel);
+                    HINT.store(i + 1, Ordering::Relaxed);
+                    return Guard { slot: Some(i) };
+                }
+            }
+            Guard::none()
+        }
+
+        pub(crate) fn fault_offset(&self) -> Option<usize> {
+            let i = self.slot?;
+            REGISTRY[i].fault.load(Ordering::Acquire).checked_sub(1)
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(i) = self.slot.take() {
+                let s = &REGISTRY[i];
+                s.set(0, 0, false);
+                s.claimed.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// The registered range holding `addr`: `(slot, start, len, writable)`.
+    fn lookup(addr: usize) -> Option<(usize, usize, usize, bool)> {
+        let high = HIGH.load(Ordering::Acquire).min(SLOTS);
+        (0..high).find_map(|i| {
+            let (start, len, w) = REGISTRY[i].read()?;
+            (addr >= start && addr - start < len).then_some((i, start, len, w))
+        })
+    }
+
+    /// Records the first fault of slot `i` at `offset`.
+    fn mark(i: usize, offset: usize) {
+        let _ =
+            REGISTRY[i]
+                .fault
+                .compare_exchange(0, offset + 1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    mod sys {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Once, OnceLock};
+
+        use libc::{c_int, c_void, siginfo_t};
+
+        static INSTALLED: AtomicBool = AtomicBool::new(false);
+        static PAGE: AtomicUsize = AtomicUsize::new(0);
+        /// The disposition of SIGBUS before ours, to pass foreign faults on to.
+        static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+        /// Installs the handler once; true if it is in place.
+        pub(super) fn install() -> bool {
+            static ONCE: Once = Once::new();
+            ONCE.call_once(|| {
+                // SAFETY: sysconf has no preconditions.
+                let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+                if page <= 0 || (page as usize) & (page as usize - 1) != 0 {
+                    return;
+                }
+                PAGE.store(page as usize, Ordering::Relaxed);
+                // SAFETY: `sigaction` only reads `new` and writes `old`, both valid, initialized
+                // (zeroed `sigaction` is a valid value: SIG_DFL, empty flags) locals; the
+                // handler installed is `on_sigbus`, an `extern "C"` function with the
+                // three-argument signature SA_SIGINFO requires. The previous disposition is
+                // stored before ours is installed, so the handler always finds it (a handler
+                // installed by another thread between the two calls would be lost: auditlog
+                // installs this on its first map, normally long after program start).
+                unsafe {
+                    let mut old: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
+                        return;
+                    }
+                    let _ = PREVIOUS.set(old);
+                    let mut new: libc::sigaction = std::mem::zeroed();
+                    new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+                    new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                    libc::sigemptyset(&mut new.sa_mask);
+                    if libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) != 0 {
+                        return;
+                    }
+                }
+                INSTALLED.store(true, Ordering::Release);
+            });
+            INSTALLED.load(Ordering::Acquire)
+        }
+
+        /// The SIGBUS handler. Only async-signal-safe work: atomic loads and stores on
+        /// statics, `mmap`, `sigaction`, `raise`, and the previous handler.
+        extern "C" fn on_sigbus(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
+            // SAFETY: the kernel passes a valid `siginfo_t` to an SA_SIGINFO handler; for
+            // SIGBUS `si_addr` is the member of its union that the kernel filled in (it is
+            // only used when `si_code` says the kernel raised the signal for a fault).
+            let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+            let from_fault = code == libc::BUS_ADRERR || code == libc::BUS_OBJERR;
+            if from_fault && replace(addr) {
+                return;
+            }
+            pass_on(sig, info, ctx, code > 0);
+        }
+
+        /// If `addr` lies in a registered map, maps zero pages over it from the faulting page
+        /// to the map's end and records the fault. False if it does not, or if that failed.
+        fn replace(addr: usize) -> bool {
+            let Some((slot, start, len, writable)) = super::lookup(addr) else {
+                return false;
+            };
+            let page = PAGE.load(Ordering::Relaxed);
+            let from = (addr & !(page - 1)).max(start);
+            let end = (start + len).next_multiple_of(page);
+            let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
+            // SAFETY: `[from, end)` lies inside one live mapping of this process: the
+            // registered map holding the faulting address (its slot is unregistered only
+            // after the last reference to the map is gone and before it is unmapped, and the
+            // faulting thread is using it right now), rounded out to the pages the kernel
+            // mapped for it, and `from` is page-aligned because the map starts on a page.
+            // MAP_FIXED replaces exactly those pages with private zero pages, which the map's
+            // own `munmap` later removes like the file pages they replace. Nothing else in the
+            // process refers to those pages' contents: readers hold slices of the map, which
+            // now read zeros (flagged through the slot's fault offset). `mmap` is a plain
+            // system call in glibc and musl, safe to make from a signal handler.
+            let p = unsafe {
+                libc::mmap(
+                    from as *mut libc::c_void,
+                    end - from,
+                    prot,
+                    libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            super::mark(slot, addr - start);
+            true
+        }
+
+        /// Gives a SIGBUS that is not ours to the previous disposition: its handler if it had
+        /// one; otherwise the default action, which kills the process (a fault is retried on
+        /// return and raises SIGBUS again; a signal sent by a process is raised again).
+        fn pass_on(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void, from_kernel: bool) {
+            let prev = PREVIOUS.get();
+            let handler = prev.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+            if handler == libc::SIG_IGN && !from_kernel {
+                return;
+            }
+            if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+                // SAFETY: `sigaction` and `raise` are async-signal-safe; `dfl` is a valid
+                // zeroed `sigaction` (SIG_DFL, empty mask, no flags). With SA_NODEFER the
+                // raised signal is delivered at once, with the default action.
+                unsafe {
+                    let dfl: libc::sigaction = std::mem::zeroed();
+                    libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
+                    if !from_kernel {
+                        libc::raise(sig);
+                    }
+                }
+                return;
+            }
+            let siginfo = prev.is_some_and(|p| p.sa_flags & libc::SA_SIGINFO != 0);
+            // SAFETY: `handler` is the function the previous `sigaction` installed for
+            // SIGBUS (neither SIG_DFL nor SIG_IGN), called with the signature its flags
+            // declare (three arguments with SA_SIGINFO, one without) and the arguments the
+            // kernel gave this handler, as it would have been called without auditlog.
+            unsafe {
+                if siginfo {
+                    let f = std::mem::transmute::<
+                        libc::sighandler_t,
+                        extern "C" fn(c_int, *mut siginfo_t, *mut c_void),
+                    >(handler);
+                    f(sig, info, ctx);
+                } else {
+                    let f =
+                        std::mem::transmute::<libc::sighandler_t, extern "C" fn(c_int)>(handler);
+                    f(sig);
+                }
+            }
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    mod sys {
+        /// No guard outside Linux: maps work, a truncation underneath still raises SIGBUS.
+        pub(super) fn install() -> bool {
+            false
+        }
     }
 }

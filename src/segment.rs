@@ -213,7 +213,7 @@ impl Segment {
                     file: self.path.clone(),
                     offset: now,
                     detail: format!(
-                        "the sealed segment file was resized underneath this reader: it was {} bytes when mapped and is {now} now; reopen the log and run `auditlog verify`",
+                        "the sealed segment file was truncated or resized underneath this reader: it was {} bytes when mapped and is {now} now; reopen the log and run `auditlog verify`",
                         m.bytes().len()
                     ),
                 });

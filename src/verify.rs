@@ -143,6 +143,15 @@ fn fail(
 /// that its footer matches its records); `None` when it is intact.
 pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> Option<Failure> {
     let r = verify_segment(seg, chain, log_id, &HashMap::new(), &AtomicU64::new(0));
+    if let Err(crate::Error::Corrupt { offset, detail, .. }) = seg.check_intact() {
+        return Some(fail(
+            FailureKind::CorruptFrame,
+            None,
+            seg,
+            Some(offset),
+            detail,
+        ));
+    }
     match (r.failure, r.torn) {
         (Some(f), _) => Some(f),
         (None, Some((off, seq))) => Some(fail(
@@ -526,6 +535,11 @@ pub(crate) fn verify_log(
         .into_iter()
         .map(|m| m.into_inner().expect("every segment verified"))
         .collect();
+    // A segment truncated or resized underneath this process read (partly) as zeros through
+    // its map: no verdict about it would be about the file. An error, not a report.
+    for seg in &segs {
+        seg.check_intact()?;
+    }
     if let Some(p) = progress {
         p(done.load(Ordering::Relaxed));
     }

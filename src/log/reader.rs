@@ -65,6 +65,9 @@ impl Iterator for RecordIter {
             let Some(rest) = bytes.get(self.off..).filter(|r| !r.is_empty()) else {
                 self.seg += 1;
                 self.off = HEADER_LEN;
+                if let Err(e) = seg.check_mapped() {
+                    return Some(Err(e));
+                }
                 continue;
             };
             let f = match decode_frame(rest) {
@@ -72,6 +75,10 @@ impl Iterator for RecordIter {
                 Err(crate::format::FrameError::Zero) if crate::format::is_zero(rest) => {
                     self.seg += 1;
                     self.off = HEADER_LEN;
+                    // A map that faulted reads zeros where the file's records were.
+                    if let Err(e) = seg.check_mapped() {
+                        return Some(Err(e));
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -80,6 +87,9 @@ impl Iterator for RecordIter {
                     let at = self.off;
                     self.seg += 1;
                     self.off = HEADER_LEN;
+                    if let Err(e) = seg.check_mapped() {
+                        return Some(Err(e));
+                    }
                     return Some(Err(Error::Corrupt {
                         file: seg.path.clone(),
                         offset: at as u64,
@@ -91,6 +101,12 @@ impl Iterator for RecordIter {
             self.off += f.len;
             if f.seq < self.from_seq {
                 continue;
+            }
+            // Once its map faulted, nothing more is read from this segment.
+            if let Err(e) = seg.check_mapped() {
+                self.seg += 1;
+                self.off = HEADER_LEN;
+                return Some(Err(e));
             }
             let decoded = codec::decode_record(f.payload, f.flags)
                 .and_then(|(s, r)| Ok((s.into_event(f.ts)?, r)));

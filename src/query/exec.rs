@@ -224,10 +224,13 @@ pub(crate) fn entry(
     include_details: bool,
 ) -> Result<AuditLogEntry> {
     let bytes = seg.bytes();
-    let corrupt = |at: u32, what: String| Error::Corrupt {
-        file: seg.path.clone(),
-        offset: at as u64,
-        detail: what,
+    // Damage found where the map faulted is the truncation, not a bad record: say so.
+    let corrupt = |at: u32, what: String| {
+        seg.check_mapped().err().unwrap_or_else(|| Error::Corrupt {
+            file: seg.path.clone(),
+            offset: at as u64,
+            detail: what,
+        })
     };
     let f = decode_frame(bytes.get(h.offset as usize..).unwrap_or(&[]))
         .map_err(|e| corrupt(h.offset, format!("indexed record {}: {e}", h.seq)))?;
@@ -250,6 +253,7 @@ pub(crate) fn entry(
     if !include_details {
         event.details = serde_json::Value::Null;
     }
+    seg.check_mapped()?;
     Ok(AuditLogEntry {
         event,
         seq: f.seq,
