@@ -156,6 +156,18 @@ pub(crate) fn sync_all(name: &'static str, file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// `fdatasync` of a file whose records were stored through `map`: the same durability as
+/// [`sync_data`]; the trace also sees the stores, which reach the file through the map.
+pub(crate) fn sync_data_mapped(name: &'static str, file: &File, map: &SharedMap) -> io::Result<()> {
+    point(name)?;
+    file.sync_data()?;
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::trace::msync(map, file, 0, map.committed().len());
+    #[cfg(not(feature = "failpoints"))]
+    let _ = map;
+    Ok(())
+}
+
 /// `msync(MS_SYNC)` of `[off, off + len)` of a shared map of `file`.
 pub(crate) fn msync(
     name: &'static str,

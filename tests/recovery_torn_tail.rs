@@ -99,6 +99,7 @@ fn torn_last_record_of_every_length_is_cut() {
                     segment: seg.name.clone(),
                     offset: frame.offset as u64,
                     bytes: torn_len as u64,
+                    saved_as: None,
                 }),
             )
         };
@@ -269,6 +270,7 @@ fn garbage_after_the_last_record_is_cut() {
                 segment: seg.name.clone(),
                 offset: end as u64,
                 bytes: (gap + len) as u64,
+                saved_as: None,
             }),
             "garbage at +{gap}, {len} bytes"
         );

@@ -42,6 +42,10 @@ pub struct TornTail {
     pub segment: String,
     pub offset: u64,
     pub bytes: u64,
+    /// When valid-looking records followed the cut (writeback is not in order, so a crash can
+    /// persist a later unsynced record and not an earlier one), the cut bytes were first
+    /// copied to this file in the data directory, for inspection.
+    pub saved_as: Option<String>,
 }
 
 fn corrupt(file: &Path, offset: u64, detail: impl Into<String>) -> Error {
@@ -304,10 +308,41 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                     segment: name.clone(),
                     offset: scan.end as u64,
                     bytes: *torn as u64,
+                    saved_as: None,
                 });
             }
             ScanStop::Damaged { error, next } => {
-                return Err(corrupt(&path, scan.end as u64, format!("{error}, followed by a valid frame at offset {next}: this is damage, not a torn tail, and is not repaired; run `auditlog verify`")));
+                let missing = scan.last_seq.map_or(header.first_seq, |l| l + 1);
+                let durable_past_gap = on_disk.get(i + 1).is_some()
+                    || checkpointed_seq(dir, &log_id)?.is_some_and(|c| c >= missing);
+                if durable_past_gap {
+                    return Err(corrupt(&path, scan.end as u64, format!("{error}, followed by a valid frame at offset {next}: this is damage, not a torn tail, and is not repaired; run `auditlog verify`")));
+                }
+                // The last segment, and no checkpoint reaches the gap: no record from the gap
+                // on was ever acknowledged (an acknowledgement follows a sync that covers every
+                // earlier byte), so this is a crash that persisted later unsynced writes and
+                // not an earlier one. Keep a copy of the cut bytes, then cut.
+                let end = segment::end_of_data(map.bytes());
+                let cut = &map.bytes()[scan.end..end];
+                let saved = format!("{name}.{}.unsynced", scan.end);
+                let saved_path = dir.join(&saved);
+                (|| -> std::io::Result<()> {
+                    let f = fsio::create_truncate("recovery.cut", &saved_path)?;
+                    fsio::write_at("recovery.cut", &f, cut, 0)?;
+                    fsio::sync_all("recovery.cut", &f)
+                })()
+                .map_err(|e| Error::io("saving cut bytes to", &saved_path, e))?;
+                segment::sync_dir(dir)?;
+                let zeros = vec![0u8; cut.len()];
+                fsio::write_at("recovery.cut", &file, &zeros, scan.end as u64)
+                    .and_then(|_| fsio::sync_data("recovery.cut", &file))
+                    .map_err(|e| Error::io("cutting unsynced tail of", &path, e))?;
+                report.torn_tail = Some(TornTail {
+                    segment: name.clone(),
+                    offset: scan.end as u64,
+                    bytes: cut.len() as u64,
+                    saved_as: Some(saved),
+                });
             }
             ScanStop::SeqBreak { expected, found } => {
                 return Err(corrupt(
@@ -415,6 +450,18 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     });
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
+}
+
+/// The highest seq a checkpoint of this log (in the directory's checkpoint log) covers: every
+/// record up to it was durable when the checkpoint was written.
+fn checkpointed_seq(dir: &Path, log_id: &[u8; 16]) -> Result<Option<u64>> {
+    let id = hex(log_id);
+    Ok(checkpoint::read_log(dir)?
+        .checkpoints
+        .iter()
+        .filter(|c| c.log_id == id)
+        .map(|c| c.seq)
+        .max())
 }
 
 /// Rewrites `seg` without the records before `keep_from` (an interrupted compaction),

@@ -503,7 +503,7 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
     // everything is synced already; otherwise the worker has been flushing the segment as it
     // filled (see `FLUSH_EVERY`), so this sync has little left to write.
     if w.active.count > 0 {
-        fsio::sync_data("roll.sync", &w.active.file).map_err(|e| {
+        fsio::sync_data_mapped("roll.sync", &w.active.file, &w.active.map).map_err(|e| {
             let err = Error::io("syncing", &w.active.path, e);
             inner.poison.set(&err);
             err
