@@ -385,7 +385,7 @@ fn the_key_never_appears_in_library_output_errors_panics_or_files() {
     said.add("verify", format!("{:?}", log.verify().unwrap()));
     said.add(
         "verify with checkpoint",
-        format!("{:?}", log.verify_with(&[cp.clone()]).unwrap()),
+        format!("{:?}", log.verify_with(std::slice::from_ref(&cp)).unwrap()),
     );
     said.add("stats", format!("{:?}", log.stats().unwrap()));
     said.add(
