@@ -546,6 +546,11 @@ pub fn write_atomic(point: &'static str, dir: &Path, name: &str, bytes: &[u8]) -
         fsio::sync_all(point, &f)?;
         fsio::rename(point, &tmp, &dst)
     })()
-    .map_err(|e| Error::io("writing", &dst, e))?;
+    .map_err(|e| {
+        // A temporary left behind would hold its bytes until the next open removes it: on a
+        // full disk, that is space the log needs.
+        let _ = fsio::remove_if_exists("leftover.remove", &tmp);
+        Error::io("writing", &dst, e)
+    })?;
     sync_dir(dir)
 }
