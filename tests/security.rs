@@ -258,6 +258,9 @@ fn data_files_are_0600_and_directories_0700() {
     log.checkpoint().unwrap();
     // While the log is open: active segment, spare, LOCK, meta, checkpoints.
     assert_private(&data);
+    // Sealing is asynchronous; a reopen finds every rolled segment sealed.
+    drop(log);
+    let log = Log::open(&data, opts.clone()).unwrap();
     let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
     let r = log.apply_retention(now).unwrap();
     assert!(r.removed.is_some(), "{r:?}");
