@@ -253,4 +253,87 @@ fn power_loss_at_every_step() {
         acked.len(),
         trace.ops.len()
     );
+
+    // 4. Group commit: four threads appending durably at once, so one sync covers several
+    //    frames written by different threads (and a crash can keep a later one only).
+    let mut acked = Vec::new();
+    let trace = record(|dir, rec| {
+        let log = Log::open(dir, sync_opts()).unwrap();
+        let shared = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (log, shared) = (&log, &shared);
+                s.spawn(move || {
+                    for e in padded(10, 1500, 100 + t) {
+                        let r = log.append(&e).unwrap();
+                        let mut g = shared.lock().unwrap();
+                        g.push(r);
+                        rec.mark(g.len() as u64);
+                    }
+                });
+            }
+        });
+        acked = shared.into_inner().unwrap();
+        drop(log);
+    });
+    let states = check_all(
+        &trace,
+        &sync_opts,
+        &Expect {
+            acked: &acked,
+            may_be_removed_below: 0,
+            removal_acked: None,
+        },
+    );
+    eprintln!(
+        "group commit: {} events, {} recorded changes, {states} crash states",
+        acked.len(),
+        trace.ops.len()
+    );
+
+    // 5. Policy work on a durable log: a legal hold, a redaction (a rewrite of a sealed
+    //    segment), the archive tier (LZ4 copies, originals removed), the hold released.
+    let arc_opts = || retention_support::write_opts().archive_days(3);
+    let mut acked = Vec::new();
+    let trace = record(|dir, rec| {
+        let log = Log::open(dir, arc_opts()).unwrap();
+        for chunk in retention_support::spread(1..=6, 48).chunks(96) {
+            acked.extend(log.append_batch(chunk).unwrap());
+            log.flush().unwrap();
+            rec.mark(acked.len() as u64);
+        }
+        let hold = log
+            .add_hold(
+                auditlog::HoldScope::Actor {
+                    user_id: "user-1".into(),
+                },
+                "case 7",
+            )
+            .unwrap();
+        // acked[4] is user-2's (acked[3], user-1's, is under the hold).
+        assert!(matches!(
+            log.redact(acked[3].seq, "erasure request"),
+            Err(auditlog::Error::Held { .. })
+        ));
+        log.redact(acked[4].seq, "erasure request").unwrap();
+        let report = log.archive(retention_support::at(12, 0)).unwrap();
+        assert!(!report.archived.is_empty(), "{report:?}");
+        log.remove_hold(&hold.id, "case closed").unwrap();
+        rec.mark(acked.len() as u64);
+        drop(log);
+    });
+    let states = check_all(
+        &trace,
+        &arc_opts,
+        &Expect {
+            acked: &acked,
+            may_be_removed_below: 0,
+            removal_acked: None,
+        },
+    );
+    eprintln!(
+        "hold, redaction, archive: {} events, {} recorded changes, {states} crash states",
+        acked.len(),
+        trace.ops.len()
+    );
 }

@@ -556,3 +556,19 @@ fn a_seq_given_twice_is_redacted_once() {
     assert_eq!(r.redacted, vec![11]);
     assert_personal_redacted(&log, &evs, &receipts, 11, "erasure");
 }
+
+/// Regression: a record in a segment that an append has just rolled, with its seal still
+/// queued on the worker, was reported as "removed by retention" instead of being redacted.
+#[test]
+fn redaction_right_after_a_roll_waits_for_the_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), write_opts()).unwrap();
+    let mut acked = Vec::new();
+    for chunk in spread(1..=6, 48).chunks(96) {
+        acked.extend(log.append_batch(chunk).unwrap());
+    }
+    assert!(log.stats().unwrap().segments >= 2);
+    let r = log.redact(acked[3].seq, "erasure request").unwrap();
+    assert_eq!(r.redacted, vec![acked[3].seq]);
+    assert!(log.verify().unwrap().ok);
+}

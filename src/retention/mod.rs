@@ -135,15 +135,17 @@ fn audit_event(action: &str, severity: Severity, details: serde_json::Value) -> 
 
 fn write_policy(inner: &Inner, entry: PolicyEntry) -> Result<()> {
     let mut pol = inner.policy.lock();
-    let mac = policy::append(
+    let (mac, len) = policy::append(
         &inner.dir,
         &inner.chain,
         &inner.log_id,
         &pol.last_mac,
+        pol.len,
         &entry,
     )?;
     pol.entries.push(entry);
     pol.last_mac = mac;
+    pol.len = len;
     Ok(())
 }
 
@@ -175,6 +177,9 @@ fn apply_locked(
 ) -> Result<RetentionReport> {
     if inner.read_only && !dry_run {
         return Err(Error::ReadOnly);
+    }
+    if !dry_run {
+        finish_recorded(inner)?;
     }
     let days = inner.opts.retention_days;
     let mut report = RetentionReport {
@@ -318,6 +323,33 @@ fn apply_locked(
     Ok(report)
 }
 
+/// Finishes a removal that policy.log records but that failed part-way in this process (a
+/// compaction whose rewrite or swap failed): the first sealed segment still holds records up
+/// to `retained_to`. They are dropped now, as the next open would; planning from the segment
+/// as it is would record the same removal a second time, which `verify` rejects.
+fn finish_recorded(inner: &Inner) -> Result<()> {
+    let Some((to, _)) = inner.policy.lock().retained_to() else {
+        return Ok(());
+    };
+    for seg in sealed_prefix(inner) {
+        let ft = seg.footer.expect("sealed");
+        if seg.header.first_seq > to {
+            break;
+        }
+        if ft.last_seq <= to {
+            inner.segments.write().retain(|s| !Arc::ptr_eq(s, &seg));
+            rewrite::remove_segment_files("retention.delete", &seg.path)?;
+            crate::segment::sync_dir(&inner.dir)?;
+            continue;
+        }
+        let skip = (to + 1 - seg.header.first_seq) as usize;
+        let new = rewrite::rewrite(inner, &seg, skip, &HashMap::new())?;
+        replace_segment(inner, &seg, new);
+        break;
+    }
+    Ok(())
+}
+
 /// The expired prefix of a straddling segment, stopping at the first record that is not
 /// expired or that a hold covers (never reordering).
 fn plan_compaction(seg: &Segment, cutoff: i64, holds: &[Hold]) -> Result<Option<Removed>> {
@@ -453,23 +485,18 @@ fn redactions_for(
     Ok((repl, already))
 }
 
-/// Seals the active segment if it holds any of `seqs`, and waits until it is sealed.
+/// Seals the active segment if it holds any of `seqs`, and waits until every rolled segment
+/// is sealed (one rolled by an earlier append may still be queued for its seal).
 fn seal_active_if_needed(inner: &Arc<Inner>, seqs: &[u64]) -> Result<()> {
-    let rolled = {
+    {
         let mut g = inner.writer.lock();
         let w = g.as_mut().ok_or(Error::ReadOnly)?;
         if w.active.count > 0 && seqs.iter().any(|&s| s >= w.active.first_seq) {
             w.active.map.publish(w.active.offset);
             crate::log::roll_for_maintenance(inner, w)?;
-            true
-        } else {
-            false
         }
-    };
-    if rolled {
-        crate::log::worker_barrier(inner)?;
     }
-    Ok(())
+    crate::log::worker_barrier(inner)
 }
 
 /// Redacts the given records (personal data or content), recording it as an audit event.
