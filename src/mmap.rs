@@ -346,6 +346,7 @@ pub(crate) mod guard {
     }
 
     /// The registered range holding `addr`: `(slot, start, len, writable)`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn lookup(addr: usize) -> Option<(usize, usize, usize, bool)> {
         let high = HIGH.load(Ordering::Acquire).min(SLOTS);
         (0..high).find_map(|i| {
@@ -355,6 +356,7 @@ pub(crate) mod guard {
     }
 
     /// Records the first fault of slot `i` at `offset`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn mark(i: usize, offset: usize) {
         let _ =
             REGISTRY[i]
@@ -362,7 +364,7 @@ pub(crate) mod guard {
                 .compare_exchange(0, offset + 1, Ordering::AcqRel, Ordering::Relaxed);
     }
 
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(target_os = "linux")]
     mod sys {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::{Once, OnceLock};
@@ -418,10 +420,18 @@ pub(crate) mod guard {
             // only used when `si_code` says the kernel raised the signal for a fault).
             let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
             let from_fault = code == libc::BUS_ADRERR || code == libc::BUS_OBJERR;
+            // SAFETY: `__errno_location` returns this thread's errno, valid for the thread's
+            // life; it is saved here and restored below, so the interrupted code never sees
+            // an errno set by the handler's own system calls.
+            let errno = unsafe { *libc::__errno_location() };
             if from_fault && replace(addr) {
+                // SAFETY: as above.
+                unsafe { *libc::__errno_location() = errno };
                 return;
             }
             pass_on(sig, info, ctx, code > 0);
+            // SAFETY: as above.
+            unsafe { *libc::__errno_location() = errno };
         }
 
         /// If `addr` lies in a registered map, maps zero pages over it from the faulting page
@@ -504,7 +514,7 @@ pub(crate) mod guard {
         }
     }
 
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(target_os = "linux"))]
     mod sys {
         /// No guard outside Linux: maps work, a truncation underneath still raises SIGBUS.
         pub(super) fn install() -> bool {

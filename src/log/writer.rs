@@ -434,8 +434,15 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
         return Err(err);
     }
     // Records written to a map that faulted, or to a file someone cut below the map, are not
-    // (all) in the file: none of them may be acknowledged.
-    if let Err(err) = check_active(&map, &file, &path, true) {
+    // (all) in the file: none of them may be acknowledged. The size is compared only while
+    // this map is still the active one, under the writer lock: sealing legitimately trims a
+    // segment, and it happens only after a roll, which needs that lock.
+    let checked = {
+        let g = inner.writer.lock();
+        let active = g.as_ref().is_some_and(|w| Arc::ptr_eq(&w.active.map, &map));
+        check_active(&map, &file, &path, active)
+    };
+    if let Err(err) = checked {
         inner.poison.set(&err);
         return Err(err);
     }
