@@ -53,7 +53,7 @@ struct Expect<'a> {
 
 /// Rebuilds every crash state of `trace`, opens each and checks it; returns how many states.
 fn check_all(trace: &Trace, opts: &dyn Fn() -> Options, expect: &Expect) -> usize {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = scratch_dir();
     let mut states = 0usize;
     for k in 0..trace.points() {
         let mark = trace.mark_before(k).unwrap_or(0);
@@ -123,6 +123,15 @@ fn check_state(
             .unwrap_or_else(|e| panic!("verify failed: {e}\n{}", ctx()));
         assert!(report.ok, "verify: {report:?}\n{}", ctx());
         drop(log);
+    }
+}
+
+/// Crash states are opened from memory-backed storage when there is some: each open and close
+/// syncs several times, and the states are many.
+fn scratch_dir() -> tempfile::TempDir {
+    match tempfile::tempdir_in("/dev/shm") {
+        Ok(d) => d,
+        Err(_) => tempfile::tempdir().unwrap(),
     }
 }
 
@@ -333,6 +342,60 @@ fn power_loss_at_every_step() {
     );
     eprintln!(
         "hold, redaction, archive: {} events, {} recorded changes, {states} crash states",
+        acked.len(),
+        trace.ops.len()
+    );
+}
+
+/// Small records, every one torn at every byte: a crash after any change, with the unsynced
+/// write cut after each of its bytes.
+#[test]
+fn power_loss_tearing_every_byte_of_small_records() {
+    let _scenario = failpoints::scenario();
+    let opts = || {
+        Options::new(common::key())
+            .durability(Durability::Sync)
+            .segment_bytes(64 * 1024)
+    };
+    let mut acked = Vec::new();
+    let trace = record(|dir, rec| {
+        let log = Log::open(dir, opts()).unwrap();
+        let events = common::events(11, 8);
+        for e in &events[..5] {
+            acked.push(log.append(e).unwrap());
+            rec.mark(acked.len() as u64);
+        }
+        acked.extend(log.append_batch(&events[5..]).unwrap());
+        rec.mark(acked.len() as u64);
+        log.checkpoint().unwrap();
+        drop(log);
+    });
+    let scratch = scratch_dir();
+    let mut states = 0;
+    for k in 0..trace.points() {
+        let mark = trace.mark_before(k).unwrap_or(0);
+        for (i, st) in trace.crash_states(k, usize::MAX).into_iter().enumerate() {
+            states += 1;
+            let dir = scratch.path().join(format!("s{k}-{i}"));
+            std::fs::create_dir(&dir).unwrap();
+            st.materialize(&dir).unwrap();
+            let ctx = || format!("{}; files {:?}", st.label, st.listing());
+            check_state(
+                &dir,
+                &opts,
+                &Expect {
+                    acked: &acked,
+                    may_be_removed_below: 0,
+                    removal_acked: None,
+                },
+                mark,
+                &ctx,
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+    eprintln!(
+        "every byte: {} events, {} recorded changes, {states} crash states",
         acked.len(),
         trace.ops.len()
     );

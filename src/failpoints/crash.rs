@@ -208,7 +208,14 @@ impl Trace {
         for (i, p) in pending.iter().enumerate() {
             let op = op_of(p);
             if let Op::Write { id, off, data } = &op {
-                for cut in cut_points(data.len(), max_cuts) {
+                // Tearing a run of zeros (preallocation) only changes how long the file is:
+                // a few positions cover it.
+                let max = if data.iter().all(|&b| b == 0) {
+                    max_cuts.min(8)
+                } else {
+                    max_cuts
+                };
+                for cut in cut_points(data.len(), max) {
                     let mut torn = state.clone();
                     torn.apply(&Op::Write {
                         id: *id,
