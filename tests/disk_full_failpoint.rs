@@ -235,7 +235,8 @@ fn one_case(durability: Durability, batch: bool) {
     eprintln!(
         "disk_full_failpoint [{ctx}]: {after_a} acknowledged with side files failing, \
          {acked_at_first} when segment creation first failed ({kept_n} of them kept from an \
-         interrupted batch): {first_msg}; {} more fitted in the full segment after that; {} in all",
+         interrupted batch): {first_msg}; {} more acknowledged before five failures in a row \
+         (smaller events that still fit, or a spare segment the worker finished); {} in all",
         acked_when_full - acked_at_first,
         run.acked.len()
     );

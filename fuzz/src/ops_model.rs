@@ -310,7 +310,7 @@ fn write_at(path: &Path, at: usize, b: &[u8]) {
 
 /// A deterministic non-zero byte pattern.
 fn pattern(seed: u8, n: usize) -> Vec<u8> {
-    let mut x = u32::from(seed) * 2_654_435_761 + 1;
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
     (0..n)
         .map(|_| {
             x ^= x << 13;
