@@ -560,11 +560,37 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     // The policy log after the segments: a removal is recorded before its files go, so
     // every segment missing from the listing is covered by a record read now.
     let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
+    let segments = set_aside_removed(segments, policy.retained_to().map(|r| r.0));
     let mut inner = Inner::bare(dir, opts, chain, meta.log_id);
     inner.segments = RwLock::new(segments);
     inner.ro_checkpoints = cps;
     inner.policy = Mutex::new(policy);
     Ok(Log::from_inner(Arc::new(inner)))
+}
+
+/// Leaves out the segments a retention run that did not finish left behind (wholly inside
+/// the removed range, or superseded by their compacted rewrite), as `verify` sets them aside
+/// and a writer's open deletes them (`finish_retention`): readers must not return their
+/// records, which a superseded segment shares with its rewrite.
+fn set_aside_removed(segs: Vec<Arc<Segment>>, retained_to: Option<u64>) -> Vec<Arc<Segment>> {
+    let Some(to) = retained_to else {
+        return segs;
+    };
+    let keep: Vec<bool> = (0..segs.len())
+        .map(|i| {
+            let s = &segs[i];
+            let wholly = s.footer.is_some_and(|f| f.last_seq <= to);
+            let superseded = s.header.first_seq <= to
+                && segs
+                    .get(i + 1)
+                    .is_some_and(|n| n.header.first_seq == to + 1);
+            !(wholly || superseded)
+        })
+        .collect();
+    segs.into_iter()
+        .zip(keep)
+        .filter_map(|(s, k)| k.then_some(s))
+        .collect()
 }
 
 /// Loads every segment without writing: sealed ones mapped, unsealed ones copied.

@@ -578,8 +578,21 @@ pub(crate) fn create_segment(
             f
         }
     };
-    segment::sync_dir(&inner.dir)?;
-    activate(file, path, header, size as usize, HEADER_LEN, None)
+    // The file has its name now. If the roll fails from here on, the old segment stays active
+    // and takes the next records, so a file named after `header.first_seq` must not survive:
+    // a later open would find two segments holding the same seqs and refuse the log. It is
+    // removed, durably, and the roll can be retried; if even that fails, the log is poisoned,
+    // so that the old segment takes nothing more (the empty new one then resumes at open).
+    segment::sync_dir(&inner.dir)
+        .and_then(|_| activate(file, path.clone(), header, size as usize, HEADER_LEN, None))
+        .inspect_err(|err| {
+            let undone = fsio::remove("segment.install", &path)
+                .map_err(|e| Error::io("removing", &path, e))
+                .and_then(|_| segment::sync_dir(&inner.dir));
+            if undone.is_err() {
+                inner.poison.set(err);
+            }
+        })
 }
 
 /// Maps an active segment whose first `committed` bytes are valid.

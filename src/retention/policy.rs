@@ -98,6 +98,11 @@ pub struct PolicyLog {
     pub problem: Option<(u64, String)>,
     /// The file ends with a line cut short by a crash.
     pub torn_last_line: bool,
+    /// Bytes of the file that `entries` account for (through the last good line). The next
+    /// append cuts whatever follows them first: a line cut short by a crash, or a line whose
+    /// append reached the file though the call failed (its fsync, say) and that `entries`
+    /// and `last_mac` therefore never took in, which the next line must not chain past.
+    pub len: u64,
 }
 
 impl PolicyLog {
@@ -155,6 +160,7 @@ pub fn read(dir: &Path, chain: &Chain, log_id: &[u8; 16]) -> Result<PolicyLog> {
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
         if line.is_empty() {
+            out.len += 1;
             continue;
         }
         let parsed = line
@@ -183,28 +189,41 @@ pub fn read(dir: &Path, chain: &Chain, log_id: &[u8; 16]) -> Result<PolicyLog> {
             }
         }
         out.last_mac = mac;
+        out.len += line.len() as u64 + 1;
     }
     Ok(out)
 }
 
-/// Appends a signed entry after `prev` (the current `last_mac`) and syncs; returns its MAC.
+/// Appends a signed entry after `prev` (the current `last_mac`, of the line ending at byte
+/// `len`, the current `PolicyLog::len`) and syncs; returns its MAC and the new length.
 pub fn append(
     dir: &Path,
     chain: &Chain,
     log_id: &[u8; 16],
     prev: &Hash,
+    len: u64,
     entry: &PolicyEntry,
-) -> Result<Hash> {
+) -> Result<(Hash, u64)> {
     let json = serde_json::to_string(entry).map_err(|e| Error::Codec(e.to_string()))?;
     let mac = line_mac(chain, log_id, prev, json.as_bytes());
     let line = format!("{} {json}\n", hex(&mac));
-    // Only the lock holder writes this file, so a torn line is removed and every complete
-    // line chains to the one before it.
+    let path = dir.join(POLICY_FILE);
+    // Only the lock holder writes this file, so what follows the last line `prev` accounts
+    // for (see `PolicyLog::len`) is cut, and every complete line chains to the one before it.
+    // The append's fdatasync makes the cut durable with it.
+    let on_disk = std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
+    if on_disk > len {
+        crate::fsio::open_or_create("policy.write", &path, false)
+            .and_then(|(f, _)| crate::fsio::set_len("policy.write", &f, len))
+            .map_err(|e| Error::io("cutting an unrecorded line from", &path, e))?;
+    }
     crate::segment::append_line(
         "policy.write",
-        &dir.join(POLICY_FILE),
+        &path,
         &line,
         crate::segment::TornLine::Truncate,
     )?;
-    Ok(mac)
+    let end =
+        std::fs::symlink_metadata(&path).map_or(on_disk.min(len) + line.len() as u64, |m| m.len());
+    Ok((mac, end))
 }
