@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use auditlog::sample::Generator;
 use auditlog::{
@@ -33,6 +34,22 @@ const SEG: u64 = 64 * 1024;
 
 fn key() -> HmacKey {
     HmacKey::from_bytes(KEY).unwrap()
+}
+
+/// `Log::open`, retrying while the directory is locked. A test thread that starts a process
+/// (the CLI tests, the SIGBUS children) gives the child copies of every open descriptor, this
+/// process's lock files included, until the child execs; a reopen right after a close can
+/// find its lock still held by such a child for that moment.
+fn open_w(dir: impl AsRef<Path>, o: Options) -> Result<Log, Error> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Log::open(dir.as_ref(), o.clone()) {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            r => return r,
+        }
+    }
 }
 
 fn opts() -> Options {
@@ -247,7 +264,7 @@ fn data_files_are_0600_and_directories_0700() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let opts = opts().retention_days(30).archive_days(1);
-    let log = Log::open(&data, opts.clone()).unwrap();
+    let log = open_w(&data, opts.clone()).unwrap();
     // Old events (expired by retention), then recent ones (archived), over many segments.
     for chunk in events_at(1, 600, 2020, 1, 1).chunks(100) {
         log.append_batch(chunk).unwrap();
@@ -260,7 +277,7 @@ fn data_files_are_0600_and_directories_0700() {
     assert_private(&data);
     // Sealing is asynchronous; a reopen finds every rolled segment sealed.
     drop(log);
-    let log = Log::open(&data, opts.clone()).unwrap();
+    let log = open_w(&data, opts.clone()).unwrap();
     let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
     let r = log.apply_retention(now).unwrap();
     assert!(r.removed.is_some(), "{r:?}");
@@ -292,7 +309,7 @@ fn data_files_are_0600_and_directories_0700() {
             fs::remove_file(f).unwrap();
         }
     }
-    let log = Log::open(&data, opts).unwrap();
+    let log = open_w(&data, opts).unwrap();
     log.query(&Query::from_params([("user_id", "user-00003")]).unwrap())
         .unwrap();
     assert!(log.verify().unwrap().ok);
@@ -371,7 +388,7 @@ fn the_key_never_appears_in_library_output_errors_panics_or_files() {
     );
 
     let o = opts().retention_days(30).archive_days(1);
-    let log = Log::open(&data, o.clone()).unwrap();
+    let log = open_w(&data, o.clone()).unwrap();
     said.add("recovery", format!("{:?}", log.recovery()));
     for chunk in events_at(1, 400, 2020, 1, 1).chunks(100) {
         said.add(
@@ -451,7 +468,7 @@ fn the_key_never_appears_in_library_output_errors_panics_or_files() {
     );
     said.err(
         "bad option",
-        Log::open(tmp.path().join("x"), opts().segment_bytes(1)),
+        open_w(tmp.path().join("x"), opts().segment_bytes(1)),
     );
     let mut bad = Event::new("", "x");
     bad.status = String::new();
@@ -474,11 +491,11 @@ fn the_key_never_appears_in_library_output_errors_panics_or_files() {
     drop(log);
     said.err(
         "wrong key",
-        Log::open(&data, Options::new(HmacKey::from_bytes(OTHER_KEY).unwrap())),
+        open_w(&data, Options::new(HmacKey::from_bytes(OTHER_KEY).unwrap())),
     );
     // A panic on an error (`unwrap`) shows the error's Debug: capture that message.
     let panicked = std::panic::catch_unwind(|| {
-        Log::open(&data, Options::new(HmacKey::from_bytes(OTHER_KEY).unwrap())).unwrap();
+        Log::open_read_only(&data, HmacKey::from_bytes(OTHER_KEY).unwrap()).unwrap();
     })
     .expect_err("unwrap of an error panics");
     let msg = panicked
@@ -762,7 +779,7 @@ fn short_keys_and_unset_variables_are_refused() {
 fn a_second_writing_process_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let log = Log::open(&data, opts()).unwrap();
+    let log = open_w(&data, opts()).unwrap();
     log.append_batch(&events_at(1, 10, 2024, 1, 1)).unwrap();
     log.flush().unwrap();
     let line = jsonl(&events_at(2, 3, 2024, 1, 2));
@@ -783,7 +800,18 @@ fn a_second_writing_process_is_refused() {
     // Nothing of the refused append reached the log.
     assert_eq!(log.next_seq(), 10);
     drop(log);
-    let o = run(cli(&data, KEY, &["append"]), &line);
+    // Retried while locked: see `open_w`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let o = loop {
+        let o = run(cli(&data, KEY, &["append"]), &line);
+        if o.status.success()
+            || !String::from_utf8_lossy(&o.stderr).contains("locked")
+            || Instant::now() > deadline
+        {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -834,7 +862,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     fs::create_dir(&outside).unwrap();
     let o = opts().archive_days(1);
     {
-        let log = Log::open(&real, o.clone()).unwrap();
+        let log = open_w(&real, o.clone()).unwrap();
         for chunk in events_at(1, 1500, 2024, 1, 1).chunks(100) {
             log.append_batch(chunk).unwrap();
         }
@@ -849,7 +877,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
             .unwrap()
             .ok
     );
-    drop(Log::open(&link, o.clone()).unwrap());
+    drop(open_w(&link, o.clone()).unwrap());
 
     // A sealed segment replaced by a link.
     let segs = segment_files(&real);
@@ -857,7 +885,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     let victim = &segs[1];
     let name = victim.file_name().unwrap().to_str().unwrap().to_string();
     let copy = replace_with_link(victim, &outside);
-    assert_refused_link("open", Log::open(&real, o.clone()), &name);
+    assert_refused_link("open", open_w(&real, o.clone()), &name);
     assert_refused_link("read-only open", Log::open_read_only(&real, key()), &name);
     let out = run(cli(&real, KEY, &["verify"]), "");
     assert!(!out.status.success(), "{}", text(&out));
@@ -871,7 +899,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     let last = segs.last().unwrap();
     let lname = last.file_name().unwrap().to_str().unwrap().to_string();
     let copy = replace_with_link(last, &outside);
-    assert_refused_link("open, active segment", Log::open(&real, o.clone()), &lname);
+    assert_refused_link("open, active segment", open_w(&real, o.clone()), &lname);
     assert_refused_link(
         "read-only open, active segment",
         Log::open_read_only(&real, key()),
@@ -882,7 +910,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     // The meta file.
     let p = real.join(auditlog::META_FILE);
     let copy = replace_with_link(&p, &outside);
-    assert_refused_link("meta", Log::open(&real, o.clone()), auditlog::META_FILE);
+    assert_refused_link("meta", open_w(&real, o.clone()), auditlog::META_FILE);
     assert_refused_link(
         "meta",
         Log::open_read_only(&real, key()),
@@ -913,14 +941,14 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
         ro.query(&q).unwrap().total_count
     };
     assert!(want > 0);
-    let log = Log::open(&real, o.clone()).unwrap();
+    let log = open_w(&real, o.clone()).unwrap();
     assert_eq!(log.query(&q).unwrap().total_count, want);
     drop(log);
     assert_eq!(fs::read(&target).unwrap(), b"not an index");
 
     // policy.log (created by a hold).
     {
-        let log = Log::open(&real, o.clone()).unwrap();
+        let log = open_w(&real, o.clone()).unwrap();
         let h = log.add_hold(HoldScope::Global, "link test").unwrap();
         log.remove_hold(&h.id, "done").unwrap();
     }
@@ -928,7 +956,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     let copy = replace_with_link(&p, &outside);
     assert_refused_link(
         "policy.log",
-        Log::open(&real, o.clone()),
+        open_w(&real, o.clone()),
         auditlog::POLICY_FILE,
     );
     assert_refused_link(
@@ -940,7 +968,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
 
     // Archived segments, and the archive directory.
     {
-        let log = Log::open(&real, o.clone()).unwrap();
+        let log = open_w(&real, o.clone()).unwrap();
         let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
         assert!(!log.archive(now).unwrap().archived.is_empty());
     }
@@ -952,7 +980,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     let a = &archived[0];
     let aname = a.file_name().unwrap().to_str().unwrap().to_string();
     let copy = replace_with_link(a, &outside);
-    assert_refused_link("archived segment", Log::open(&real, o.clone()), &aname);
+    assert_refused_link("archived segment", open_w(&real, o.clone()), &aname);
     assert_refused_link(
         "archived segment",
         Log::open_read_only(&real, key()),
@@ -962,7 +990,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     let moved = tmp.path().join("archive-elsewhere");
     fs::rename(&adir, &moved).unwrap();
     std::os::unix::fs::symlink(&moved, &adir).unwrap();
-    assert_refused_link("archive directory", Log::open(&real, o.clone()), "archive");
+    assert_refused_link("archive directory", open_w(&real, o.clone()), "archive");
     assert_refused_link(
         "archive directory",
         Log::open_read_only(&real, key()),
@@ -984,7 +1012,7 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
     }
 
     // Everything restored: the log is whole again.
-    let log = Log::open(&real, o).unwrap();
+    let log = open_w(&real, o).unwrap();
     assert!(log.verify().unwrap().ok);
 }
 
@@ -1082,7 +1110,7 @@ fn an_applications_own_sigbus_handler_still_runs() {
 /// Writes a log of several sealed segments and closes it; returns a middle sealed segment.
 fn sealed_log(dir: &Path) -> PathBuf {
     {
-        let log = Log::open(dir, opts()).unwrap();
+        let log = open_w(dir, opts()).unwrap();
         for chunk in events_at(1, 1500, 2024, 1, 1).chunks(100) {
             log.append_batch(chunk).unwrap();
         }
@@ -1158,7 +1186,7 @@ fn security_child() {
     match case.as_str() {
         "sealed-writer" => {
             let victim = sealed_log(&dir);
-            let log = Log::open(&dir, opts()).unwrap();
+            let log = open_w(&dir, opts()).unwrap();
             reads_fail_after_truncation(&log, &victim);
             // Appends go to the active segment, which is intact.
             log.append(&events_at(9, 1, 2024, 2, 1)[0]).unwrap();
@@ -1197,7 +1225,7 @@ fn security_child() {
             } else {
                 Durability::Sync
             };
-            let log = Log::open(&dir, opts().durability(durability).write_path(path)).unwrap();
+            let log = open_w(&dir, opts().durability(durability).write_path(path)).unwrap();
             log.append_batch(&events_at(1, 60, 2024, 1, 1)).unwrap();
             log.flush().unwrap();
             let active = segment_files(&dir).pop().unwrap();
@@ -1234,7 +1262,7 @@ fn security_child() {
                 install_exit_42_handler();
             }
             // The guard is installed by the first map.
-            let _log = (case != "foreign-fault-baseline").then(|| Log::open(&dir, opts()).unwrap());
+            let _log = (case != "foreign-fault-baseline").then(|| open_w(&dir, opts()).unwrap());
             let f = tempfile::tempfile().unwrap();
             f.set_len(8192).unwrap();
             // SAFETY: maps a private file of this test read-only, then reads it after cutting
@@ -1259,7 +1287,7 @@ fn security_child() {
             if case == "app-handler-raise" {
                 install_exit_42_handler();
             }
-            let _log = (case != "foreign-raise-baseline").then(|| Log::open(&dir, opts()).unwrap());
+            let _log = (case != "foreign-raise-baseline").then(|| open_w(&dir, opts()).unwrap());
             // SAFETY: raise has no preconditions.
             unsafe {
                 libc::raise(libc::SIGBUS);
