@@ -13,7 +13,6 @@
 #![cfg(feature = "failpoints")]
 
 mod common;
-#[allow(dead_code)]
 mod retention_support;
 
 use std::collections::BTreeMap;

@@ -906,12 +906,12 @@ fn query_params_match_the_model() {
     assert_eq!(reached, [Refused, BadCursor, Ran, RanWithCursor]);
 }
 
-/// query_parse finding, open: `parse_time` (src/query/mod.rs) computes the end of a bare end
-/// date as `start + 86_400 * 1_000_000_000 - 1`, which overflows for 2262-04-11, the last day
+/// query_parse finding, fixed: `parse_time` (src/query/mod.rs) computed the end of a bare end
+/// date as `start + 86_400 * 1_000_000_000 - 1`, which overflowed for 2262-04-11, the last day
 /// `i64` nanoseconds reach: a panic with overflow checks, and without them a negative end, so
-/// `end=2262-04-11` matches nothing (or, with a start, is refused as a reversed range).
+/// `end=2262-04-11` matched nothing (or, with a start, was refused as a reversed range). The
+/// end of that day now saturates at the last representable nanosecond.
 #[test]
-#[ignore = "engine bug found by query_parse: parse_time overflows for end=2262-04-11"]
 fn end_date_of_the_last_representable_day() {
     // Either the day's end saturates at the last representable nanosecond, or the date is
     // refused as out of range; never a wrapped, negative end.

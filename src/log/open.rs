@@ -538,6 +538,17 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
                 .map_err(|e| Error::io("removing leftover", &p, e))?;
         }
     }
+    // An archive run that failed and could not clean up leaves `archive/NNN.seg.lz4.tmp`.
+    let adir = dir.join(crate::archive::ARCHIVE_DIR);
+    if let Ok(rd) = fs::read_dir(&adir) {
+        for entry in rd.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let p = entry.path();
+                fsio::remove("leftover.remove", &p)
+                    .map_err(|e| Error::io("removing leftover", &p, e))?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -120,7 +120,9 @@ pub fn parse_time(param: &str, value: &str, is_end: bool) -> Result<i64> {
             )
         })?;
     Ok(if is_end {
-        start + 86_400 * 1_000_000_000 - 1
+        // The last representable instant is 2262-04-11T23:47:16.854775807Z: the end of that
+        // day is clamped to it.
+        start.saturating_add(86_400 * 1_000_000_000 - 1)
     } else {
         start
     })
