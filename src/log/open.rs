@@ -134,6 +134,9 @@ fn check_header(path: &Path, h: &SegmentHeader, name_seq: u64, log_id: &[u8; 16]
     Ok(())
 }
 
+/// How long `open` waits for a busy lock before it reports `Error::Locked`.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     opts.validate()?;
     fsio::create_dir_all("dir.create", dir)
@@ -141,14 +144,26 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     let lock_path = dir.join(LOCK_FILE);
     let (lock, _) = fsio::open_or_create("lock.open", &lock_path, false)
         .map_err(|e| Error::io("opening lock file", &lock_path, e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                dir: dir.to_path_buf(),
-            })
+    // A lock that is busy for a moment is not another writer: a process forked (to run a
+    // command, say) while a previous writer of this directory was open holds a copy of its
+    // lock descriptor until it execs, even after that writer closed. Another writer holds the
+    // lock for as long as it runs, so a short wait tells the two apart.
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if waited < LOCK_GRACE => {
+                let step = std::time::Duration::from_millis(5);
+                std::thread::sleep(step);
+                waited += step;
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &lock_path, e)),
         }
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &lock_path, e)),
     }
     let chain = Chain::new(&opts.key);
     let mut report = RecoveryReport::default();
