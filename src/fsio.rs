@@ -10,7 +10,9 @@
 //! - a trace of every durable change, in order, from which the crash simulator rebuilds
 //!   what a power loss at any step could leave behind (also feature `failpoints`).
 //!
-//! Reads do not come through here: they never change the disk.
+//! Files are opened with `O_NOFOLLOW`: a symbolic link planted under a name the engine writes
+//! (`LOCK`, `checkpoints.jsonl`, `policy.log`, a temporary) is an error (`ELOOP`), never a way
+//! to make the engine write elsewhere. Reads do not come through here (see `nofollow`).
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -42,6 +44,7 @@ pub(crate) fn create_new(name: &'static str, path: &Path) -> io::Result<File> {
         .write(true)
         .create_new(true)
         .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     trace_create(path, &f);
     Ok(f)
@@ -56,6 +59,7 @@ pub(crate) fn create_truncate(name: &'static str, path: &Path) -> io::Result<Fil
         .create(true)
         .truncate(true)
         .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     trace_create(path, &f);
     Ok(f)
@@ -72,7 +76,10 @@ pub(crate) fn open_or_create(
     point(name)?;
     let opts = |create: bool| {
         let mut o = OpenOptions::new();
-        o.read(true).create_new(create).mode(FILE_MODE);
+        o.read(true)
+            .create_new(create)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW);
         if append {
             o.append(true);
         } else {

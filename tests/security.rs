@@ -925,7 +925,27 @@ fn symbolic_links_inside_the_data_directory_are_refused() {
         Log::open_read_only(&real, key()),
         auditlog::CHECKPOINT_FILE,
     );
+    // A writer never appends through the link: its checkpoint fails, naming the file, and the
+    // link's target is unchanged.
+    let before = fs::read(&copy).unwrap();
+    if let Ok(log) = open_w(&real, o.clone()) {
+        let e = log.checkpoint().unwrap_err().to_string();
+        assert!(e.contains(auditlog::CHECKPOINT_FILE), "{e}");
+        drop(log);
+    }
+    assert_eq!(fs::read(&copy).unwrap(), before, "written through the link");
     restore(&p, &copy);
+    // Nor is the lock file followed.
+    let p = real.join(auditlog::LOCK_FILE);
+    let target = outside.join("LOCK");
+    fs::write(&target, b"").unwrap();
+    fs::remove_file(&p).unwrap();
+    std::os::unix::fs::symlink(&target, &p).unwrap();
+    let e = open_w(&real, o.clone())
+        .err()
+        .expect("a linked LOCK is refused");
+    assert!(e.to_string().contains(auditlog::LOCK_FILE), "{e}");
+    fs::remove_file(&p).unwrap();
 
     // An index side file that is a link is not read (the index is rebuilt from the segment)
     // and its target is never written.
