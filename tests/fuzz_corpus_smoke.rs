@@ -612,6 +612,27 @@ fn op_seeds() -> Vec<(String, Vec<u8>)> {
             ],
         ),
     ];
+    // ops_model finding (a race): a read-only verify beside the writer read checkpoints.jsonl
+    // while the worker appended the seal's checkpoint, and warned of a torn line.
+    v.push((
+        "race-readonly-verify-torn-checkpoint-line".to_string(),
+        vec![
+            126, 97, 153, 215, 215, 215, 215, 215, 215, 215, 104, 97, 115, 104, 215, 215, 215, 215,
+            215, 215, 215, 215, 215, 153, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+            2, 2, 2, 2, 2, 2, 2, 2, 115, 101, 115, 115, 105, 111, 110, 45, 54, 50, 153, 153, 153,
+            153, 153, 153, 152, 153, 118, 160,
+        ],
+    ));
+    // ops_model finding (a race): the worker's seal checkpoint and an explicit checkpoint
+    // appended to checkpoints.jsonl at once and left an empty line.
+    v.push((
+        "race-concurrent-checkpoint-appends".to_string(),
+        vec![
+            93, 93, 93, 93, 93, 93, 93, 93, 93, 5, 88, 88, 88, 88, 88, 88, 88, 88, 88, 88, 88, 88,
+            88, 88, 88, 88, 88, 88, 88, 88, 117, 115, 101, 114, 95, 97, 103, 101, 110, 116, 1, 88,
+            88, 88, 88, 88, 161, 88, 161, 212, 105, 6,
+        ],
+    ));
     for (cfg, (name, ops)) in short.iter().enumerate() {
         // Odd ones with events that take the log's clock (bit 6).
         let cfg = cfg as u8 | (cfg as u8 & 1) << 6;
@@ -709,6 +730,19 @@ fn frame_seeds() -> Vec<(String, Vec<u8>)> {
         key_check: [8; 32],
     };
     v.push(("meta-v2".into(), m.encode().to_vec()));
+    // frame_decode finding: a footer with first_seq 0 and last_seq u64::MAX (valid CRC) makes
+    // `Footer::decode` compute `last_seq - first_seq + 1`, which overflows.
+    v.push((
+        "crash-footer-seq-range-overflow".into(),
+        vec![
+            255, 255, 255, 255, 242, 15, 94, 161, 65, 76, 83, 69, 65, 76, 0, 1, 64, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+            255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+            255, 255, 255, 196, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 208, 3, 139, 94,
+        ],
+    ));
     v
 }
 
