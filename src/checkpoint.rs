@@ -111,6 +111,11 @@ impl Checkpoint {
 
 /// Appends a checkpoint line to the directory's checkpoint log and syncs it.
 pub fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    // The worker (after a seal) and callers of `Log::checkpoint` or close may append at the
+    // same moment; `append_line` reads the end of the file to finish a torn line first, and
+    // must not take another append in progress for one.
+    static APPENDS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one_at_a_time = APPENDS.lock();
     let line = format!("{}\n", cp.to_json());
     crate::segment::append_line(
         "checkpoint.write",
@@ -132,7 +137,14 @@ pub struct CheckpointLog {
 
 /// Reads `checkpoints.jsonl` (an absent file is an empty log).
 pub fn read_log(dir: &Path) -> Result<CheckpointLog> {
-    let (lines, torn) = crate::segment::read_complete_lines(&dir.join(CHECKPOINT_FILE))?;
+    let path = dir.join(CHECKPOINT_FILE);
+    let (mut lines, mut torn) = crate::segment::read_complete_lines(&path)?;
+    if torn {
+        // A reader beside a running writer can catch a line while it is being appended: look
+        // again before calling it a crash's torn line.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        (lines, torn) = crate::segment::read_complete_lines(&path)?;
+    }
     let mut out = CheckpointLog {
         torn_last_line: torn,
         ..CheckpointLog::default()

@@ -254,28 +254,17 @@ fn check_verify(log: &Log, model: &Model, when: &str) {
 }
 
 /// `beside_writer`: a read-only log whose writer's worker may be appending a checkpoint (the
-/// seal's, after a roll) while `verify` reads `checkpoints.jsonl`. Known engine issue
-/// (fuzz/README.md, findings): `verify` then warns of a torn last line "(a crash while
-/// appending a checkpoint)"; that one warning is tolerated there.
+/// seal's, after a roll) while `verify` reads `checkpoints.jsonl`. `checkpoint::read_log`
+/// looks again after 20 ms when the last line is unterminated, so a "torn line" warning there
+/// needs a writer stalled inside one `write`; it is tolerated on that view only.
 fn check_verify_beside(log: &Log, model: &Model, when: &str, beside_writer: bool) {
     let report = log.verify().unwrap();
     assert!(report.ok, "{when}: verify: {:?}", report.failure);
     assert_eq!(report.records, model.present().len() as u64, "{when}");
-    // Known engine issue (fuzz/README.md, findings): the worker's seal checkpoint and a
-    // checkpoint of the writer append to checkpoints.jsonl at once; one reads the file while
-    // the other's line is half written, takes it for a torn line and starts with a newline,
-    // which leaves an empty line that `verify` reports. Tolerated until fixed.
-    let empty_line = |w: &str| {
-        w.contains("is not a checkpoint and was skipped")
-            && w.contains("EOF while parsing a value at line 1 column 0")
-    };
     let unexpected: Vec<&String> = report
         .warnings
         .iter()
-        .filter(|w| {
-            let torn_beside_writer = beside_writer && w.contains("ends with a torn line");
-            !torn_beside_writer && !empty_line(w)
-        })
+        .filter(|w| !(beside_writer && w.contains("ends with a torn line")))
         .collect();
     assert!(unexpected.is_empty(), "{when}: {:?}", report.warnings);
 }

@@ -69,7 +69,7 @@ impl Footer {
         };
         let consistent = f.count >= 1
             && f.last_seq >= f.first_seq
-            && f.last_seq - f.first_seq + 1 == f.count
+            && f.last_seq - f.first_seq == f.count - 1
             && f.min_ts <= f.max_ts;
         consistent.then_some(f)
     }
