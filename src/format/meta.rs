@@ -25,7 +25,7 @@ impl Meta {
     pub fn encode(&self) -> [u8; META_LEN] {
         let mut b = [0u8; META_LEN];
         b[0..8].copy_from_slice(META_MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[16..32].copy_from_slice(&self.log_id);
         b[32..40].copy_from_slice(&self.created_ns.to_le_bytes());
         b[40..72].copy_from_slice(&self.key_check);
