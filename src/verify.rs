@@ -476,29 +476,9 @@ pub(crate) fn verify_log(
         first_failure.get_or_insert(f);
     }
     let retained = policy.retained_to();
-    let segs: Vec<Arc<Segment>> = match retained {
-        None => segs,
-        Some((to, _)) => {
-            // Segments left behind by an interrupted run: wholly removed, or superseded by
-            // their compacted rewrite. A writer's next open deletes them.
-            let keep: Vec<bool> = (0..segs.len())
-                .map(|i| {
-                    let s = &segs[i];
-                    let wholly = s.footer.is_some_and(|f| f.last_seq <= to);
-                    let superseded = s.header.first_seq <= to
-                        && segs
-                            .get(i + 1)
-                            .is_some_and(|n| n.header.first_seq == to + 1);
-                    !(wholly || superseded)
-                })
-                .collect();
-            segs.into_iter()
-                .zip(keep)
-                .filter(|(_, k)| *k)
-                .map(|(s, _)| s)
-                .collect()
-        }
-    };
+    // Segments left behind by an interrupted run (wholly removed, or superseded by their
+    // compacted rewrite) are set aside; a writer's next open deletes them.
+    let segs = crate::log::set_aside_removed(segs, retained.map(|r| r.0));
     let mut wanted: HashMap<u64, ()> = valid_cps.iter().map(|(s, _, _)| (*s, ())).collect();
     if let Some((to, _)) = retained {
         wanted.insert(to, ());

@@ -52,11 +52,16 @@ struct Expect<'a> {
 
 /// Rebuilds every crash state of `trace`, opens each and checks it; returns how many states.
 fn check_all(trace: &Trace, opts: &dyn Fn() -> Options, expect: &Expect) -> usize {
+    check_all_cut(trace, opts, expect, cuts())
+}
+
+/// As `check_all`, tearing each pending write at up to `cuts` positions.
+fn check_all_cut(trace: &Trace, opts: &dyn Fn() -> Options, expect: &Expect, cuts: usize) -> usize {
     let scratch = scratch_dir();
     let mut states = 0usize;
     for k in 0..trace.points() {
         let mark = trace.mark_before(k).unwrap_or(0);
-        for (i, st) in trace.crash_states(k, cuts()).into_iter().enumerate() {
+        for (i, st) in trace.crash_states(k, cuts).into_iter().enumerate() {
             states += 1;
             let dir = scratch.path().join(format!("s{k}-{i}"));
             std::fs::create_dir(&dir).unwrap();
@@ -369,30 +374,16 @@ fn power_loss_tearing_every_byte_of_small_records() {
         log.checkpoint().unwrap();
         drop(log);
     });
-    let scratch = scratch_dir();
-    let mut states = 0;
-    for k in 0..trace.points() {
-        let mark = trace.mark_before(k).unwrap_or(0);
-        for (i, st) in trace.crash_states(k, usize::MAX).into_iter().enumerate() {
-            states += 1;
-            let dir = scratch.path().join(format!("s{k}-{i}"));
-            std::fs::create_dir(&dir).unwrap();
-            st.materialize(&dir).unwrap();
-            let ctx = || format!("{}; files {:?}", st.label, st.listing());
-            check_state(
-                &dir,
-                &opts,
-                &Expect {
-                    acked: &acked,
-                    may_be_removed_below: 0,
-                    removal_acked: None,
-                },
-                mark,
-                &ctx,
-            );
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-    }
+    let states = check_all_cut(
+        &trace,
+        &opts,
+        &Expect {
+            acked: &acked,
+            may_be_removed_below: 0,
+            removal_acked: None,
+        },
+        usize::MAX,
+    );
     eprintln!(
         "every byte: {} events, {} recorded changes, {states} crash states",
         acked.len(),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+pub(crate) use open::set_aside_removed;
 pub use open::{RecoveryReport, TornTail};
 pub use options::{Durability, Options, WritePath, MIN_SEGMENT_BYTES};
 pub use reader::{Record, RecordIter};

@@ -598,7 +598,10 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
 /// the removed range, or superseded by their compacted rewrite), as `verify` sets them aside
 /// and a writer's open deletes them (`finish_retention`): readers must not return their
 /// records, which a superseded segment shares with its rewrite.
-fn set_aside_removed(segs: Vec<Arc<Segment>>, retained_to: Option<u64>) -> Vec<Arc<Segment>> {
+pub(crate) fn set_aside_removed(
+    segs: Vec<Arc<Segment>>,
+    retained_to: Option<u64>,
+) -> Vec<Arc<Segment>> {
     let Some(to) = retained_to else {
         return segs;
     };
