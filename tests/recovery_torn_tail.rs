@@ -451,3 +451,85 @@ fn footer_that_contradicts_its_records_is_refused_not_resealed() {
     assert!(changed.is_empty(), "open rewrote {changed:?}");
     assert!(!verify_ro(dir.path()).ok, "the damage is still reported");
 }
+
+/// Puts the sealed segment `path` (footer at `fo`) back into the state of a seal in progress:
+/// the preallocated length, and only the first half of the footer written.
+fn unseal_mid_footer(path: &Path, fo: usize) {
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(SMALL_SEGMENT).unwrap();
+    let half = auditlog::format::FOOTER_LEN / 2;
+    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; half], (fo + half) as u64).unwrap();
+}
+
+#[test]
+fn read_only_open_racing_a_seal_does_not_report_its_half_written_footer() {
+    // A read-only log takes no lock: it can copy a rolled segment while the writer's worker is
+    // writing its footer, and see half of it. That is not a torn record of a crash (nor damage
+    // before later segments): the load reads such a segment again, and by then the seal has
+    // finished. Here a thread finishes the footer and the trim 0-3 ms after the open starts,
+    // while the test holds the directory's write lock as the writer would.
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = base_log(dir.path());
+    let sealed = layouts(dir.path()).remove(0);
+    let fo = sealed.footer.unwrap();
+    let whole = fs::read(&sealed.path).unwrap();
+    let lock = fs::File::open(dir.path().join(auditlog::LOCK_FILE)).unwrap();
+    lock.lock().unwrap();
+    for delay_ms in [0, 1, 2, 3, 1, 2, 0, 3] {
+        unseal_mid_footer(&sealed.path, fo);
+        let path = sealed.path.clone();
+        let footer = whole[fo..].to_vec();
+        let sealer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &footer, fo as u64).unwrap();
+            f.set_len((fo + footer.len()) as u64).unwrap();
+        });
+        let log = Log::open_read_only(dir.path(), key()).unwrap();
+        let report = log.verify().unwrap();
+        sealer.join().unwrap();
+        assert!(
+            report.ok && report.warnings.is_empty(),
+            "delay {delay_ms} ms: {report:?}"
+        );
+        let got: Vec<_> = log.iter().map(|r| r.unwrap().hash).collect();
+        assert_eq!(got, hashes, "delay {delay_ms} ms");
+        assert_eq!(fs::read(&sealed.path).unwrap(), whole);
+    }
+}
+
+#[test]
+fn half_written_footer_that_stays_is_reported_by_a_read_only_verify() {
+    // The second look (after 5, 10 and 20 ms, taken while a writer holds the lock) must not
+    // hide real damage: a footer that stays half written in a segment that later segments
+    // follow is still a failure, with or without a writer, and a read-only open changes
+    // nothing.
+    let dir = tempfile::tempdir().unwrap();
+    base_log(dir.path());
+    let sealed = layouts(dir.path()).remove(0);
+    let fo = sealed.footer.unwrap();
+    unseal_mid_footer(&sealed.path, fo);
+    let before = snapshot(dir.path());
+    let lock = fs::File::open(dir.path().join(auditlog::LOCK_FILE)).unwrap();
+    for writer in [false, true] {
+        if writer {
+            lock.lock().unwrap();
+        }
+        let report = verify_ro(dir.path());
+        let (kind, _, segment, offset) = failure_of(&report);
+        assert_eq!(
+            (kind, segment, offset),
+            (
+                FailureKind::CorruptFrame,
+                Some(sealed.name.clone()),
+                Some(fo as u64)
+            ),
+            "writer {writer}: {report:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before, "writer {writer}");
+    }
+    drop(lock);
+    // The writer's open finishes the seal: only a footer can be half written there.
+    let log = Log::open(dir.path(), buffered_opts()).unwrap();
+    assert!(log.verify().unwrap().ok);
+}

@@ -582,7 +582,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     })?;
     // Checkpoints first: every checkpoint read now covers records already in the files.
     let cps = checkpoint::read_log(dir)?;
-    let segments = load_segments_read_only(dir)?;
+    let segments = load_segments_read_only(dir, writer_holds_lock(dir))?;
     // The policy log after the segments: a removal is recorded before its files go, so
     // every segment missing from the listing is covered by a record read now.
     let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
@@ -622,8 +622,71 @@ pub(crate) fn set_aside_removed(
         .collect()
 }
 
+/// Whether a writer holds the write lock of `dir` (or may: when the lock file cannot be
+/// probed, the answer is yes). The probe takes a shared lock and drops it at once; a writer
+/// opening at that instant finds the lock busy and waits for it (`LOCK_GRACE`).
+fn writer_holds_lock(dir: &Path) -> bool {
+    let path = dir.join(LOCK_FILE);
+    if fs::symlink_metadata(&path).is_err() {
+        return false;
+    }
+    match crate::nofollow::open(&path) {
+        Ok(f) => !matches!(f.try_lock_shared(), Ok(())),
+        Err(_) => true,
+    }
+}
+
+/// How long a read-only load waits, in turn, before reading an unsealed segment again whose
+/// bytes end in something other than zeros or a footer (see [`load_read_only`]).
+const SETTLE_WAITS_MS: [u64; 3] = [5, 10, 20];
+
+/// One segment file for a read-only log: mapped when sealed, else copied (up to its last
+/// non-zero byte: the preallocated zero tail holds nothing that verification or queries need,
+/// and it is most of a fresh segment).
+///
+/// A read-only log takes no lock, so a writer may be changing an unsealed file while it is
+/// copied: appending frames to the active segment (in place, through a map), or writing the
+/// footer of a segment it has just rolled and then trimming the file. A copy made while those
+/// bytes are being written can hold half of them, which a scan takes for a torn frame, or for
+/// damage when a later write landed before an earlier one was copied; `verify` would then
+/// report a crash or damage that never happened (fuzzing found it: a read-only view beside a
+/// writer saw "damaged record followed by later segments" in a segment whose seal was in
+/// progress). So a copy whose records end in anything but zeros or a footer is made again,
+/// after 5, 10 and 20 ms, and a segment sealed meanwhile is mapped as sealed. Real damage
+/// stays: it only costs those 35 ms, and only while a writer holds the directory's lock
+/// (`writer`); with none, nothing is changing the files and the first copy is the answer.
+fn load_read_only(path: &Path, file: &File, writer: bool) -> Result<(Option<Footer>, SegmentData)> {
+    let mut waits = SETTLE_WAITS_MS[..if writer { SETTLE_WAITS_MS.len() } else { 0 }].iter();
+    loop {
+        if let Some(footer) = read_footer(file) {
+            let map = ReadMap::new(file).map_err(|e| Error::io("mapping", path, e))?;
+            return Ok((Some(footer), SegmentData::Sealed(map)));
+        }
+        let mut bytes = segment::read_file(path)?;
+        // A frame or footer can end in zero bytes (a CRC, reserved fields), never in more
+        // than a few dozen: keep a margin past the last non-zero byte.
+        let end = (segment::end_of_data(&bytes) + 256)
+            .max(HEADER_LEN)
+            .min(bytes.len());
+        bytes.truncate(end);
+        bytes.shrink_to_fit();
+        let settled = SegmentHeader::decode(&bytes).map_or(true, |h| {
+            matches!(
+                segment::scan(&bytes, h.first_seq).stop,
+                ScanStop::Clean | ScanStop::Footer(_)
+            )
+        });
+        match waits.next() {
+            Some(ms) if !settled => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+            _ => return Ok((None, SegmentData::Loaded(bytes))),
+        }
+    }
+}
+
 /// Loads every segment without writing: sealed ones mapped, unsealed ones copied.
-pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
+///
+/// `writer`: a writer may be changing the files meanwhile (see [`load_read_only`]).
+pub(crate) fn load_segments_read_only(dir: &Path, writer: bool) -> Result<Vec<Arc<Segment>>> {
     let mut out = Vec::new();
     for (_, path) in segment::list_segments(dir)? {
         if crate::archive::is_archived(&path) {
@@ -632,26 +695,7 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
         }
         let file =
             crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
-        let footer = read_footer(&file);
-        let (data, header_bytes) = match footer {
-            Some(_) => {
-                let map = ReadMap::new(&file).map_err(|e| Error::io("mapping", &path, e))?;
-                (SegmentData::Sealed(map), None)
-            }
-            None => {
-                // Only up to the last non-zero byte: the preallocated zero tail holds nothing
-                // that verification or queries need, and it is most of a fresh segment.
-                let mut bytes = segment::read_file(&path)?;
-                // A frame or footer can end in zero bytes (a CRC, reserved fields), never in
-                // more than a few dozen: keep a margin past the last non-zero byte.
-                let end = (segment::end_of_data(&bytes) + 256)
-                    .max(HEADER_LEN)
-                    .min(bytes.len());
-                bytes.truncate(end);
-                bytes.shrink_to_fit();
-                (SegmentData::Loaded(bytes), Some(()))
-            }
-        };
+        let (footer, data) = load_read_only(&path, &file, writer)?;
         let all: &[u8] = match &data {
             SegmentData::Sealed(m) => m.bytes(),
             SegmentData::Loaded(v) => v,
@@ -673,10 +717,10 @@ pub(crate) fn load_segments_read_only(dir: &Path) -> Result<Vec<Arc<Segment>>> {
             created_ns: 0,
             prev_hash: [0; 32],
         });
-        let records_end = match (footer, header_bytes) {
-            (Some(f), _) => f.records_end as usize,
-            (None, _) if header.version == 0 => 0,
-            (None, _) => segment::scan(all, header.first_seq).end,
+        let records_end = match footer {
+            Some(f) => f.records_end as usize,
+            None if header.version == 0 => 0,
+            None => segment::scan(all, header.first_seq).end,
         };
         out.push(Arc::new(Segment {
             path,
