@@ -654,12 +654,15 @@ fn wrong_key_is_refused_with_a_wrong_key_error() {
     assert!(verify_ro(dir.path()).ok);
 }
 
-/// Sets byte `at` of a segment's header (or, with `footer`, of its footer) to `value` and
+/// Sets byte `at` of a segment's header (or, with `footer`, of its footer) to `value` (to
+/// `!value` when it already holds `value`) and
 /// recomputes that structure's CRC, so that only the structure's own rules can catch it.
 fn edit_with_valid_crc(seg: &SegLayout, footer: bool, at: usize, value: u8) {
     let base = if footer { seg.footer.unwrap() } else { 0 };
     let mut b = fs::read(&seg.path).unwrap();
-    b[base + at] = value;
+    // A byte of the random log id or of a chain value already holds `value` once in 256
+    // logs: the edit must still change it.
+    b[base + at] = if b[base + at] == value { !value } else { value };
     let crc = crc32fast::hash(&b[base..base + 124]);
     b[base + 124..base + 128].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg.path, b).unwrap();
