@@ -28,6 +28,14 @@ fn base_log(dir: &Path) -> Vec<auditlog::Hash> {
     hashes
 }
 
+/// `base_log`, and its sealed segment with the offset of its footer.
+fn base_log_sealed(dir: &Path) -> (Vec<auditlog::Hash>, SegLayout, usize) {
+    let hashes = base_log(dir);
+    let sealed = layouts(dir).remove(0);
+    let fo = sealed.footer.expect("the first segment is sealed");
+    (hashes, sealed, fo)
+}
+
 /// Keeps only the checkpoints of records before `seq`: what a crash while writing record
 /// `seq` leaves (nothing had acknowledged, let alone checkpointed, that record).
 fn drop_checkpoints_from(dir: &Path, seq: u64) {
@@ -376,9 +384,7 @@ fn crash_between_footer_and_trim_is_sealed_on_open() {
     // A seal writes the footer, syncs, then trims the preallocated tail. A crash between the
     // two leaves a valid footer followed by zeros: open finishes the seal and says so.
     let dir = tempfile::tempdir().unwrap();
-    let hashes = base_log(dir.path());
-    let sealed = layouts(dir.path()).remove(0);
-    let fo = sealed.footer.unwrap();
+    let (hashes, sealed, fo) = base_log_sealed(dir.path());
     fs::OpenOptions::new()
         .write(true)
         .open(&sealed.path)
@@ -404,9 +410,7 @@ fn footer_that_contradicts_its_records_is_refused_not_resealed() {
     // damage (verify reports it); open must refuse it rather than write a new footer over it,
     // which would erase the evidence.
     let base = tempfile::tempdir().unwrap();
-    base_log(base.path());
-    let sealed = layouts(base.path()).remove(0);
-    let fo = sealed.footer.unwrap();
+    let (_, sealed, fo) = base_log_sealed(base.path());
     let dir = tempfile::tempdir().unwrap();
     copy_dir(base.path(), dir.path());
     let path = dir.path().join(&sealed.name);
@@ -469,9 +473,7 @@ fn read_only_open_racing_a_seal_does_not_report_its_half_written_footer() {
     // finished. Here a thread finishes the footer and the trim 0-3 ms after the open starts,
     // while the test holds the directory's write lock as the writer would.
     let dir = tempfile::tempdir().unwrap();
-    let hashes = base_log(dir.path());
-    let sealed = layouts(dir.path()).remove(0);
-    let fo = sealed.footer.unwrap();
+    let (hashes, sealed, fo) = base_log_sealed(dir.path());
     let whole = fs::read(&sealed.path).unwrap();
     let lock = fs::File::open(dir.path().join(auditlog::LOCK_FILE)).unwrap();
     lock.lock().unwrap();
@@ -505,9 +507,7 @@ fn half_written_footer_that_stays_is_reported_by_a_read_only_verify() {
     // follow is still a failure, with or without a writer, and a read-only open changes
     // nothing.
     let dir = tempfile::tempdir().unwrap();
-    base_log(dir.path());
-    let sealed = layouts(dir.path()).remove(0);
-    let fo = sealed.footer.unwrap();
+    let (_, sealed, fo) = base_log_sealed(dir.path());
     unseal_mid_footer(&sealed.path, fo);
     let before = snapshot(dir.path());
     let lock = fs::File::open(dir.path().join(auditlog::LOCK_FILE)).unwrap();

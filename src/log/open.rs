@@ -626,13 +626,9 @@ pub(crate) fn set_aside_removed(
 /// probed, the answer is yes). The probe takes a shared lock and drops it at once; a writer
 /// opening at that instant finds the lock busy and waits for it (`LOCK_GRACE`).
 fn writer_holds_lock(dir: &Path) -> bool {
-    let path = dir.join(LOCK_FILE);
-    if fs::symlink_metadata(&path).is_err() {
-        return false;
-    }
-    match crate::nofollow::open(&path) {
-        Ok(f) => !matches!(f.try_lock_shared(), Ok(())),
-        Err(_) => true,
+    match crate::nofollow::open(&dir.join(LOCK_FILE)) {
+        Ok(f) => f.try_lock_shared().is_err(),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }
 
@@ -655,12 +651,20 @@ const SETTLE_WAITS_MS: [u64; 3] = [5, 10, 20];
 /// after 5, 10 and 20 ms, and a segment sealed meanwhile is mapped as sealed. Real damage
 /// stays: it only costs those 35 ms, and only while a writer holds the directory's lock
 /// (`writer`); with none, nothing is changing the files and the first copy is the answer.
-fn load_read_only(path: &Path, file: &File, writer: bool) -> Result<(Option<Footer>, SegmentData)> {
+///
+/// Returns the footer if sealed, the bytes, and the end of the records (0 when the header
+/// does not decode).
+fn load_read_only(
+    path: &Path,
+    file: &File,
+    writer: bool,
+) -> Result<(Option<Footer>, SegmentData, usize)> {
     let mut waits = SETTLE_WAITS_MS[..if writer { SETTLE_WAITS_MS.len() } else { 0 }].iter();
     loop {
         if let Some(footer) = read_footer(file) {
             let map = ReadMap::new(file).map_err(|e| Error::io("mapping", path, e))?;
-            return Ok((Some(footer), SegmentData::Sealed(map)));
+            let end = footer.records_end as usize;
+            return Ok((Some(footer), SegmentData::Sealed(map), end));
         }
         let mut bytes = segment::read_file(path)?;
         // A frame or footer can end in zero bytes (a CRC, reserved fields), never in more
@@ -670,15 +674,17 @@ fn load_read_only(path: &Path, file: &File, writer: bool) -> Result<(Option<Foot
             .min(bytes.len());
         bytes.truncate(end);
         bytes.shrink_to_fit();
-        let settled = SegmentHeader::decode(&bytes).map_or(true, |h| {
-            matches!(
-                segment::scan(&bytes, h.first_seq).stop,
-                ScanStop::Clean | ScanStop::Footer(_)
-            )
-        });
+        let (end, settled) = match SegmentHeader::decode(&bytes) {
+            Ok(h) => {
+                let scan = segment::scan(&bytes, h.first_seq);
+                let settled = matches!(scan.stop, ScanStop::Clean | ScanStop::Footer(_));
+                (scan.end, settled)
+            }
+            Err(_) => (0, true),
+        };
         match waits.next() {
             Some(ms) if !settled => std::thread::sleep(std::time::Duration::from_millis(*ms)),
-            _ => return Ok((None, SegmentData::Loaded(bytes))),
+            _ => return Ok((None, SegmentData::Loaded(bytes), end)),
         }
     }
 }
@@ -695,7 +701,7 @@ pub(crate) fn load_segments_read_only(dir: &Path, writer: bool) -> Result<Vec<Ar
         }
         let file =
             crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
-        let (footer, data) = load_read_only(&path, &file, writer)?;
+        let (footer, data, records_end) = load_read_only(&path, &file, writer)?;
         let all: &[u8] = match &data {
             SegmentData::Sealed(m) => m.bytes(),
             SegmentData::Loaded(v) => v,
@@ -717,11 +723,6 @@ pub(crate) fn load_segments_read_only(dir: &Path, writer: bool) -> Result<Vec<Ar
             created_ns: 0,
             prev_hash: [0; 32],
         });
-        let records_end = match footer {
-            Some(f) => f.records_end as usize,
-            None if header.version == 0 => 0,
-            None => segment::scan(all, header.first_seq).end,
-        };
         out.push(Arc::new(Segment {
             path,
             header,
