@@ -36,11 +36,7 @@ impl StoredEvent {
     /// Builds the stored form from a validated event and its final id.
     #[cfg(test)]
     pub fn from_event(e: &Event, event_id: String) -> Result<Self> {
-        let details = if e.details.is_null() {
-            String::new()
-        } else {
-            serde_json::to_string(&e.details).map_err(|x| Error::Codec(x.to_string()))?
-        };
+        let details = e.details.text().to_string();
         Ok(StoredEvent {
             event_id,
             event_type: e.event_type.clone(),
@@ -60,12 +56,7 @@ impl StoredEvent {
     pub fn into_event(self, ts_ns: i64) -> Result<Event> {
         let severity = Severity::from_u8(self.severity)
             .ok_or_else(|| Error::Codec(format!("unknown severity code {}", self.severity)))?;
-        let details = if self.details.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&self.details)
-                .map_err(|x| Error::Codec(format!("details: {x}")))?
-        };
+        let details = crate::event::Details::from_stored(&self.details)?;
         Ok(Event {
             event_id: Some(self.event_id),
             timestamp: Some(crate::event::from_nanos(ts_ns)),
@@ -87,56 +78,77 @@ impl StoredEvent {
     }
 }
 
-/// The borrowed twin of [`StoredEvent`] used on the append path: same fields in the same
-/// order (bincode is positional), so it encodes to the same bytes without cloning strings.
-#[derive(Serialize)]
-struct StoredRef<'a> {
-    event_id: &'a str,
-    event_type: &'a str,
-    action: &'a str,
-    status: &'a str,
-    severity: u8,
-    user_id: Option<&'a str>,
-    email: Option<&'a str>,
-    ip_address: Option<IpAddr>,
-    resource_type: Option<&'a str>,
-    resource_id: Option<&'a str>,
-    details: &'a str,
+/// The borrowed twin of [`StoredEvent`] used on the append path and by index builds: same
+/// fields in the same order (bincode is positional), so it encodes to the same bytes without
+/// cloning strings, and decodes without allocating.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Fields<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub action: &'a str,
+    pub status: &'a str,
+    pub severity: u8,
+    pub user_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub ip_address: Option<IpAddr>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    /// JSON text of `details`; empty when there are none.
+    pub details: &'a str,
 }
 
-/// Encodes an event (with its final id) into `out`, using `details_buf` for the details JSON.
-/// Both buffers are cleared first and keep their capacity, so a caller that reuses them does
-/// not allocate.
-pub fn encode_event_into(
-    e: &Event,
-    event_id: &str,
-    details_buf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    details_buf.clear();
-    out.clear();
-    if !e.details.is_null() {
-        serde_json::to_writer(&mut *details_buf, &e.details)
-            .map_err(|x| Error::Codec(x.to_string()))?;
+impl<'a> Fields<'a> {
+    /// The fields of a validated event with its final id.
+    pub fn of_event(e: &'a Event, event_id: &'a str) -> Fields<'a> {
+        Fields {
+            event_id,
+            event_type: &e.event_type,
+            action: &e.action,
+            status: &e.status,
+            severity: e.severity.to_u8(),
+            user_id: e.actor.user_id.as_deref(),
+            email: e.actor.email.as_deref(),
+            ip_address: e.actor.ip_address,
+            resource_type: e.resource.as_ref().map(|r| r.kind.as_str()),
+            resource_id: e.resource.as_ref().and_then(|r| r.id.as_deref()),
+            details: e.details.text(),
+        }
     }
-    let details = std::str::from_utf8(details_buf).map_err(|x| Error::Codec(x.to_string()))?;
-    let r = StoredRef {
-        event_id,
-        event_type: &e.event_type,
-        action: &e.action,
-        status: &e.status,
-        severity: e.severity.to_u8(),
-        user_id: e.actor.user_id.as_deref(),
-        email: e.actor.email.as_deref(),
-        ip_address: e.actor.ip_address,
-        resource_type: e.resource.as_ref().map(|r| r.kind.as_str()),
-        resource_id: e.resource.as_ref().and_then(|r| r.id.as_deref()),
-        details,
-    };
+}
+
+/// Encodes an event's fields into `out` (cleared first; keeps its capacity).
+pub(crate) fn encode_fields_into(f: &Fields<'_>, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
     out.push(PAYLOAD_V1);
-    bincode::serde::encode_into_std_write(&r, out, bincode::config::standard())
+    bincode::serde::encode_into_std_write(f, out, bincode::config::standard())
         .map_err(|x| Error::Codec(x.to_string()))?;
     Ok(())
+}
+
+/// Encodes an event (with its final id) into `out`.
+#[cfg(test)]
+pub fn encode_event_into(e: &Event, event_id: &str, out: &mut Vec<u8>) -> Result<()> {
+    encode_fields_into(&Fields::of_event(e, event_id), out)
+}
+
+/// Decodes a v1 payload's fields without allocating (hostile input gives an error).
+pub(crate) fn decode_fields(payload: &[u8]) -> Result<Fields<'_>> {
+    match payload.split_first() {
+        Some((&PAYLOAD_V1, rest)) => {
+            let (f, used): (Fields<'_>, usize) =
+                bincode::serde::borrow_decode_from_slice(rest, bincode::config::standard())
+                    .map_err(|x| Error::Codec(x.to_string()))?;
+            if used != rest.len() {
+                return Err(Error::Codec(format!(
+                    "{} trailing bytes after the event",
+                    rest.len() - used
+                )));
+            }
+            Ok(f)
+        }
+        Some((v, _)) => Err(Error::Codec(format!("unknown payload version {v}"))),
+        None => Err(Error::Codec("empty payload".into())),
+    }
 }
 
 /// Encodes a stored event into a payload.
@@ -182,11 +194,16 @@ mod tests {
             kind: "virtual_key".into(),
             id: Some("vk-1".into()),
         });
-        e.details = serde_json::json!({"a": [1, 2, {"b": null}], "c": "d"});
+        e.details = serde_json::json!({"a": [1, 2, {"b": null}], "c": "d"}).into();
         let s = StoredEvent::from_event(&e, "evt_1".into()).unwrap();
         let p = encode(&s).unwrap();
-        let (mut d, mut q) = (Vec::new(), Vec::new());
-        encode_event_into(&e, "evt_1", &mut d, &mut q).unwrap();
+        let mut q = Vec::new();
+        encode_event_into(&e, "evt_1", &mut q).unwrap();
+        let f = decode_fields(&p).unwrap();
+        assert_eq!(
+            (f.event_id, f.user_id, f.details),
+            ("evt_1", Some("u1"), s.details.as_str())
+        );
         assert_eq!(q, p, "borrowed and owned encodings agree");
         let back = decode(&p).unwrap();
         assert_eq!(back, s);
@@ -341,6 +358,29 @@ impl Redacted {
             &self.mac,
         )
     }
+}
+
+/// The indexed fields of a record's payload whatever its form (a redacted record's kept
+/// fields), borrowed from it.
+pub(crate) fn decode_record_fields(payload: &[u8], flags: u16) -> Result<Fields<'_>> {
+    if flags & crate::format::FRAME_FLAG_REDACTED == 0 {
+        return decode_fields(payload);
+    }
+    let bad = |m: &str| Error::Codec(format!("redacted payload: {m}"));
+    if payload.len() < 68 || payload[0] != PAYLOAD_REDACTED {
+        return Err(bad("too short or wrong marker"));
+    }
+    let len = u16::from_le_bytes([payload[65], payload[66]]) as usize;
+    let rest = payload
+        .get(68 + len..)
+        .ok_or_else(|| bad("reason runs past the end"))?;
+    let (f, used): (Fields<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(rest, bincode::config::standard())
+            .map_err(|x| Error::Codec(x.to_string()))?;
+    if used != rest.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(f)
 }
 
 /// Decodes a record's payload whatever its form: the (possibly redacted) event, and the

@@ -107,8 +107,8 @@ pub struct Event {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Resource>,
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub details: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Details::is_null")]
+    pub details: Details,
 }
 
 fn default_status() -> String {
@@ -127,7 +127,7 @@ impl Event {
             severity: Severity::Info,
             actor: Actor::default(),
             resource: None,
-            details: serde_json::Value::Null,
+            details: Details::none(),
         }
     }
 
@@ -154,6 +154,286 @@ impl Event {
             return Err(Error::InvalidEvent("details must be a JSON object".into()));
         }
         Ok(())
+    }
+}
+
+/// Deepest nesting of objects and arrays accepted in `details`.
+pub const MAX_DETAILS_DEPTH: usize = 64;
+
+/// An event's `details`: a JSON object kept as the JSON text it arrived as (validated once,
+/// never re-serialized), or absent. Appending copies the text into the record; reading hands
+/// it back without a parse (`as_str`), and `to_value` parses it on demand.
+///
+/// Built from a [`serde_json::Value`] with `From`/`Into` (`e.details = json!({..}).into()`),
+/// from text with [`Details::from_json`], or by deserializing an [`Event`]. Text that spans
+/// lines is compacted to one line, so that JSON Lines output stays one event per line.
+#[derive(Clone, Default)]
+pub struct Details(Option<Box<serde_json::value::RawValue>>);
+
+impl Details {
+    /// No details.
+    pub const fn none() -> Details {
+        Details(None)
+    }
+
+    /// Validates `text` as JSON (any value; [`Event::validate`] requires an object) nested at
+    /// most [`MAX_DETAILS_DEPTH`] deep, and keeps it. `null` means no details.
+    pub fn from_json(text: &str) -> Result<Details> {
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::from_str(text).map_err(|e| Error::InvalidEvent(format!("details: {e}")))?;
+        Self::from_raw(raw).map_err(|m| Error::InvalidEvent(format!("details: {m}")))
+    }
+
+    fn from_raw(raw: Box<serde_json::value::RawValue>) -> std::result::Result<Details, String> {
+        let text = raw.get();
+        if text == "null" {
+            return Ok(Details(None));
+        }
+        check_depth(text.as_bytes())?;
+        if text.bytes().any(|b| b == b'\n' || b == b'\r') {
+            // Whitespace between tokens only (JSON strings cannot hold raw newlines): compact.
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            return Ok(Details::from(v));
+        }
+        Ok(Details(Some(raw)))
+    }
+
+    /// Stored text of a record (validated when it was appended, covered by its MAC).
+    pub(crate) fn from_stored(text: &str) -> Result<Details> {
+        if text.is_empty() {
+            return Ok(Details(None));
+        }
+        serde_json::value::RawValue::from_string(text.to_string())
+            .map(|r| Details(Some(r)))
+            .map_err(|e| Error::Codec(format!("details: {e}")))
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Whether the details are a JSON object (absent details are not).
+    pub fn is_object(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|r| r.get().trim_start().starts_with('{'))
+    }
+
+    /// The JSON text, if any.
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_ref().map(|r| r.get())
+    }
+
+    /// The JSON text, or `""` when absent (the stored form).
+    pub(crate) fn text(&self) -> &str {
+        self.as_str().unwrap_or("")
+    }
+
+    /// Parsed into a [`serde_json::Value`] (`Null` when absent).
+    pub fn to_value(&self) -> serde_json::Value {
+        self.as_str()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Nesting deeper than [`MAX_DETAILS_DEPTH`] is refused, and so is a number that does not
+/// fit an f64 (`1e400`), which `serde_json::Value` could not hold. One pass over the bytes;
+/// strings are skipped.
+fn check_depth(b: &[u8]) -> std::result::Result<(), String> {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DETAILS_DEPTH {
+                    return Err(format!("nested deeper than {MAX_DETAILS_DEPTH} levels"));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i - 1;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let tok = &b[start..i];
+                if tok.len() > 17 || tok.iter().any(|&x| x == b'e' || x == b'E') {
+                    let t = std::str::from_utf8(tok).unwrap_or("");
+                    if !t.parse::<f64>().is_ok_and(f64::is_finite) {
+                        return Err(format!("number {t} is out of range"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl From<serde_json::Value> for Details {
+    fn from(v: serde_json::Value) -> Details {
+        if v.is_null() {
+            return Details(None);
+        }
+        Details(serde_json::value::to_raw_value(&v).ok())
+    }
+}
+
+/// Equal JSON values: the same text, or texts that parse to equal values (key order and
+/// number spelling aside, as `serde_json::Value` compares them).
+impl PartialEq for Details {
+    fn eq(&self, other: &Details) -> bool {
+        self.as_str() == other.as_str()
+            || (self.0.is_some() && other.0.is_some() && self.to_value() == other.to_value())
+    }
+}
+
+impl PartialEq<serde_json::Value> for Details {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        &self.to_value() == other
+    }
+}
+
+impl std::fmt::Debug for Details {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_str() {
+            Some(t) => f.write_str(t),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+impl Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(r) => r.serialize(s),
+            None => s.serialize_unit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Details, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Details::from_raw(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One event as a JSON line, borrowing from the line: the `append_json` path parses the
+/// seed's shape straight into the payload's fields, never building a `Value` of `details`.
+/// Same fields, defaults and rules as [`Event`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventRef<'a> {
+    #[serde(default, borrow)]
+    pub event_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub action: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub status: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default, borrow)]
+    pub actor: ActorRef<'a>,
+    #[serde(default, borrow)]
+    pub resource: Option<ResourceRef<'a>>,
+    #[serde(default, borrow)]
+    pub details: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ActorRef<'a> {
+    #[serde(default, borrow)]
+    pub user_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub email: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub ip_address: Option<IpAddr>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResourceRef<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> EventRef<'a> {
+    /// Parses one JSON line; the error is serde_json's (with line and column).
+    pub fn parse(line: &'a [u8]) -> Result<EventRef<'a>> {
+        serde_json::from_slice(line).map_err(|e| Error::InvalidEvent(e.to_string()))
+    }
+
+    /// The same checks as [`Event::validate`], plus the timestamp's parse. Returns the
+    /// timestamp (None: assign now) and the details' JSON text (`""`: none), compacted to one
+    /// line into `scratch` if it spans lines.
+    pub fn check<'s>(&'s self, scratch: &'s mut String) -> Result<(Option<i64>, &'s str)> {
+        if let Some(id) = &self.event_id {
+            if id.is_empty() || id.len() > MAX_EVENT_ID_BYTES {
+                return Err(Error::InvalidEvent(format!(
+                    "event_id must be 1 to {MAX_EVENT_ID_BYTES} bytes, got {}",
+                    id.len()
+                )));
+            }
+        }
+        for (name, v) in [
+            ("event_type", Some(&self.event_type)),
+            ("action", Some(&self.action)),
+            ("status", self.status.as_ref()),
+        ] {
+            if v.is_some_and(|v| v.is_empty()) {
+                return Err(Error::InvalidEvent(format!("{name} must not be empty")));
+            }
+        }
+        let ts = match &self.timestamp {
+            None => None,
+            Some(t) => {
+                // As `Event`'s timestamp deserializes (chrono's `FromStr`).
+                let dt: DateTime<Utc> = t.parse().map_err(|e| {
+                    Error::InvalidEvent(format!("timestamp {t:?}: {e} (expected RFC 3339)"))
+                })?;
+                Some(to_nanos(&dt)?)
+            }
+        };
+        let details = match self.details.map(|r| r.get()) {
+            None | Some("null") => "",
+            Some(t) => {
+                if !t.starts_with('{') {
+                    return Err(Error::InvalidEvent("details must be a JSON object".into()));
+                }
+                check_depth(t.as_bytes())
+                    .map_err(|m| Error::InvalidEvent(format!("details: {m}")))?;
+                if t.bytes().any(|b| b == b'\n' || b == b'\r') {
+                    let v: serde_json::Value = serde_json::from_str(t)
+                        .map_err(|e| Error::InvalidEvent(format!("details: {e}")))?;
+                    *scratch = v.to_string();
+                    scratch.as_str()
+                } else {
+                    t
+                }
+            }
+        };
+        Ok((ts, details))
     }
 }
 
@@ -216,7 +496,7 @@ mod tests {
         ev.event_id = Some(String::new());
         assert!(ev.validate().is_err());
         ev.event_id = None;
-        ev.details = serde_json::json!([1]);
+        ev.details = serde_json::json!([1]).into();
         assert!(ev.validate().is_err());
     }
 }

@@ -73,11 +73,7 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 
 fn csv_row(e: &AuditLogEntry) -> String {
     let ev = &e.event;
-    let details = if ev.details.is_null() {
-        String::new()
-    } else {
-        ev.details.to_string()
-    };
+    let details = ev.details.text().to_string();
     let cols: [String; 15] = [
         e.seq.to_string(),
         ev.event_id.clone().unwrap_or_default(),

@@ -56,7 +56,9 @@ pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
 pub use codec::RedactionScope;
 pub use config::{AuditConfig, Config};
 pub use error::{Error, Result};
-pub use event::{format_ts, Actor, Event, Resource, Severity, MAX_EVENT_ID_BYTES};
+pub use event::{
+    format_ts, Actor, Details, Event, Resource, Severity, MAX_DETAILS_DEPTH, MAX_EVENT_ID_BYTES,
+};
 pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use log::{
     Durability, Log, Options, Receipt, Record, RecordIter, RecoveryReport, Stats, TornTail,

@@ -196,7 +196,8 @@ impl Generator {
             "attempts_count": 1 + r.below(5),
             "request_id": format!("req_{:016x}", r.next_u64()),
             "user_agent": "bifrost-gateway/1.4 (linux; x86_64)",
-        });
+        })
+        .into();
         e
     }
 }

@@ -228,9 +228,14 @@ impl Segment {
     }
 
     /// Runs `f` on this segment's index, building, loading or catching it up first. A
-    /// missing, stale or damaged side file is rebuilt from the segment (and rewritten when
-    /// the process holds the write lock).
-    pub fn with_index<R>(&self, f: impl FnOnce(&crate::index::SegIndex) -> R) -> Result<R> {
+    /// missing, stale, damaged, forged or unauthenticated side file (its MAC is checked with
+    /// `auth`) is never used: the index is rebuilt from the segment (and the file rewritten
+    /// when the process holds the write lock). `verify` reports such files.
+    pub fn with_index<R>(
+        &self,
+        auth: crate::index::IndexAuth<'_>,
+        f: impl FnOnce(&crate::index::SegIndex) -> R,
+    ) -> Result<R> {
         use crate::index::Slot;
         self.check_mapped()?;
         match &self.index {
@@ -243,14 +248,17 @@ impl Segment {
                 if let Some(idx) = cell.get() {
                     return Ok(f(idx));
                 }
-                let idx = Arc::new(self.load_or_build_index()?);
+                let idx = Arc::new(self.load_or_build_index(auth)?);
                 let idx = cell.get_or_init(|| idx);
                 Ok(f(idx))
             }
         }
     }
 
-    fn load_or_build_index(&self) -> Result<crate::index::SegIndex> {
+    fn load_or_build_index(
+        &self,
+        auth: crate::index::IndexAuth<'_>,
+    ) -> Result<crate::index::SegIndex> {
         self.check_intact()?;
         if let Some(ft) = &self.footer {
             // A side file that is a symbolic link (or not a regular file) is not read: the
@@ -262,6 +270,7 @@ impl Segment {
                     ft.count,
                     ft.records_end,
                     &ft.last_mac,
+                    auth,
                 ) {
                     return Ok(idx);
                 }
@@ -278,7 +287,7 @@ impl Segment {
         // Built from zeros where the map faulted: neither used nor saved.
         self.check_mapped()?;
         if let (Some(ft), true) = (&self.footer, self.index_writable) {
-            let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac);
+            let bytes = crate::index::encode_file(&idx, ft.records_end, &ft.last_mac, auth);
             let dir = self.path.parent().unwrap_or(Path::new("."));
             let name = self
                 .index_path()

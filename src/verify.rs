@@ -42,6 +42,10 @@ pub enum FailureKind {
     /// A retention record removed records its own policy did not allow, or removals do not
     /// form one contiguous prefix of the log.
     RemovedBeyondPolicy,
+    /// A segment's index side file does not verify with this log's key: it was edited (to
+    /// hide events from queries, say) or made elsewhere. Queries never use it (they rebuild
+    /// the index from the segment), but its presence is evidence of tampering.
+    TamperedIndex,
 }
 
 impl FailureKind {
@@ -58,6 +62,7 @@ impl FailureKind {
             FailureKind::BadCheckpoint => "bad checkpoint",
             FailureKind::PolicyTampered => "policy log tampered",
             FailureKind::RemovedBeyondPolicy => "removed beyond policy",
+            FailureKind::TamperedIndex => "tampered index",
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct VerifyReport {
     pub last_hash: Option<String>,
     /// How many checkpoints were checked against the records.
     pub checkpoints_checked: usize,
+    /// How many index side files were authenticated (0 when skipped).
+    pub indexes_checked: usize,
     pub failure: Option<Failure>,
     /// Things worth knowing that are not failures (a torn tail no checkpoint covers).
     pub warnings: Vec<String>,
@@ -386,6 +393,7 @@ pub(crate) fn verify_log(
     inner: &Inner,
     external: &[Checkpoint],
     progress: Option<&(dyn Fn(u64) + Sync)>,
+    check_indexes: bool,
 ) -> Result<VerifyReport> {
     // Checkpoints are read before the segment snapshot is taken, so each one covers records
     // that are already in the snapshot.
@@ -720,6 +728,32 @@ pub(crate) fn verify_log(
             }
         }
     }
+    let mut indexes_checked = 0;
+    if first_failure.is_none() && check_indexes {
+        for seg in &segs {
+            match check_index_file(seg, inner.index_auth()) {
+                IndexCheck::Absent => {}
+                IndexCheck::Authentic => indexes_checked += 1,
+                IndexCheck::Unusable(why) => warnings.push(format!(
+                    "index {}: {why}; it is not used, and is rebuilt from the segment",
+                    index_name(seg)
+                )),
+                IndexCheck::Forged => {
+                    first_failure = Some(fail(
+                        FailureKind::TamperedIndex,
+                        seg.footer.map(|f| f.first_seq),
+                        seg,
+                        None,
+                        format!(
+                            "index file {} does not verify with this log's key: it was edited or made elsewhere (queries rebuild the index from the segment instead of using it)",
+                            index_name(seg)
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
     if first_failure.is_none() {
         if let Some((seg, off, seq)) = &torn {
             warnings.push(format!(
@@ -735,9 +769,53 @@ pub(crate) fn verify_log(
         last_seq,
         last_hash: last.map(|(_, m)| format!("hmac-sha256:{}", hex(&m))),
         checkpoints_checked: checked,
+        indexes_checked,
         failure: first_failure,
         warnings,
     })
+}
+
+enum IndexCheck {
+    Absent,
+    Authentic,
+    /// Damaged, stale or unauthenticated (version 1): not evidence of tampering by itself.
+    Unusable(String),
+    Forged,
+}
+
+fn index_name(seg: &Segment) -> String {
+    seg.index_path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Authenticates a sealed segment's index side file, if it has one.
+fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>) -> IndexCheck {
+    use crate::index::IndexFileError;
+    let Some(ft) = &seg.footer else {
+        return IndexCheck::Absent;
+    };
+    if crate::archive::is_archived(&seg.path) {
+        return IndexCheck::Absent;
+    }
+    let bytes = match crate::nofollow::read(&seg.index_path()) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return IndexCheck::Absent,
+        Err(e) => return IndexCheck::Unusable(format!("cannot be read: {e}")),
+    };
+    match crate::index::decode_file(
+        &bytes,
+        ft.first_seq,
+        ft.count,
+        ft.records_end,
+        &ft.last_mac,
+        auth,
+    ) {
+        Ok(_) => IndexCheck::Authentic,
+        Err(IndexFileError::Forged) => IndexCheck::Forged,
+        Err(e) => IndexCheck::Unusable(e.to_string()),
+    }
 }
 
 /// Checks that retention removals form one contiguous prefix and stayed within their policy.

@@ -18,7 +18,7 @@ fn event(i: u64) -> Event {
     e.timestamp =
         Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::hours(i as i64));
     e.actor.user_id = Some(format!("user-{}", i % 3));
-    e.details = serde_json::json!({"i": i, "pad": "x".repeat(200)});
+    e.details = serde_json::json!({"i": i, "pad": "x".repeat(200)}).into();
     e
 }
 

@@ -79,7 +79,7 @@ fn oversized_event_is_refused_and_nothing_is_appended() {
     stored_log(dir.path());
     let log = Log::open(dir.path(), buffered_opts().max_event_bytes(2048)).unwrap();
     let mut big = events(22, 1).pop().unwrap();
-    big.details = serde_json::json!({ "blob": "x".repeat(4096) });
+    big.details = serde_json::json!({ "blob": "x".repeat(4096) }).into();
     match log.append(&big) {
         Err(Error::EventTooLarge { size, limit }) => {
             assert_eq!(limit, 2048);
@@ -106,7 +106,7 @@ fn oversized_event_is_refused_and_nothing_is_appended() {
     // The default limit is 64 KiB.
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), buffered_opts()).unwrap();
-    big.details = serde_json::json!({ "blob": "y".repeat(70 * 1024) });
+    big.details = serde_json::json!({ "blob": "y".repeat(70 * 1024) }).into();
     match log.append(&big) {
         Err(Error::EventTooLarge { limit, .. }) => assert_eq!(limit, 64 * 1024),
         Err(e) => panic!("expected EventTooLarge, got {e}"),
@@ -149,12 +149,12 @@ fn invalid_event_is_refused_and_nothing_is_appended() {
         }),
         ("details", {
             let mut e = good.clone();
-            e.details = serde_json::json!(["not", "an", "object"]);
+            e.details = serde_json::json!(["not", "an", "object"]).into();
             e
         }),
         ("details", {
             let mut e = good.clone();
-            e.details = serde_json::json!("text");
+            e.details = serde_json::json!("text").into();
             e
         }),
         ("timestamp", {

@@ -74,7 +74,7 @@ fn fixture_events() -> Vec<Event> {
         e.actor.user_id = Some(USER.into());
         e.actor.email = Some("Cli.User@Company.com".into());
         e.actor.ip_address = Some(format!("::ffff:198.51.100.{i}").parse().unwrap());
-        e.details = serde_json::json!({ "i": i });
+        e.details = serde_json::json!({ "i": i }).into();
         // Spread through the file so they land in several segments.
         evs.insert((i as usize) * 28, e);
     }
@@ -88,7 +88,7 @@ fn fixture_events() -> Vec<Event> {
         id: Some(TRICKY.into()),
     });
     csv.details =
-        serde_json::json!({ "note": TRICKY, "list": [1, "a,b"], "nested": { "q": "\"" } });
+        serde_json::json!({ "note": TRICKY, "list": [1, "a,b"], "nested": { "q": "\"" } }).into();
     evs.push(csv);
     evs
 }
@@ -576,7 +576,7 @@ fn export_csv_and_jsonl_match_the_query() {
         .find(|e| e.event_id.as_deref() == Some("evt_csv_001"))
         .unwrap()
         .details;
-    assert_eq!(&details, want);
+    assert_eq!(&details, &want.to_value());
     assert!(
         text.contains("\"commas, \"\"quotes\"\" and\na newline\""),
         "raw RFC 4180 quoting"

@@ -55,7 +55,7 @@ fn event(i: u64) -> Event {
     e.timestamp =
         Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::hours(i as i64));
     e.actor.user_id = Some(format!("user-{}", i % 4));
-    e.details = serde_json::json!({"i": i, "note": "fixture ".repeat(30)});
+    e.details = serde_json::json!({"i": i, "note": "fixture ".repeat(30)}).into();
     e
 }
 

@@ -57,7 +57,8 @@ fn event(round: u32, thread: usize, n: u64) -> Event {
     e.details = serde_json::json!({
         "request_id": format!("req_{:016x}", n),
         "user_agent": "bifrost-gateway/1.4 (linux; x86_64)",
-    });
+    })
+    .into();
     e
 }
 

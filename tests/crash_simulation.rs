@@ -34,7 +34,7 @@ fn padded(n: usize, pad: usize, seed: u64) -> Vec<Event> {
         .into_iter()
         .enumerate()
         .map(|(i, mut e)| {
-            e.details = serde_json::json!({"i": i, "pad": "x".repeat(pad)});
+            e.details = serde_json::json!({"i": i, "pad": "x".repeat(pad)}).into();
             e
         })
         .collect()

@@ -327,10 +327,11 @@ impl Work {
         };
         self.n += 1;
         if pad > 0 {
-            e.details
-                .as_object_mut()
+            let mut d = e.details.to_value();
+            d.as_object_mut()
                 .expect("details object")
                 .insert("pad".into(), "x".repeat(pad).into());
+            e.details = d.into();
         }
         e
     }
@@ -339,10 +340,11 @@ impl Work {
     /// spare fits and the roll creates the file on the appender's thread.
     fn big_event(&mut self) -> Event {
         let mut e = self.event();
-        e.details
-            .as_object_mut()
+        let mut d = e.details.to_value();
+        d.as_object_mut()
             .expect("details object")
             .insert("pad".into(), "y".repeat(100_000).into());
+        e.details = d.into();
         e
     }
 

@@ -60,7 +60,7 @@ fn base(root: &Path) -> Base {
     let mut events: Vec<Event> = spread(1..=40, 48);
     let mut held_seqs = Vec::new();
     for (i, e) in events.iter_mut().enumerate() {
-        if e.details["day"] == serde_json::json!(HELD_DAY) && i.is_multiple_of(7) {
+        if e.details.to_value()["day"] == serde_json::json!(HELD_DAY) && i.is_multiple_of(7) {
             e.actor.user_id = Some(HELD_USER.into());
             held_seqs.push(i as u64);
         }
@@ -156,8 +156,11 @@ fn hold_stops_retention(b: &Base, root: &Path, name: &str, scope: HoldScope, fir
     let page = log.query(&ev).unwrap();
     assert_eq!(page.total_count, 1);
     let e = &page.audit_logs[0].event;
-    assert_eq!(e.details["id"], serde_json::json!(hold.id));
-    assert_eq!(e.details["reason"], serde_json::json!("case closed"));
+    assert_eq!(e.details.to_value()["id"], serde_json::json!(hold.id));
+    assert_eq!(
+        e.details.to_value()["reason"],
+        serde_json::json!("case closed")
+    );
     let added = Query::from_params([("action", "legal_hold_added")]).unwrap();
     assert_eq!(log.query(&added).unwrap().total_count, 1);
 

@@ -154,7 +154,7 @@ impl Ev {
             id: id.map(|i| RIDS[i].to_string()),
         });
         // Padding makes a 64 KiB segment hold about a hundred events.
-        e.details = serde_json::json!({ "n": n, "pad": "x".repeat(400) });
+        e.details = serde_json::json!({ "n": n, "pad": "x".repeat(400) }).into();
         e
     }
 }
@@ -423,7 +423,7 @@ fn check_entries(p: &Page, model: &[Stored], q: &Q) -> Result<(), TestCaseError>
         prop_assert_eq!(s.seq, e.seq);
         let mut want = s.event.clone();
         if !q.details {
-            want.details = serde_json::Value::Null;
+            want.details = auditlog::Details::none();
         }
         prop_assert_eq!(&e.event, &want, "event of seq {}", e.seq);
         prop_assert!(e.verification.verified, "seq {} not verified", e.seq);

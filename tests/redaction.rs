@@ -24,7 +24,7 @@ fn events() -> Vec<Event> {
     let e = &mut evs[SECRET_SEQ as usize];
     e.actor.user_id = Some("user-alice".into());
     e.actor.email = Some(SECRET_EMAIL.into());
-    e.details = serde_json::json!({"note": SECRET_DETAIL});
+    e.details = serde_json::json!({"note": SECRET_DETAIL}).into();
     evs
 }
 
@@ -144,10 +144,13 @@ fn redacting_a_sealed_record_keeps_the_chain_and_marks_the_event() {
     assert_personal_redacted(&log, &evs, &receipts, SECRET_SEQ, reason);
     others_unchanged(&log, &evs, &receipts, &[SECRET_SEQ]);
     let e = audit_event(&log, audit_seq);
-    assert_eq!(e.details["redacted_seqs"], serde_json::json!([SECRET_SEQ]));
-    assert_eq!(e.details["count"], serde_json::json!(1));
-    assert_eq!(e.details["reason"], serde_json::json!(reason));
-    assert_eq!(e.details["scope"], serde_json::json!("personal"));
+    assert_eq!(
+        e.details.to_value()["redacted_seqs"],
+        serde_json::json!([SECRET_SEQ])
+    );
+    assert_eq!(e.details.to_value()["count"], serde_json::json!(1));
+    assert_eq!(e.details.to_value()["reason"], serde_json::json!(reason));
+    assert_eq!(e.details.to_value()["scope"], serde_json::json!("personal"));
 
     // The personal data is physically gone (segment and index files alike).
     assert_eq!(dir_contains(&dir, SECRET_EMAIL), Vec::<String>::new());
@@ -200,7 +203,7 @@ fn redacting_a_record_in_the_active_segment() {
     e.actor.user_id = Some("user-bob".into());
     e.actor.email = Some("bob.private@example.net".into());
     e.actor.ip_address = Some("192.0.2.77".parse().unwrap());
-    e.details = serde_json::json!({"token": "tok-secret-998877"});
+    e.details = serde_json::json!({"token": "tok-secret-998877"}).into();
     let rc = log.append(&e).unwrap();
     evs.push(e);
     receipts.push(rc.clone());
@@ -263,8 +266,14 @@ fn redact_actor_erases_every_event_of_one_data_subject() {
     }
     others_unchanged(&log, &evs, &receipts, &want);
     let audit = audit_event(&log, report.audit_seq.unwrap());
-    assert_eq!(audit.details["count"], serde_json::json!(want.len()));
-    assert_eq!(audit.details["redacted_seqs"], serde_json::json!(want));
+    assert_eq!(
+        audit.details.to_value()["count"],
+        serde_json::json!(want.len())
+    );
+    assert_eq!(
+        audit.details.to_value()["redacted_seqs"],
+        serde_json::json!(want)
+    );
 
     for (p, v) in [("user_id", user), ("email", "user-3@example.com")] {
         let q = Query::from_params([(p, v)]).unwrap();
@@ -306,7 +315,9 @@ fn content_scope_keeps_the_actor_and_drops_details() {
     }
     others_unchanged(&log, &evs, &receipts, &seqs);
     assert_eq!(
-        audit_event(&log, report.audit_seq.unwrap()).details["scope"],
+        audit_event(&log, report.audit_seq.unwrap())
+            .details
+            .to_value()["scope"],
         "content"
     );
     let q = Query::from_params([("email", SECRET_EMAIL)]).unwrap();

@@ -199,7 +199,7 @@ fn compaction_drops_the_expired_prefix_and_keeps_every_chain_value() {
     let last = log.iter().last().unwrap().unwrap();
     assert_eq!(last.event.action, "retention_applied");
     assert_eq!(
-        last.event.details["compacted"]["to_seq"],
+        last.event.details.to_value()["compacted"]["to_seq"],
         serde_json::json!(b.cut_seq - 1)
     );
 

@@ -112,7 +112,7 @@ fn override_redacts_old_content_of_one_event_type_only() {
     let last = log.iter().last().unwrap().unwrap();
     assert_eq!(last.event.action, "retention_applied");
     assert_eq!(
-        last.event.details["content_redacted"],
+        last.event.details.to_value()["content_redacted"],
         serde_json::json!(expected.len())
     );
     assert_ok(

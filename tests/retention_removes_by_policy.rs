@@ -206,7 +206,7 @@ fn retention_removes_exactly_the_expired_sealed_prefix_and_the_rest_verifies() {
         ("audit_log", "retention_applied")
     );
     assert_eq!(
-        last.event.details["removed"]["to_seq"],
+        last.event.details.to_value()["removed"]["to_seq"],
         serde_json::json!(to)
     );
     let policy_text = fs::read_to_string(dir.join(POLICY_FILE)).unwrap();

@@ -836,3 +836,79 @@ fn unknown_header_flags_and_footer_reserved_bytes_are_refused() {
     }
     assert!(wrong.is_empty(), "not caught:\n{}", wrong.join("\n"));
 }
+
+/// The index attack: an index side file edited so that a query no longer finds one actor's
+/// events in a segment, its checksum recomputed. The file's MAC (keyed, bound to the
+/// segment's footer) exposes it: `verify` fails with `TamperedIndex` naming the segment,
+/// queries rebuild the index from the segment and still find every event, and a writer's
+/// rebuild replaces the file so that the log verifies again.
+#[test]
+fn index_edited_to_hide_events_is_a_tampered_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    base_log(dir);
+    let count_of = |user: &str| {
+        let log = Log::open_read_only(dir, key()).unwrap();
+        let q = auditlog::Query::from_params([("user_id", user)]).unwrap();
+        log.query(&q).unwrap().total_count
+    };
+    // Make sure every sealed segment has its side file (a query loads or rebuilds them all).
+    {
+        let log = Log::open(dir, buffered_opts()).unwrap();
+        let q = auditlog::Query::from_params([("user_id", "nobody")]).unwrap();
+        log.query(&q).unwrap();
+    }
+    let idx: Vec<_> = {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!idx.is_empty(), "sealed segments have index files");
+    let report = verify_with(dir, &[]);
+    assert!(report.ok, "{:?}", report.failure);
+    assert_eq!(report.indexes_checked, idx.len());
+
+    // Pick an actor present in the first index file and rename its term (same length).
+    let path = &idx[0];
+    let mut bytes = fs::read(path).unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("user-").expect("an actor term in the index");
+    let user = text[at..at + 10].to_string();
+    let before = count_of(&user);
+    assert!(before > 0);
+    bytes[at + 5] = b'X';
+    let n = bytes.len();
+    let crc = crc32fast::hash(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    fs::write(path, &bytes).unwrap();
+
+    let report = verify_with(dir, &[]);
+    let f = report.failure.expect("a forged index must fail verify");
+    assert_eq!(f.kind, FailureKind::TamperedIndex, "{f}");
+    let seg_name = path.with_extension("seg");
+    assert_eq!(
+        f.segment.as_deref(),
+        seg_name.file_name().and_then(|n| n.to_str())
+    );
+    // Skipping the index check is explicit.
+    let skipped = Log::open_read_only(dir, key())
+        .unwrap()
+        .verify_with_options(&[], false)
+        .unwrap();
+    assert!(skipped.ok && skipped.indexes_checked == 0);
+    // Queries never trust it: the actor's events are all still found.
+    assert_eq!(count_of(&user), before, "a forged index hid events");
+    // A writer's query rebuilds and rewrites it; then the log verifies again.
+    {
+        let log = Log::open(dir, buffered_opts()).unwrap();
+        let q = auditlog::Query::from_params([("user_id", user.as_str())]).unwrap();
+        assert_eq!(log.query(&q).unwrap().total_count, before);
+    }
+    let report = verify_with(dir, &[]);
+    assert!(report.ok, "{:?}", report.failure);
+    assert_eq!(report.indexes_checked, idx.len());
+}

@@ -636,7 +636,9 @@ pub fn run_ops(cfg: u8, ops: &[Op]) -> usize {
                 if model.events.len() < MAX_EVENTS && model.large_bytes + size <= LARGE_BUDGET {
                     model.large_bytes += size;
                     let mut e = model.next_event();
-                    e.details["blob"] = "L".repeat(size).into();
+                    let mut d = e.details.to_value();
+                    d["blob"] = "L".repeat(size).into();
+                    e.details = d.into();
                     let r = log.append(&e).unwrap_or_else(|x| panic!("{when}: {x}"));
                     model.push(e, r);
                 }

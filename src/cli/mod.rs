@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auditlog::{Checkpoint, Config, Durability, Error, Event, Log, Options};
+use auditlog::{Checkpoint, Config, Durability, Error, Log, Options};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -62,6 +62,9 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Do not authenticate the index side files (queries never trust them either way).
+        #[arg(long)]
+        skip_indexes: bool,
     },
     /// Write a signed checkpoint of the latest record and print it for keeping elsewhere.
     Checkpoint {
@@ -327,7 +330,11 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             };
             append(&log, input, *receipts)
         }
-        Command::Verify { checkpoint, json } => {
+        Command::Verify {
+            checkpoint,
+            json,
+            skip_indexes,
+        } => {
             let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
             let mut external = Vec::new();
             for p in checkpoint {
@@ -338,7 +345,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                         .map_err(|e| Error::BadCheckpoint(format!("{}: {e}", p.display())))?,
                 );
             }
-            verify(&log, &external, *json)
+            verify(&log, &external, *json, !*skip_indexes)
         }
         Command::Checkpoint { out } => {
             let log = match Log::open(&cli.data, write_options(&cli, &cfg)?) {
@@ -593,53 +600,55 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-/// Appends parsed lines in batches and prints receipts once `append_batch` has returned
-/// (that is, once they are durable under the log's durability).
+/// Appends buffered JSON lines in batches (`append_json_batch`: parsed with borrowed fields
+/// straight into records) and prints receipts once the batch has returned (that is, once
+/// they are durable under the log's durability).
 struct Appender<'a, W: Write> {
     log: &'a Log,
     out: W,
     receipts: bool,
-    batch: Vec<Event>,
-    lines: Vec<u64>,
+    /// The buffered lines' bytes, back to back; `spans` are `(start, end, line number)`.
+    text: Vec<u8>,
+    spans: Vec<(usize, usize, u64)>,
     appended: u64,
 }
 
 impl<W: Write> Appender<'_, W> {
     fn flush(&mut self) -> Result<(), Error> {
-        if self.batch.is_empty() {
+        if self.spans.is_empty() {
             return Ok(());
         }
-        let rs = match self.log.append_batch(&self.batch) {
-            Ok(rs) => rs,
-            // A batch is validated before anything is written: find the offending line by
-            // appending one at a time, so the lines before it stay appended.
-            Err(Error::EventTooLarge { .. } | Error::InvalidEvent(_)) => {
-                let mut rs = Vec::new();
-                let mut bad = None;
-                for (e, line) in self.batch.iter().zip(&self.lines) {
-                    match self.log.append(e) {
-                        Ok(r) => rs.push(r),
-                        Err(err) => {
-                            bad = Some(Error::BadLine {
-                                line: *line,
-                                message: err.to_string(),
-                            });
-                            break;
-                        }
-                    }
-                }
-                if let Some(err) = bad {
-                    self.emit(&rs)?;
-                    return Err(err);
-                }
-                rs
+        let lines: Vec<&[u8]> = self
+            .spans
+            .iter()
+            .map(|&(a, b, _)| &self.text[a..b])
+            .collect();
+        let outcome = match self.log.append_json_batch(&lines) {
+            Ok(rs) => Ok(rs),
+            // A batch is checked before anything is written: append the lines before the bad
+            // one, so they stay appended, and report it with its line number in the input.
+            Err(Error::BadLine { line, message }) => {
+                let bad = line as usize - 1;
+                let rs = self.log.append_json_batch(&lines[..bad])?;
+                Err((
+                    rs,
+                    Error::BadLine {
+                        line: self.spans[bad].2,
+                        message,
+                    },
+                ))
             }
             Err(e) => return Err(e),
         };
-        self.emit(&rs)?;
-        self.batch.clear();
-        self.lines.clear();
-        Ok(())
+        self.text.clear();
+        self.spans.clear();
+        match outcome {
+            Ok(rs) => self.emit(&rs),
+            Err((rs, err)) => {
+                self.emit(&rs)?;
+                Err(err)
+            }
+        }
     }
 
     fn emit(&mut self, rs: &[auditlog::Receipt]) -> Result<(), Error> {
@@ -647,8 +656,15 @@ impl<W: Write> Appender<'_, W> {
         if self.receipts {
             let w = |e: std::io::Error| Error::io("writing receipts to", "stdout", e);
             for r in rs {
-                let v = serde_json::json!({"seq": r.seq, "event_id": r.event_id, "hash": r.hash_string()});
-                writeln!(self.out, "{v}").map_err(w)?;
+                // event_id is the caller's string: JSON-escaped by serde_json.
+                let id = serde_json::to_string(&r.event_id).expect("a string serializes");
+                writeln!(
+                    self.out,
+                    "{{\"seq\":{},\"event_id\":{id},\"hash\":\"{}\"}}",
+                    r.seq,
+                    r.hash_string()
+                )
+                .map_err(w)?;
             }
             self.out.flush().map_err(w)?;
         }
@@ -675,18 +691,18 @@ fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error>
         log,
         out: std::io::BufWriter::new(stdout.lock()),
         receipts,
-        batch: Vec::new(),
-        lines: Vec::new(),
+        text: Vec::with_capacity(2 << 20),
+        spans: Vec::new(),
         appended: 0,
     };
     let mut line_no = 0u64;
-    let mut line = String::new();
     let result = loop {
-        line.clear();
-        match reader.read_line(&mut line) {
+        let start = app.text.len();
+        match reader.read_until(b'\n', &mut app.text) {
             Ok(0) => break app.flush(),
             Ok(_) => {}
             Err(e) => {
+                app.text.truncate(start);
                 let _ = app.flush();
                 break Err(Error::BadLine {
                     line: line_no + 1,
@@ -695,25 +711,15 @@ fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error>
             }
         }
         line_no += 1;
-        let text = line.trim();
-        if !text.is_empty() {
-            let parsed = serde_json::from_str::<Event>(text)
-                .map_err(|e| e.to_string())
-                .and_then(|e| e.validate().map(|_| e).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(ev) => {
-                    app.batch.push(ev);
-                    app.lines.push(line_no);
-                }
-                Err(message) => {
-                    break app.flush().and(Err(Error::BadLine {
-                        line: line_no,
-                        message,
-                    }));
-                }
-            }
+        let line = &app.text[start..];
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            app.text.truncate(start);
+        } else {
+            let a = start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
+            app.spans.push((a, a + trimmed.len(), line_no));
         }
-        if app.batch.len() >= 4096 || (reader.buffer().is_empty() && !app.batch.is_empty()) {
+        if app.spans.len() >= 4096 || (reader.buffer().is_empty() && !app.spans.is_empty()) {
             if let Err(e) = app.flush() {
                 break Err(e);
             }
@@ -723,9 +729,14 @@ fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error>
     result.map(|_| 0)
 }
 
-fn verify(log: &Log, external: &[Checkpoint], json: bool) -> Result<i32, Error> {
+fn verify(
+    log: &Log,
+    external: &[Checkpoint],
+    json: bool,
+    check_indexes: bool,
+) -> Result<i32, Error> {
     let tty = std::io::stderr().is_terminal() && !json;
-    let report = if tty {
+    let report = if tty && check_indexes {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -737,7 +748,7 @@ fn verify(log: &Log, external: &[Checkpoint], json: bool) -> Result<i32, Error> 
         bar.finish_and_clear();
         r?
     } else {
-        log.verify_with(external)?
+        log.verify_with_options(external, check_indexes)?
     };
     if json {
         println!(

@@ -10,8 +10,12 @@
 //! end-4 crc32 of every byte before it
 //! ```
 //!
-//! `first_seq`, `count`, `records_end` and `last_mac` tie the file to the segment it
-//! indexes: a file that disagrees with its segment's footer is stale and is rebuilt.
+//! Version 2 (the one written) ends with `mac[32] | crc32`, where
+//! `mac = HMAC-SHA256(K, "auditlog/index/v2" || log_id || every byte before the mac)`: only the
+//! key holder can write an index that is used. `first_seq`, `count`, `records_end` and
+//! `last_mac` (the footer's, itself chained) tie the file to the one segment state it indexes:
+//! a file that disagrees with its segment's footer is stale, one whose MAC fails is forged, and
+//! a version-1 file (no MAC) is unauthenticated; each is reported and rebuilt, never used.
 
 use std::collections::HashMap;
 
@@ -21,7 +25,8 @@ use crate::chain::Hash;
 /// Extension of index side files.
 pub const INDEX_EXT: &str = "idx";
 const MAGIC: &[u8; 8] = b"ALIDX\0\0\x01";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+const MAC_LEN: usize = 32;
 const FIXED: usize = 88;
 
 /// Why an index file was not used.
@@ -31,6 +36,10 @@ pub enum IndexFileError {
     Damaged(String),
     /// The file is intact but describes another state of the segment.
     Stale,
+    /// The MAC does not verify with this log's key: the file was edited or made elsewhere.
+    Forged,
+    /// A version-1 file, written before index files carried a MAC.
+    Unauthenticated,
 }
 
 impl std::fmt::Display for IndexFileError {
@@ -38,12 +47,37 @@ impl std::fmt::Display for IndexFileError {
         match self {
             IndexFileError::Damaged(m) => write!(f, "damaged index file: {m}"),
             IndexFileError::Stale => f.write_str("index file does not match its segment"),
+            IndexFileError::Forged => {
+                f.write_str("index file MAC does not verify with this log's key (forged or edited)")
+            }
+            IndexFileError::Unauthenticated => {
+                f.write_str("index file is version 1, without a MAC")
+            }
         }
     }
 }
 
+/// The key and log an index file is authenticated for.
+#[derive(Clone, Copy)]
+pub struct IndexAuth<'a> {
+    pub chain: &'a crate::chain::Chain,
+    pub log_id: &'a [u8; 16],
+}
+
+impl IndexAuth<'_> {
+    fn mac(&self, body: &[u8]) -> Hash {
+        self.chain
+            .sign(b"auditlog/index/v2", &[self.log_id.as_slice(), body])
+    }
+}
+
 /// Encodes `idx` for a segment whose records end at `records_end` with last MAC `last_mac`.
-pub(crate) fn encode(idx: &SegIndex, records_end: u64, last_mac: &Hash) -> Vec<u8> {
+pub(crate) fn encode(
+    idx: &SegIndex,
+    records_end: u64,
+    last_mac: &Hash,
+    auth: IndexAuth<'_>,
+) -> Vec<u8> {
     let n = idx.len();
     let mut b = Vec::with_capacity(FIXED + n * 60 + 4);
     b.extend_from_slice(MAGIC);
@@ -78,6 +112,8 @@ pub(crate) fn encode(idx: &SegIndex, records_end: u64, last_mac: &Hash) -> Vec<u
             }
         }
     }
+    let mac = auth.mac(&b);
+    b.extend_from_slice(&mac);
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
@@ -119,6 +155,7 @@ pub(crate) fn decode(
     count: u64,
     records_end: u64,
     last_mac: &Hash,
+    auth: IndexAuth<'_>,
 ) -> Result<SegIndex, IndexFileError> {
     let damaged = |m: &str| IndexFileError::Damaged(m.to_string());
     if bytes.len() < FIXED + 4 || &bytes[..8] != MAGIC {
@@ -128,13 +165,20 @@ pub(crate) fn decode(
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
         return Err(damaged("checksum mismatch"));
     }
-    let mut r = Reader { b: body, at: 8 };
-    let version = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
-    if version != VERSION {
-        return Err(IndexFileError::Damaged(format!(
-            "unsupported index version {version}"
-        )));
+    let version = u16::from_le_bytes(body[8..10].try_into().expect("2 bytes"));
+    match version {
+        1 => return Err(IndexFileError::Unauthenticated),
+        VERSION => {}
+        v => return Err(damaged(&format!("unsupported index version {v}"))),
     }
+    if body.len() < FIXED + MAC_LEN {
+        return Err(damaged("too short for its MAC"));
+    }
+    let (body, mac) = body.split_at(body.len() - MAC_LEN);
+    if !crate::chain::ct_eq(&auth.mac(body), mac.try_into().expect("32 bytes")) {
+        return Err(IndexFileError::Forged);
+    }
+    let mut r = Reader { b: body, at: 10 };
     r.take(6)?;
     let f_first = r.u64()?;
     let n = r.u64()?;
@@ -204,17 +248,57 @@ mod tests {
         let idx = super::super::build(seg.bytes(), 0).unwrap();
         assert_eq!(idx.len(), 200);
         let mac = [5u8; 32];
-        let bytes = encode(&idx, 1234, &mac);
-        assert_eq!(decode(&bytes, 0, 200, 1234, &mac).unwrap(), idx);
+        let chain = crate::Chain::new(&crate::HmacKey::from_bytes(&[1; 32]).unwrap());
+        let log_id = [9u8; 16];
+        let auth = IndexAuth {
+            chain: &chain,
+            log_id: &log_id,
+        };
+        let bytes = encode(&idx, 1234, &mac, auth);
+        assert_eq!(decode(&bytes, 0, 200, 1234, &mac, auth).unwrap(), idx);
         assert_eq!(
-            decode(&bytes, 0, 200, 1235, &mac),
+            decode(&bytes, 0, 200, 1235, &mac, auth),
             Err(IndexFileError::Stale)
         );
         for i in (0..bytes.len()).step_by(7) {
             let mut c = bytes.clone();
             c[i] ^= 0x10;
-            assert!(decode(&c, 0, 200, 1234, &mac).is_err(), "flip at {i}");
+            assert!(decode(&c, 0, 200, 1234, &mac, auth).is_err(), "flip at {i}");
         }
-        assert!(decode(&bytes[..bytes.len() - 1], 0, 200, 1234, &mac).is_err());
+        assert!(decode(&bytes[..bytes.len() - 1], 0, 200, 1234, &mac, auth).is_err());
+        // An edit with its CRC recomputed (what an attacker without the key can do) is
+        // caught by the MAC; so is a file made with another key or for another log.
+        let mut forged = bytes.clone();
+        let n = forged.len();
+        forged[FIXED] ^= 1;
+        let crc = crc32fast::hash(&forged[..n - 4]);
+        forged[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&forged, 0, 200, 1234, &mac, auth),
+            Err(IndexFileError::Forged)
+        );
+        let other = crate::Chain::new(&crate::HmacKey::from_bytes(&[2; 32]).unwrap());
+        let foreign = encode(
+            &idx,
+            1234,
+            &mac,
+            IndexAuth {
+                chain: &other,
+                log_id: &log_id,
+            },
+        );
+        assert_eq!(
+            decode(&foreign, 0, 200, 1234, &mac, auth),
+            Err(IndexFileError::Forged)
+        );
+        // A version-1 file (no MAC) is never used.
+        let mut v1 = bytes[..n - 4 - MAC_LEN].to_vec();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&v1, 0, 200, 1234, &mac, auth),
+            Err(IndexFileError::Unauthenticated)
+        );
     }
 }

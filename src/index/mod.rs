@@ -19,8 +19,8 @@ use parking_lot::RwLock;
 use crate::codec;
 use crate::format::{decode_frame, HEADER_LEN};
 
-pub use file::INDEX_EXT;
 pub(crate) use file::{decode as decode_file, encode as encode_file};
+pub use file::{IndexAuth, IndexFileError, INDEX_EXT};
 
 /// The indexed fields, in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +53,57 @@ pub fn normalize_ip(ip: IpAddr) -> IpAddr {
 /// Emails are matched case-insensitively.
 pub fn normalize_email(e: &str) -> String {
     e.to_ascii_lowercase()
+}
+
+/// `e` lowercased (ASCII), borrowing it when it already is.
+fn lower<'a>(e: &'a str, buf: &'a mut String) -> &'a str {
+    if e.bytes().any(|b| b.is_ascii_uppercase()) {
+        *buf = e.to_ascii_lowercase();
+        buf.as_str()
+    } else {
+        e
+    }
+}
+
+/// Packs the indexed fields of one record into `out` (cleared first), on the appending
+/// thread before the writer lock, so that the active segment's index is fed from what the
+/// writer already knows instead of decoding records again:
+/// `ts i64 | severity u8 | ip tag u8 (0 none, 4, 6) | ip bytes | 7 x (u16 len, 0xFFFF for none;
+/// bytes)` for user id, lowercased email, type, action, status, resource type and id.
+pub(crate) fn pack_keys(out: &mut Vec<u8>, f: &codec::Fields<'_>, ts: i64) {
+    out.clear();
+    out.extend_from_slice(&ts.to_le_bytes());
+    out.push(f.severity);
+    match f.ip_address {
+        None => out.push(0),
+        Some(IpAddr::V4(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.octets());
+        }
+        Some(IpAddr::V6(a)) => {
+            out.push(6);
+            out.extend_from_slice(&a.octets());
+        }
+    }
+    let mut put = |v: Option<&str>, lowercase: bool| match v {
+        // Terms are at most max_event_bytes (checked before packing), below u16::MAX.
+        Some(t) if t.len() < u16::MAX as usize => {
+            out.extend_from_slice(&(t.len() as u16).to_le_bytes());
+            let at = out.len();
+            out.extend_from_slice(t.as_bytes());
+            if lowercase {
+                out[at..].make_ascii_lowercase();
+            }
+        }
+        _ => out.extend_from_slice(&u16::MAX.to_le_bytes()),
+    };
+    put(f.user_id, false);
+    put(f.email, true);
+    put(Some(f.event_type), false);
+    put(Some(f.action), false);
+    put(Some(f.status), false);
+    put(f.resource_type, false);
+    put(f.resource_id, false);
 }
 
 /// The index of one segment.
@@ -92,9 +143,32 @@ impl SegIndex {
         self.offsets.is_empty()
     }
 
-    /// Adds the record at `offset` with timestamp `ts` and the given payload.
+    /// Adds the record at `offset` with timestamp `ts` and the given payload (decoded without
+    /// allocating).
     fn add(&mut self, offset: u32, ts: i64, flags: u16, payload: &[u8]) -> crate::Result<()> {
-        let (stored, _) = codec::decode_record(payload, flags)?;
+        let f = codec::decode_record_fields(payload, flags)?;
+        let mut email = String::new();
+        let mut ip = String::new();
+        if let Some(a) = f.ip_address {
+            use std::fmt::Write;
+            let _ = write!(ip, "{}", normalize_ip(a));
+        }
+        let values: [Option<&str>; FIELDS] = [
+            f.user_id,
+            f.email.map(|e| lower(e, &mut email)),
+            f.ip_address.map(|_| ip.as_str()),
+            Some(f.event_type),
+            Some(f.action),
+            Some(f.status),
+            crate::event::Severity::from_u8(f.severity).map(|s| s.as_str()),
+            f.resource_type,
+            f.resource_id,
+        ];
+        self.add_values(offset, ts, &values);
+        Ok(())
+    }
+
+    fn add_values(&mut self, offset: u32, ts: i64, values: &[Option<&str>; FIELDS]) {
         let ord = self.offsets.len() as u32;
         self.offsets.push(offset);
         self.ts.push(ts);
@@ -104,24 +178,70 @@ impl SegIndex {
         self.time.push((ts, ord));
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
-        let sev = crate::event::Severity::from_u8(stored.severity).map(|s| s.as_str().to_string());
-        let values: [Option<String>; FIELDS] = [
-            stored.user_id,
-            stored.email.map(|e| normalize_email(&e)),
-            stored.ip_address.map(|ip| normalize_ip(ip).to_string()),
-            Some(stored.event_type),
-            Some(stored.action),
-            Some(stored.status),
-            sev,
-            stored.resource_type,
-            stored.resource_id,
-        ];
-        for (field, v) in values.into_iter().enumerate() {
+        for (field, v) in values.iter().enumerate() {
             if let Some(v) = v {
-                self.terms[field].entry(v).or_default().push(ord);
+                let map = &mut self.terms[field];
+                match map.get_mut(*v) {
+                    Some(list) => list.push(ord),
+                    None => {
+                        map.insert((*v).to_string(), vec![ord]);
+                    }
+                }
             }
         }
-        Ok(())
+    }
+
+    /// Adds records from packed keys (see [`pack_keys`]): `[offset u32][len u32][keys]`...
+    fn add_packed(&mut self, mut b: &[u8]) {
+        let mut ip = String::new();
+        while b.len() >= 8 {
+            let offset = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes"));
+            let len = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as usize;
+            let (rec, rest) = b[8..].split_at(len);
+            b = rest;
+            let ts = i64::from_le_bytes(rec[0..8].try_into().expect("8 bytes"));
+            let sev = crate::event::Severity::from_u8(rec[8]).map(|s| s.as_str());
+            let mut at = 10;
+            ip.clear();
+            let has_ip = rec[9] != 0;
+            if has_ip {
+                use std::fmt::Write;
+                let addr: IpAddr = if rec[9] == 4 {
+                    let o: [u8; 4] = rec[at..at + 4].try_into().expect("4 bytes");
+                    at += 4;
+                    IpAddr::from(o)
+                } else {
+                    let o: [u8; 16] = rec[at..at + 16].try_into().expect("16 bytes");
+                    at += 16;
+                    IpAddr::from(o)
+                };
+                let _ = write!(ip, "{}", normalize_ip(addr));
+            }
+            let mut strs: [Option<&str>; 7] = [None; 7];
+            for slot in &mut strs {
+                let n = u16::from_le_bytes([rec[at], rec[at + 1]]);
+                at += 2;
+                if n != u16::MAX {
+                    let t = &rec[at..at + n as usize];
+                    at += n as usize;
+                    // Packed from `&str`s by this process: always UTF-8.
+                    *slot = std::str::from_utf8(t).ok();
+                }
+            }
+            let [user, email, etype, action, status, rtype, rid] = strs;
+            let values: [Option<&str>; FIELDS] = [
+                user,
+                email,
+                has_ip.then_some(ip.as_str()),
+                etype,
+                action,
+                status,
+                sev,
+                rtype,
+                rid,
+            ];
+            self.add_values(offset, ts, &values);
+        }
     }
 
     fn finish(&mut self) {
@@ -178,31 +298,49 @@ fn catch_up(idx: &mut SegIndex, bytes: &[u8], end: &mut usize) -> crate::Result<
     Ok(())
 }
 
-/// The active segment's index: catches up with the committed bytes when read.
+/// The active segment's index. Records the writer appends arrive as packed keys
+/// ([`pack_keys`], pushed right after they are published), and are indexed when the index is
+/// read; records that were already in the segment when it was opened (recovery) are indexed by
+/// decoding their frames, once.
 pub struct ActiveIndex {
     inner: RwLock<(SegIndex, usize)>,
+    /// Frames before this offset were in the segment when it was activated.
+    decode_to: usize,
+    /// Packed keys of published records not yet indexed: `[offset u32][len u32][keys]`...
+    pending: parking_lot::Mutex<Vec<u8>>,
 }
 
 impl ActiveIndex {
-    pub fn new(first_seq: u64) -> ActiveIndex {
+    /// The index of an active segment whose records end at `decode_to` when activated.
+    pub fn new(first_seq: u64, decode_to: usize) -> ActiveIndex {
         ActiveIndex {
             inner: RwLock::new((SegIndex::new(first_seq), HEADER_LEN)),
+            decode_to,
+            pending: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
-    /// Brings the index up to date with `committed` and runs `f` on it.
+    /// Queues the keys of published records (`[offset u32][len u32][keys]`...).
+    pub(crate) fn push(&self, packed: &[u8]) {
+        self.pending.lock().extend_from_slice(packed);
+    }
+
+    /// Brings the index up to date and runs `f` on it.
     pub fn with<R>(&self, committed: &[u8], f: impl FnOnce(&SegIndex) -> R) -> crate::Result<R> {
+        let decode_to = self.decode_to.min(committed.len());
         {
             let g = self.inner.read();
-            if g.1 >= committed.len() && !g.0.time_unsorted {
+            if g.1 >= decode_to && !g.0.time_unsorted && self.pending.lock().is_empty() {
                 return Ok(f(&g.0));
             }
         }
         let mut g = self.inner.write();
         let (idx, end) = &mut *g;
-        if *end < committed.len() {
-            catch_up(idx, committed, end)?;
+        if *end < decode_to {
+            catch_up(idx, &committed[..decode_to], end)?;
         }
+        let packed = std::mem::take(&mut *self.pending.lock());
+        idx.add_packed(&packed);
         idx.finish();
         let g = parking_lot::RwLockWriteGuard::downgrade(g);
         Ok(f(&g.0))
@@ -210,7 +348,7 @@ impl ActiveIndex {
 
     /// Heap bytes of the index as it stands.
     pub fn heap_bytes(&self) -> usize {
-        self.inner.read().0.heap_bytes()
+        self.inner.read().0.heap_bytes() + self.pending.lock().capacity()
     }
 
     /// A finished copy of the index over `committed` (for sealing).

@@ -130,9 +130,21 @@ pub(crate) struct Inner {
     pub(crate) policy: Mutex<crate::retention::policy::PolicyLog>,
 }
 
+impl Inner {
+    /// What index side files are authenticated with: this log's key and id.
+    pub(crate) fn index_auth(&self) -> crate::index::IndexAuth<'_> {
+        crate::index::IndexAuth {
+            chain: &self.chain,
+            log_id: &self.log_id,
+        }
+    }
+}
+
 pub(crate) fn writer_append(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
     writer::append_one(inner, e)
 }
+
+pub(crate) use writer::publish;
 
 pub(crate) fn roll_for_maintenance(inner: &Inner, w: &mut writer::WriterState) -> Result<()> {
     writer::roll(inner, w, 0)
@@ -198,6 +210,21 @@ impl Log {
         writer::append_one(&self.inner, event)
     }
 
+    /// Appends one event given as a JSON line in the seed's shape (the same fields and rules
+    /// as [`Event`]'s JSON). Parses with borrowed fields straight into the record: `details`
+    /// is validated once and stored as the text it arrived as. The path of the CLI's
+    /// `append`; faster than `serde_json::from_slice::<Event>` followed by `append`.
+    pub fn append_json(&self, line: &[u8]) -> Result<Receipt> {
+        writer::append_json(&self.inner, line)
+    }
+
+    /// Appends JSON lines in order, under one lock acquisition and (with `Sync`) one sync.
+    /// Every line is checked before anything is written: a bad one fails the batch with
+    /// [`Error::BadLine`] naming its 1-based position in `lines`, and nothing is appended.
+    pub fn append_json_batch(&self, lines: &[&[u8]]) -> Result<Vec<Receipt>> {
+        writer::append_json_batch(&self.inner, lines)
+    }
+
     /// Appends events in order, under one lock acquisition and (with `Sync`) one sync.
     /// Validation happens before anything is written: an invalid event fails the whole batch.
     pub fn append_batch(&self, events: &[Event]) -> Result<Vec<Receipt>> {
@@ -217,7 +244,17 @@ impl Log {
 
     /// Like [`verify`](Self::verify), also checking externally kept checkpoints.
     pub fn verify_with(&self, external: &[Checkpoint]) -> Result<VerifyReport> {
-        crate::verify::verify_log(&self.inner, external, None)
+        crate::verify::verify_log(&self.inner, external, None, true)
+    }
+
+    /// Like [`verify_with`](Self::verify_with); `check_indexes: false` skips authenticating
+    /// the index side files (they are never trusted by queries either way).
+    pub fn verify_with_options(
+        &self,
+        external: &[Checkpoint],
+        check_indexes: bool,
+    ) -> Result<VerifyReport> {
+        crate::verify::verify_log(&self.inner, external, None, check_indexes)
     }
 
     /// Like [`verify_with`](Self::verify_with), calling `progress(records_done)` as it goes.
@@ -226,7 +263,7 @@ impl Log {
         external: &[Checkpoint],
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<VerifyReport> {
-        crate::verify::verify_log(&self.inner, external, Some(progress))
+        crate::verify::verify_log(&self.inner, external, Some(progress), true)
     }
 
     /// Makes everything durable and writes a signed checkpoint of the latest record; returns

@@ -452,6 +452,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             frame_buf: Vec::new(),
             spare_asked: false,
             unsynced: Vec::new(),
+            staged: Vec::new(),
         })),
         sync: SyncState::new(next_seq, seg_first, synced),
         poison: Poison::default(),

@@ -275,8 +275,15 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     };
     let slot = match index {
         Some(idx) => {
-            let bytes =
-                crate::index::encode_file(&idx, job.footer.records_end, &job.footer.last_mac);
+            let bytes = crate::index::encode_file(
+                &idx,
+                job.footer.records_end,
+                &job.footer.last_mac,
+                crate::index::IndexAuth {
+                    chain: &ctx.chain,
+                    log_id: &ctx.log_id,
+                },
+            );
             let name = job.path.with_extension(crate::index::INDEX_EXT);
             let name = name
                 .file_name()

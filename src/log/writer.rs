@@ -54,6 +54,8 @@ pub(crate) struct WriterState {
     /// the active segment is half full, so the spare is ready before the roll and its zero
     /// fill does not compete with a freshly opened log.
     pub(crate) spare_asked: bool,
+    /// Index keys of records written but not yet published: `[offset u32][len u32][keys]`...
+    pub(crate) staged: Vec<u8>,
 }
 
 /// Without `Durability::Sync`, the worker syncs the active segment every this many bytes, so
@@ -96,9 +98,11 @@ impl SyncState {
     }
 }
 
-/// An event ready to be written: validated, id assigned, encoded, digested.
+/// An event ready to be written: validated, id assigned, encoded, digested, index keys
+/// packed.
 struct Prepared {
     payload: Vec<u8>,
+    keys: Vec<u8>,
     digest: Hash,
     ts: i64,
     event_id: String,
@@ -136,27 +140,86 @@ fn check_size(inner: &Inner, payload: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Encodes `f`, checks its size, digests it and packs its index keys into `s`.
+fn encode(inner: &Inner, f: &codec::Fields<'_>, ts: i64, s: &mut Scratch) -> Result<Hash> {
+    codec::encode_fields_into(f, &mut s.payload)?;
+    check_size(inner, &s.payload)?;
+    crate::index::pack_keys(&mut s.keys, f, ts);
+    Ok(digest(&s.payload))
+}
+
 fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
     let (ts, event_id) = admit(e, Some(index))?;
-    let payload = SCRATCH.with(|cell| -> Result<Vec<u8>> {
-        let mut scratch = cell.borrow_mut();
-        let (details, buf) = &mut *scratch;
-        codec::encode_event_into(e, &event_id, details, buf)?;
-        check_size(inner, buf)?;
-        Ok(buf.as_slice().to_vec())
-    })?;
-    let digest = digest(&payload);
-    Ok(Prepared {
-        payload,
-        digest,
-        ts,
-        event_id,
+    SCRATCH.with(|cell| {
+        let s = &mut *cell.borrow_mut();
+        let digest = encode(inner, &codec::Fields::of_event(e, &event_id), ts, s)?;
+        Ok(Prepared {
+            payload: s.payload.clone(),
+            keys: s.keys.clone(),
+            digest,
+            ts,
+            event_id,
+        })
     })
 }
 
+/// A JSON line's fields, checked, with its timestamp and id resolved. `id_buf` holds a
+/// generated id; `details_buf` details that had to be compacted to one line.
+fn admit_json<'a>(
+    ev: &'a crate::event::EventRef<'a>,
+    id_buf: &'a mut String,
+    details_buf: &'a mut String,
+) -> Result<(codec::Fields<'a>, i64)> {
+    let (ts, details) = ev.check(details_buf)?;
+    let event_id: &str = match &ev.event_id {
+        Some(id) => id,
+        None => {
+            *id_buf = uuid::Uuid::now_v7().to_string();
+            id_buf
+        }
+    };
+    let f = codec::Fields {
+        event_id,
+        event_type: &ev.event_type,
+        action: &ev.action,
+        status: ev.status.as_deref().unwrap_or("success"),
+        severity: ev.severity.to_u8(),
+        user_id: ev.actor.user_id.as_deref(),
+        email: ev.actor.email.as_deref(),
+        ip_address: ev.actor.ip_address,
+        resource_type: ev.resource.as_ref().map(|r| r.kind.as_ref()),
+        resource_id: ev.resource.as_ref().and_then(|r| r.id.as_deref()),
+        details,
+    };
+    Ok((f, ts.unwrap_or_else(now_nanos)))
+}
+
+fn prepare_json(inner: &Inner, line: &[u8]) -> Result<Prepared> {
+    let ev = crate::event::EventRef::parse(line)?;
+    let (mut id_buf, mut details_buf) = (String::new(), String::new());
+    let (f, ts) = admit_json(&ev, &mut id_buf, &mut details_buf)?;
+    SCRATCH.with(|cell| {
+        let s = &mut *cell.borrow_mut();
+        let digest = encode(inner, &f, ts, s)?;
+        Ok(Prepared {
+            payload: s.payload.clone(),
+            keys: s.keys.clone(),
+            digest,
+            ts,
+            event_id: f.event_id.to_string(),
+        })
+    })
+}
+
+/// Per-thread encoding buffers for single appends.
+#[derive(Default)]
+struct Scratch {
+    payload: Vec<u8>,
+    keys: Vec<u8>,
+}
+
 thread_local! {
-    /// Per-thread encoding buffers for single appends: (details JSON, payload).
-    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Poisons the log if dropped while its thread unwinds from a panic: a panic in the middle
@@ -182,6 +245,7 @@ fn write_one(
     inner: &Inner,
     w: &mut WriterState,
     payload: &[u8],
+    keys: &[u8],
     digest: &Hash,
     ts: i64,
 ) -> Result<(u64, Hash)> {
@@ -190,7 +254,7 @@ fn write_one(
     let flen = frame_len(payload.len());
     if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
         // Readers must see every record of the old segment before it is handed to the sealer.
-        w.active.map.publish(w.active.offset);
+        publish(w);
         roll(inner, w, flen)?;
     }
     let off = w.active.offset;
@@ -202,7 +266,7 @@ fn write_one(
             {
                 let err = Error::io("writing record to", &w.active.path, e);
                 inner.poison.set(&err);
-                w.active.map.publish(w.active.offset);
+                publish(w);
                 return Err(err);
             }
         }
@@ -210,7 +274,7 @@ fn write_one(
             if let Err(e) = fsio::point("frame.copy") {
                 let err = Error::io("writing record to", &w.active.path, e);
                 inner.poison.set(&err);
-                w.active.map.publish(w.active.offset);
+                publish(w);
                 return Err(err);
             }
             w.active.map.write_with(off, flen, |dst| {
@@ -221,9 +285,14 @@ fn write_one(
     if let Err(err) = check_active(&w.active.map, &w.active.file, &w.active.path, false) {
         // A store that faulted landed in memory that never reaches the file.
         inner.poison.set(&err);
-        w.active.map.publish(w.active.offset);
+        publish(w);
         return Err(err);
     }
+    // The index keys wait in `staged` until the record is published.
+    w.staged.extend_from_slice(&(off as u32).to_le_bytes());
+    w.staged
+        .extend_from_slice(&(keys.len() as u32).to_le_bytes());
+    w.staged.extend_from_slice(keys);
     w.active.offset += flen;
     w.active.count += 1;
     w.active.min_ts = w.active.min_ts.min(ts);
@@ -246,9 +315,21 @@ fn write_one(
     Ok((seq, mac))
 }
 
+/// Makes the written records visible to readers and hands their index keys to the active
+/// segment's index.
+pub(crate) fn publish(w: &mut WriterState) {
+    w.active.map.publish(w.active.offset);
+    if !w.staged.is_empty() {
+        if let crate::index::Slot::Active(idx) = &w.active.seg.index {
+            idx.push(&w.staged);
+        }
+        w.staged.clear();
+    }
+}
+
 /// Publishes the written records and counts them toward the next checkpoint.
 fn finish_locked(inner: &Inner, w: &mut WriterState, n: u64) -> bool {
-    w.active.map.publish(w.active.offset);
+    publish(w);
     w.since_checkpoint += n;
     let every = inner.opts.checkpoint_every;
     let want = every > 0 && w.since_checkpoint >= every;
@@ -279,18 +360,9 @@ pub(crate) fn append_one(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
     inner.poison.check()?;
     let (ts, event_id) = admit(e, None)?;
     let (seq, hash, want) = SCRATCH.with(|cell| -> Result<(u64, Hash, bool)> {
-        let mut scratch = cell.borrow_mut();
-        let (details, payload) = &mut *scratch;
-        codec::encode_event_into(e, &event_id, details, payload)?;
-        check_size(inner, payload)?;
-        let d = digest(payload);
-        let mut guard = inner.writer.lock();
-        let w = guard.as_mut().ok_or(Error::ReadOnly)?;
-        inner.poison.check()?;
-        let _unwind = PoisonOnUnwind(inner);
-        let (seq, mac) = write_one(inner, w, payload, &d, ts)?;
-        let want = finish_locked(inner, w, 1);
-        Ok((seq, mac, want))
+        let s = &mut *cell.borrow_mut();
+        let d = encode(inner, &codec::Fields::of_event(e, &event_id), ts, s)?;
+        write_locked(inner, &s.payload, &s.keys, &d, ts)
     })?;
     after_append(inner, seq, want)?;
     Ok(Receipt {
@@ -301,19 +373,87 @@ pub(crate) fn append_one(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
     })
 }
 
+/// One JSON line (the seed's event shape), parsed with borrowed fields straight into the
+/// payload: `details` is copied as the text it arrived as.
+pub(crate) fn append_json(inner: &Arc<Inner>, line: &[u8]) -> Result<Receipt> {
+    if inner.read_only {
+        return Err(Error::ReadOnly);
+    }
+    inner.poison.check()?;
+    let ev = crate::event::EventRef::parse(line)?;
+    let (mut id_buf, mut details_buf) = (String::new(), String::new());
+    let (f, ts) = admit_json(&ev, &mut id_buf, &mut details_buf)?;
+    let (seq, hash, want) = SCRATCH.with(|cell| -> Result<(u64, Hash, bool)> {
+        let s = &mut *cell.borrow_mut();
+        let d = encode(inner, &f, ts, s)?;
+        write_locked(inner, &s.payload, &s.keys, &d, ts)
+    })?;
+    after_append(inner, seq, want)?;
+    Ok(Receipt {
+        seq,
+        event_id: f.event_id.to_string(),
+        timestamp_ns: ts,
+        hash,
+    })
+}
+
+/// Writes one encoded record under the writer lock and publishes it.
+fn write_locked(
+    inner: &Inner,
+    payload: &[u8],
+    keys: &[u8],
+    d: &Hash,
+    ts: i64,
+) -> Result<(u64, Hash, bool)> {
+    let mut guard = inner.writer.lock();
+    let w = guard.as_mut().ok_or(Error::ReadOnly)?;
+    inner.poison.check()?;
+    let _unwind = PoisonOnUnwind(inner);
+    let (seq, mac) = write_one(inner, w, payload, keys, d, ts)?;
+    let want = finish_locked(inner, w, 1);
+    Ok((seq, mac, want))
+}
+
 pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<Receipt>> {
     if inner.read_only {
         return Err(Error::ReadOnly);
     }
     inner.poison.check()?;
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
     let prepared = events
         .iter()
         .enumerate()
         .map(|(i, e)| prepare(inner, e, i))
         .collect::<Result<Vec<_>>>()?;
+    write_prepared(inner, prepared)
+}
+
+/// JSON lines in order, validated before anything is written: a bad line fails the batch
+/// with `Error::BadLine` naming its 1-based position in `lines`.
+pub(crate) fn append_json_batch(inner: &Arc<Inner>, lines: &[&[u8]]) -> Result<Vec<Receipt>> {
+    if inner.read_only {
+        return Err(Error::ReadOnly);
+    }
+    inner.poison.check()?;
+    let prepared = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            prepare_json(inner, l).map_err(|e| Error::BadLine {
+                line: i as u64 + 1,
+                message: match e {
+                    Error::InvalidEvent(m) => m,
+                    other => other.to_string(),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    write_prepared(inner, prepared)
+}
+
+fn write_prepared(inner: &Arc<Inner>, prepared: Vec<Prepared>) -> Result<Vec<Receipt>> {
+    if prepared.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut receipts = Vec::with_capacity(prepared.len());
     let (last_seq, want) = {
         let mut guard = inner.writer.lock();
@@ -321,11 +461,11 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
         inner.poison.check()?;
         let _unwind = PoisonOnUnwind(inner);
         for p in prepared {
-            let (seq, mac) = match write_one(inner, w, &p.payload, &p.digest, p.ts) {
+            let (seq, mac) = match write_one(inner, w, &p.payload, &p.keys, &p.digest, p.ts) {
                 Ok(x) => x,
                 Err(e) if receipts.is_empty() => return Err(e),
                 Err(e) => {
-                    w.active.map.publish(w.active.offset);
+                    publish(w);
                     return Err(Error::BatchInterrupted {
                         appended: receipts,
                         source: Box::new(e),
@@ -615,6 +755,7 @@ pub(crate) fn activate(
         records_end: committed,
         index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::new(
             header.first_seq,
+            committed,
         ))),
         index_writable: true,
     });

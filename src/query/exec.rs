@@ -251,7 +251,7 @@ pub(crate) fn entry(
         .into_event(f.ts)
         .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;
     if !include_details {
-        event.details = serde_json::Value::Null;
+        event.details = crate::event::Details::none();
     }
     seg.check_mapped()?;
     Ok(AuditLogEntry {
@@ -268,9 +268,9 @@ pub(crate) fn entry(
     })
 }
 
-fn snapshot_of(segs: &[Arc<Segment>]) -> Result<u64> {
+fn snapshot_of(segs: &[Arc<Segment>], auth: crate::index::IndexAuth<'_>) -> Result<u64> {
     match segs.last() {
-        Some(s) => s.with_index(|i| i.first_seq + i.len() as u64),
+        Some(s) => s.with_index(auth, |i| i.first_seq + i.len() as u64),
         None => Ok(0),
     }
 }
@@ -287,7 +287,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
     let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
     let snapshot = match cursor {
         Some(c) => c.snapshot,
-        None => snapshot_of(&segs)?,
+        None => snapshot_of(&segs, inner.index_auth())?,
     };
     let after = |ts: i64, seq: u64| match (cursor, q.order) {
         (None, _) => true,
@@ -311,7 +311,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
         {
             continue;
         }
-        seg.with_index(|idx| {
+        seg.with_index(inner.index_auth(), |idx| {
             if let Some((t, r)) = time_only(idx, q, snapshot, cursor, si, keep, &mut hits) {
                 total += t;
                 remaining += r;
@@ -475,14 +475,14 @@ pub(crate) fn for_each_match(
     mut f: impl FnMut(&Segment, &Hit) -> Result<()>,
 ) -> Result<()> {
     let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
-    let snapshot = snapshot_of(&segs)?;
+    let snapshot = snapshot_of(&segs, inner.index_auth())?;
     let order: Vec<usize> = match q.order {
         Order::Asc => (0..segs.len()).collect(),
         Order::Desc => (0..segs.len()).rev().collect(),
     };
     for si in order {
         let seg = &segs[si];
-        let hits: Vec<Hit> = seg.with_index(|idx| {
+        let hits: Vec<Hit> = seg.with_index(inner.index_auth(), |idx| {
             let mut ords = segment_matches(idx, q, snapshot);
             if q.order == Order::Desc {
                 ords.reverse();

@@ -129,7 +129,7 @@ fn audit_event(action: &str, severity: Severity, details: serde_json::Value) -> 
     let mut e = Event::new("audit_log", action);
     e.severity = severity;
     e.actor.user_id = Some("auditlog".into());
-    e.details = details;
+    e.details = details.into();
     e
 }
 
@@ -413,7 +413,7 @@ fn content_overrides(
                 continue;
             }
             let mut targets: Vec<u64> = Vec::new();
-            seg.with_index(|idx| {
+            seg.with_index(inner.index_auth(), |idx| {
                 for &o in idx.postings(Field::EventType, &event_type) {
                     if idx.ts[o as usize] < cutoff {
                         targets.push(idx.first_seq + o as u64);
@@ -492,7 +492,7 @@ fn seal_active_if_needed(inner: &Arc<Inner>, seqs: &[u64]) -> Result<()> {
         let mut g = inner.writer.lock();
         let w = g.as_mut().ok_or(Error::ReadOnly)?;
         if w.active.count > 0 && seqs.iter().any(|&s| s >= w.active.first_seq) {
-            w.active.map.publish(w.active.offset);
+            crate::log::publish(w);
             crate::log::roll_for_maintenance(inner, w)?;
         }
     }
@@ -587,7 +587,7 @@ pub(crate) fn seqs_of_actor(inner: &Inner, user_id: &str) -> Result<Vec<u64>> {
     let segs = inner.segments.read().clone();
     let mut out = Vec::new();
     for seg in segs {
-        seg.with_index(|i| {
+        seg.with_index(inner.index_auth(), |i| {
             out.extend(
                 i.postings(Field::UserId, user_id)
                     .iter()

@@ -45,7 +45,7 @@ pub fn event(day: u32, j: u32, per_day: u32) -> Event {
     e.actor.user_id = Some(format!("user-{u}"));
     e.actor.email = Some(format!("user-{u}@example.com"));
     e.actor.ip_address = Some(format!("10.0.{day}.{}", j % 250).parse().unwrap());
-    e.details = serde_json::json!({"day": day, "j": j, "pad": "p".repeat(200)});
+    e.details = serde_json::json!({"day": day, "j": j, "pad": "p".repeat(200)}).into();
     e
 }
 

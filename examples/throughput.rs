@@ -1,0 +1,44 @@
+//! Quick throughput probe (not a benchmark of record; see benches/versus_sqlite.rs):
+//! `cargo run --release --example throughput -- [events] [buffered|sync] [threads]`.
+use auditlog::{sample::Generator, Durability, HmacKey, Log, Options};
+use std::time::Instant;
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).map_or(1_000_000, |s| s.parse().unwrap());
+    let dur = match args.get(2).map(|s| s.as_str()) {
+        Some("sync") => Durability::Sync,
+        _ => Durability::Buffered,
+    };
+    let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
+    let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let evs: Vec<_> = Generator::standard(1).take(n).collect();
+    let t0 = Instant::now();
+    let log = Log::open(
+        dir.path(),
+        Options::new(HmacKey::from_bytes(&[7; 32]).unwrap()).durability(dur),
+    )
+    .unwrap();
+    let t1 = Instant::now();
+    let per = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        for part in evs.chunks(per) {
+            let log = log.clone();
+            s.spawn(move || {
+                for e in part {
+                    log.append(e).unwrap();
+                }
+            });
+        }
+    });
+    let t2 = Instant::now();
+    drop(log);
+    let t3 = Instant::now();
+    println!(
+        "{n} events, {threads} threads, {dur:?}: while appending {:.0}/s, incl open+close {:.0}/s (open {:?}, close {:?})",
+        n as f64 / (t2 - t1).as_secs_f64(),
+        n as f64 / (t3 - t0).as_secs_f64(),
+        t1 - t0,
+        t3 - t2
+    );
+}
