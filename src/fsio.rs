@@ -145,6 +145,16 @@ pub(crate) fn set_len(name: &'static str, file: &File, len: u64) -> io::Result<(
     Ok(())
 }
 
+/// Reserves the blocks of `[0, len)` and sets the length (`posix_fallocate`): reads as zeros
+/// like `set_len`, but a later store into the range never needs a new block.
+pub(crate) fn allocate(name: &'static str, file: &File, len: u64) -> io::Result<()> {
+    point(name)?;
+    crate::mmap::allocate(file, len)?;
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::trace::set_len(file, len);
+    Ok(())
+}
+
 /// `fdatasync`: the file's data (and the size, when it changed) is durable.
 pub(crate) fn sync_data(name: &'static str, file: &File) -> io::Result<()> {
     point(name)?;

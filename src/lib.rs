@@ -61,8 +61,8 @@ pub use event::{
 };
 pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use log::{
-    Durability, Log, Options, Receipt, Record, RecordIter, RecoveryReport, Stats, TornTail,
-    WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
+    Durability, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport, Stats,
+    TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
 pub use query::{
     parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT,

@@ -12,8 +12,9 @@
 //!   auditlog writer modifies or truncates a mapped segment;
 //! - a mapped file is never truncated below the committed length while a map exists; sealing
 //!   trims only the zero tail *after* the footer, which no reader touches;
-//! - files are preallocated with real zero blocks, so a page fault in the mapped range never
-//!   needs a block allocation (no SIGBUS on a full disk).
+//! - files are preallocated before they are mapped, with real zero blocks or with
+//!   `posix_fallocate` ([`allocate`]), so a page fault in the mapped range never needs a data
+//!   block allocation (a full disk fails at segment creation, not as SIGBUS later).
 //!
 //! # The SIGBUS guard
 //!
@@ -47,6 +48,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{Mmap, MmapMut};
 use parking_lot::Mutex;
+
+/// `posix_fallocate(2)` of `[0, len)`: reserves the file's blocks (as unwritten extents where
+/// the file system has them, so no data is written) and sets its size. Where the file system
+/// cannot reserve, glibc writes the blocks instead, so the outcome is the same: every block
+/// of the range exists, and `ENOSPC` is reported here rather than by a later store through a
+/// map. Not a mapping operation, but a foreign function call, so it lives with the crate's
+/// other `unsafe`.
+pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    loop {
+        // SAFETY: `posix_fallocate` reads no memory of ours; it takes a descriptor that `file`
+        // keeps open for the duration of the call, and two integers. It returns an error
+        // number instead of setting `errno`.
+        let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        match r {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
 
 /// An immutable map of a whole file.
 pub struct ReadMap {

@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub(crate) use open::set_aside_removed;
 pub use open::{RecoveryReport, TornTail};
-pub use options::{Durability, Options, WritePath, MIN_SEGMENT_BYTES};
+pub use options::{Durability, Options, Preallocation, WritePath, MIN_SEGMENT_BYTES};
 pub use reader::{Record, RecordIter};
 
 use crate::chain::{Chain, Hash};

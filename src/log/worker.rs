@@ -244,7 +244,7 @@ fn prepare_spare(ctx: &Ctx, size: u64) {
     let path = ctx.dir.join(format!("next-{}.prealloc", now_nanos()));
     // A failure here (full disk) is not fatal: the next roll creates its segment itself and
     // reports the error on the append path.
-    if let Ok(file) = segment::preallocate_zeroed(&path, size) {
+    if let Ok(file) = segment::preallocate(&path, size, inner.opts.zero_fill()) {
         if let Some(old) = inner.spare.lock().replace(Spare { path, file, size }) {
             let _ = crate::fsio::remove("leftover.remove", &old.path);
         }

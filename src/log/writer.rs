@@ -50,9 +50,10 @@ pub(crate) struct WriterState {
     /// a sync leader syncs them before the active segment, so a checkpoint never covers an
     /// unsynced record.
     pub(crate) unsynced: Vec<(Arc<File>, PathBuf)>,
-    /// Whether the worker was asked to prepare the next segment's file yet. It is asked once
-    /// the active segment is half full, so the spare is ready before the roll and its zero
-    /// fill does not compete with a freshly opened log.
+    /// Whether the worker was asked to prepare the next segment's file yet. A reserved spare
+    /// (`fallocate`) is asked for at every roll (the first roll after open reserves its own
+    /// file, a fraction of a millisecond); a zero-filled one once the active
+    /// segment is half full, so that its writes do not compete with a freshly opened log.
     pub(crate) spare_asked: bool,
     /// Index keys of records written but not yet published: `[offset u32][len u32][keys]`...
     pub(crate) staged: Vec<u8>,
@@ -676,6 +677,12 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
     }
     w.spare_asked = false;
     if let Some(wk) = inner.worker.lock().as_ref() {
+        // A reserved (not zero-filled) spare is cheap: ask for the next one at once, ahead of
+        // the seal, so that it is ready long before the next roll.
+        if !inner.opts.zero_fill() {
+            w.spare_asked = true;
+            wk.send(Msg::PrepareSpare(inner.opts.segment_bytes));
+        }
         if old.count > 0 {
             wk.send(Msg::Seal(super::worker::SealJob::from_active(&old, w.prev)));
         }
@@ -707,7 +714,9 @@ pub(crate) fn create_segment(
                 .dir
                 .join(format!("{}.tmp", segment::segment_name(header.first_seq)));
             let _ = fsio::remove_if_exists("segment.create", &tmp);
-            let f = segment::preallocate_zeroed(&tmp, size)?;
+            // Never a zero fill here: this runs on the appender's thread (or in open), and
+            // reserving the blocks costs a fraction of a millisecond.
+            let f = segment::preallocate(&tmp, size, false)?;
             fsio::write_at("segment.header", &f, &hdr, 0)
                 .and_then(|_| fsio::sync_data("segment.header", &f))
                 .and_then(|_| fsio::rename("segment.install", &tmp, &path))
