@@ -1,6 +1,6 @@
 //! Quick throughput probe (not a benchmark of record; see benches/versus_sqlite.rs):
-//! `cargo run --release --example throughput -- [events] [buffered|sync] [threads]`.
-use auditlog::{sample::Generator, Durability, HmacKey, Log, Options};
+//! `cargo run --release --example throughput -- [events] [buffered|sync] [threads] [auto|zero|fallocate]`.
+use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation};
 use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -10,13 +10,20 @@ fn main() {
         _ => Durability::Buffered,
     };
     let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
+    let pre = match args.get(4).map(|s| s.as_str()) {
+        Some("zero") => Preallocation::ZeroFill,
+        Some("fallocate") => Preallocation::Fallocate,
+        _ => Preallocation::Auto,
+    };
     let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
     let dir = tempfile::tempdir_in(base).unwrap();
     let evs: Vec<_> = Generator::standard(1).take(n).collect();
     let t0 = Instant::now();
     let log = Log::open(
         dir.path(),
-        Options::new(HmacKey::from_bytes(&[7; 32]).unwrap()).durability(dur),
+        Options::new(HmacKey::from_bytes(&[7; 32]).unwrap())
+            .durability(dur)
+            .preallocation(pre),
     )
     .unwrap();
     let t1 = Instant::now();
@@ -35,7 +42,7 @@ fn main() {
     drop(log);
     let t3 = Instant::now();
     println!(
-        "{n} events, {threads} threads, {dur:?}: while appending {:.0}/s, incl open+close {:.0}/s (open {:?}, close {:?})",
+        "{n} events, {threads} threads, {dur:?}, {pre:?}: while appending {:.0}/s, incl open+close {:.0}/s (open {:?}, close {:?})",
         n as f64 / (t2 - t1).as_secs_f64(),
         n as f64 / (t3 - t0).as_secs_f64(),
         t1 - t0,
