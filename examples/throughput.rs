@@ -1,5 +1,6 @@
 //! Quick throughput probe (not a benchmark of record; see benches/versus_sqlite.rs):
-//! `cargo run --release --example throughput -- [events] [buffered|sync] [threads] [auto|zero|fallocate]`.
+//! `cargo run --release --example throughput -- [events] [buffered|sync|json] [threads] [auto|zero|fallocate]`
+//! (`json`: Buffered, each thread's events as JSON lines through `append_json_batch` of 1,000).
 use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation};
 use std::time::Instant;
 fn main() {
@@ -26,8 +27,28 @@ fn main() {
             .preallocation(pre),
     )
     .unwrap();
+    let json = args.get(2).is_some_and(|s| s == "json");
+    let lines: Vec<Vec<u8>> = if json {
+        evs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+    } else {
+        Vec::new()
+    };
     let t1 = Instant::now();
     let per = n.div_ceil(threads);
+    if json {
+        std::thread::scope(|s| {
+            for part in lines.chunks(per) {
+                let log = log.clone();
+                s.spawn(move || {
+                    for c in part.chunks(1000) {
+                        let refs: Vec<&[u8]> = c.iter().map(|l| l.as_slice()).collect();
+                        log.append_json_batch(&refs).unwrap();
+                    }
+                });
+            }
+        });
+    }
+    let evs = if json { &evs[..0] } else { &evs[..] };
     std::thread::scope(|s| {
         for part in evs.chunks(per) {
             let log = log.clone();
