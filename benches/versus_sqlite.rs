@@ -666,6 +666,17 @@ fn ms(t: Duration) -> String {
     format!("{:.1} ms", t.as_secs_f64() * 1e3)
 }
 
+/// One "events/s" row of the ingest table: auditlog's and the other side's rates over `n`
+/// events and their ratio.
+fn rate_row(label: &str, n: usize, auditlog: Duration, other: Duration) {
+    println!(
+        "| {label} | {} | {} | {} |",
+        group(rate(n, auditlog)),
+        group(rate(n, other)),
+        ratio(rate(n, auditlog), rate(n, other))
+    );
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 {
         format!("{:.2}×", a / b)
@@ -1378,47 +1389,47 @@ fn main() -> Res<()> {
     println!();
     println!("| workload | auditlog | SQLite | ratio |");
     println!("|---|---:|---:|---:|");
-    println!(
-        "| bulk ingest, 1 thread: `append`, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s) | {} | {} | {} |",
-        group(rate(n, al_one.elapsed)),
-        group(rate(n, sq_one.elapsed)),
-        ratio(rate(n, al_one.elapsed), rate(n, sq_one.elapsed))
+    rate_row(
+        "bulk ingest, 1 thread: `append`, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s)",
+        n,
+        al_one.elapsed,
+        sq_one.elapsed,
     );
-    println!(
-        "| bulk ingest, 1 thread: `append_batch(1000)`, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s) | {} | {} | {} |",
-        group(rate(n, al_b.elapsed)),
-        group(rate(n, sq_one.elapsed)),
-        ratio(rate(n, al_b.elapsed), rate(n, sq_one.elapsed))
+    rate_row(
+        "bulk ingest, 1 thread: `append_batch(1000)`, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s)",
+        n,
+        al_b.elapsed,
+        sq_one.elapsed,
     );
-    println!(
-        "| bulk ingest, 1 thread: `append_json_batch(1000)` of JSON lines, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s) | {} | {} | {} |",
-        group(rate(n, al_j.elapsed)),
-        group(rate(n, sq_one.elapsed)),
-        ratio(rate(n, al_j.elapsed), rate(n, sq_one.elapsed))
+    rate_row(
+        "bulk ingest, 1 thread: `append_json_batch(1000)` of JSON lines, Buffered vs 10k rows/txn, synchronous=NORMAL (events/s)",
+        n,
+        al_j.elapsed,
+        sq_one.elapsed,
     );
-    println!(
-        "| bulk ingest including open and close: `append` vs SQLite (events/s) | {} | {} | {} |",
-        group(rate(n, al_one.total)),
-        group(rate(n, sq_one.total)),
-        ratio(rate(n, al_one.total), rate(n, sq_one.total))
+    rate_row(
+        "bulk ingest including open and close: `append` vs SQLite (events/s)",
+        n,
+        al_one.total,
+        sq_one.total,
     );
-    println!(
-        "| bulk ingest, upper reference: `append` vs the naive log (chain + CRC into a BufWriter, no index), while appending (events/s) | {} | {} | {} |",
-        group(rate(n, al_one.elapsed)),
-        group(rate(n, naive.elapsed)),
-        ratio(rate(n, al_one.elapsed), rate(n, naive.elapsed))
+    rate_row(
+        "bulk ingest, upper reference: `append` vs the naive log (chain + CRC into a BufWriter, no index), while appending (events/s)",
+        n,
+        al_one.elapsed,
+        naive.elapsed,
     );
-    println!(
-        "| durable ingest, {SYNC_THREADS} threads: `append`, Sync vs 1 txn/event, synchronous=FULL (events/s) | {} | {} | {} |",
-        group(rate(s, al_sync_t)),
-        group(rate(s, sq_sync_t)),
-        ratio(rate(s, al_sync_t), rate(s, sq_sync_t))
+    rate_row(
+        &format!("durable ingest, {SYNC_THREADS} threads: `append`, Sync vs 1 txn/event, synchronous=FULL (events/s)"),
+        s,
+        al_sync_t,
+        sq_sync_t,
     );
-    println!(
-        "| verify: `open_read_only` + `verify` vs ordered scan recomputing the chain (events/s) | {} | {} | {} |",
-        group(rate(n, al_verify)),
-        group(rate(n, sq_verify)),
-        ratio(rate(n, al_verify), rate(n, sq_verify))
+    rate_row(
+        "verify: `open_read_only` + `verify` vs ordered scan recomputing the chain (events/s)",
+        n,
+        al_verify,
+        sq_verify,
     );
     println!(
         "| open for writing: `Log::open` vs open + read the chain tail (ms, median of {OPEN_RUNS}; lower is better) | {} | {} | {} |",
