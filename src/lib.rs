@@ -42,6 +42,7 @@ pub mod failpoints;
 pub mod format;
 mod fsio;
 mod index;
+mod ingest;
 mod log;
 mod mmap;
 mod nofollow;
@@ -49,23 +50,27 @@ mod query;
 mod retention;
 pub mod sample;
 mod segment;
+#[cfg(feature = "server")]
+pub mod server;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
 pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
 pub use codec::RedactionScope;
-pub use config::{AuditConfig, Config};
+pub use config::{AuditConfig, Config, ServerConfig, TokenConfig};
 pub use error::{Error, Result};
 pub use event::{
     format_ts, Actor, Details, Event, Resource, Severity, MAX_DETAILS_DEPTH, MAX_EVENT_ID_BYTES,
 };
 pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
+pub use ingest::{Admitted, IngestPolicy};
 pub use log::{
     Durability, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport, Stats,
     TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
 pub use query::{
-    parse_time, AuditLogEntry, IpNet, Order, Page, Query, Verification, DEFAULT_LIMIT, MAX_LIMIT,
+    parse_time, AuditLogEntry, Facet, FacetValue, IpNet, Order, Page, Query, Verification,
+    DEFAULT_LIMIT, FACET_DIMENSIONS, MAX_LIMIT,
 };
 /// What a redaction removed and why (on query results and records).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

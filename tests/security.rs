@@ -378,7 +378,8 @@ fn the_key_never_appears_in_library_output_errors_panics_or_files() {
         format!(
             "{:?}",
             Config {
-                audit_logs: literal.clone()
+                audit_logs: literal.clone(),
+                ..Config::default()
             }
         ),
     );

@@ -155,6 +155,26 @@ enum Command {
         #[arg(long)]
         content_only: bool,
     },
+    /// Serve the seed's REST API (`/api/audit-logs`, `/api/enterprise/audit-logs`) over the
+    /// data directory, with the bearer tokens of the config's `server` section. Stops
+    /// gracefully on SIGTERM or SIGINT.
+    #[cfg(feature = "server")]
+    Serve {
+        /// `host:port` to listen on (default: `server.listen`, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long, value_enum, default_value = "sync")]
+        durability: DurabilityArg,
+        /// Sync interval in milliseconds for `--durability interval`.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+    },
+    /// Print the `hmac-sha256:…` value that ingest stores for a secret in a hashed `details`
+    /// field (`audit_logs.hmac_fields`), to search for where a known secret was used. Reads
+    /// the value from stdin when none is given, so it stays out of shell history.
+    AuditHash { value: Option<String> },
+    /// Print the SHA-256 of a bearer token read from stdin, for `server.tokens[].sha256`.
+    TokenHash,
     /// Run the main job on an embedded default: a mixed workload, verification, throughput,
     /// and a tampered copy being caught.
     Demo {
@@ -267,6 +287,17 @@ fn build_query(
     auditlog::Query::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
 }
 
+#[cfg(feature = "server")]
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// Runs the CLI and returns the process exit status.
 pub fn run() -> i32 {
     let cli = Cli::parse();
@@ -280,10 +311,24 @@ pub fn run() -> i32 {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Error> {
-    match &cli.config {
-        Some(p) => Config::from_file(p),
-        None => Ok(Config::default()),
+    let mut cfg = match &cli.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env()?;
+    Ok(cfg)
+}
+
+fn read_stdin_value(what: &str) -> Result<String, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::io("reading", "stdin", e))?;
+    let v = s.trim_end_matches(['\n', '\r']).to_string();
+    if v.is_empty() {
+        return Err(Error::Config(format!("no {what} on stdin")));
     }
+    Ok(v)
 }
 
 fn write_options(cli: &Cli, cfg: &Config) -> Result<Options, Error> {
@@ -594,6 +639,41 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             );
+            Ok(0)
+        }
+        #[cfg(feature = "server")]
+        Command::Serve {
+            listen,
+            durability,
+            interval_ms,
+        } => {
+            init_tracing();
+            let d = match durability {
+                DurabilityArg::Sync => Durability::Sync,
+                DurabilityArg::Interval => {
+                    Durability::Interval(Duration::from_millis((*interval_ms).max(1)))
+                }
+                DurabilityArg::Buffered => Durability::Buffered,
+            };
+            let opts =
+                auditlog::server::log_options(&cfg, write_options(&cli, &cfg)?.durability(d));
+            let listen = listen.clone().unwrap_or_else(|| cfg.server.listen.clone());
+            let log = Log::open(&cli.data, opts)?;
+            auditlog::server::serve_blocking(log, cfg, &listen)?;
+            Ok(0)
+        }
+        Command::AuditHash { value } => {
+            let policy = auditlog::IngestPolicy::from_config(&cfg.audit_logs)?;
+            let v = match value {
+                Some(v) => v.clone(),
+                None => read_stdin_value("value")?,
+            };
+            println!("{}", policy.field_hash(v.as_bytes())?);
+            Ok(0)
+        }
+        Command::TokenHash => {
+            let t = read_stdin_value("token")?;
+            println!("{}", auditlog::hex(&auditlog::digest(t.as_bytes())));
             Ok(0)
         }
         Command::Demo { .. } => unreachable!("handled above"),

@@ -210,6 +210,11 @@ impl Log {
         writer::append_one(&self.inner, event)
     }
 
+    /// The largest encoded event this log accepts (`Options::max_event_bytes`).
+    pub fn max_event_bytes(&self) -> usize {
+        self.inner.opts.max_event_bytes
+    }
+
     /// Appends one event given as a JSON line in the seed's shape (the same fields and rules
     /// as [`Event`]'s JSON). Parses with borrowed fields straight into the record: `details`
     /// is validated once and stored as the text it arrived as. The path of the CLI's
@@ -223,6 +228,13 @@ impl Log {
     /// [`Error::BadLine`] naming its 1-based position in `lines`, and nothing is appended.
     pub fn append_json_batch(&self, lines: &[&[u8]]) -> Result<Vec<Receipt>> {
         writer::append_json_batch(&self.inner, lines)
+    }
+
+    /// Checks one JSON line exactly as [`append_json`](Self::append_json) would, without
+    /// writing anything: the error it would fail with (`InvalidEvent`, `EventTooLarge`, …),
+    /// or `Ok` when it would be appended.
+    pub fn check_json(&self, line: &[u8]) -> Result<()> {
+        writer::prepare_json(&self.inner, line).map(|_| ())
     }
 
     /// Appends events in order, under one lock acquisition and (with `Sync`) one sync.
@@ -295,6 +307,31 @@ impl Log {
     /// carries its `seq` and `verification {hash, verified}` (its MAC rechecked).
     pub fn query(&self, q: &crate::Query) -> Result<crate::Page> {
         crate::query::run(&self.inner, q)
+    }
+
+    /// The record with this seq as a returned event (seed shape, its MAC rechecked in
+    /// `verification`), or `None` when the log does not hold it.
+    pub fn event_at(&self, seq: u64) -> Result<Option<crate::AuditLogEntry>> {
+        crate::query::entry_at(&self.inner, seq, true)
+    }
+
+    /// The newest record whose `event_id` is `id`, its MAC rechecked. Event ids are the
+    /// caller's strings and are not indexed: this scans the log newest first, decoding only
+    /// each record's borrowed fields.
+    pub fn find_event(&self, id: &str) -> Result<Option<crate::AuditLogEntry>> {
+        crate::query::find_event_id(&self.inner, id, true)
+    }
+
+    /// The distinct values of each dimension (`event_type`, `action`, `status`, `severity`,
+    /// `user_id`, `email`, `ip_address`, `resource_type`, `resource_id`) over the events `q`
+    /// matches, with counts, most frequent first, at most `limit` values per dimension.
+    pub fn facets(
+        &self,
+        q: &crate::Query,
+        dimensions: &[&str],
+        limit: usize,
+    ) -> Result<Vec<crate::Facet>> {
+        crate::query::facets(&self.inner, q, dimensions, limit)
     }
 
     /// Streams every event matching `q` (its filters and order; not its limit or cursor) to

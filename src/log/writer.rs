@@ -101,7 +101,7 @@ impl SyncState {
 
 /// An event ready to be written: validated, id assigned, encoded, digested, index keys
 /// packed.
-struct Prepared {
+pub(crate) struct Prepared {
     payload: Vec<u8>,
     keys: Vec<u8>,
     digest: Hash,
@@ -195,7 +195,7 @@ fn admit_json<'a>(
     Ok((f, ts.unwrap_or_else(now_nanos)))
 }
 
-fn prepare_json(inner: &Inner, line: &[u8]) -> Result<Prepared> {
+pub(crate) fn prepare_json(inner: &Inner, line: &[u8]) -> Result<Prepared> {
     let ev = crate::event::EventRef::parse(line)?;
     let (mut id_buf, mut details_buf) = (String::new(), String::new());
     let (f, ts) = admit_json(&ev, &mut id_buf, &mut details_buf)?;

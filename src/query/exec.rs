@@ -495,3 +495,192 @@ pub(crate) fn for_each_match(
     }
     Ok(())
 }
+
+/// The record with this seq as a returned event (its MAC rechecked), if the log holds it.
+pub(crate) fn entry_at(
+    inner: &Inner,
+    seq: u64,
+    include_details: bool,
+) -> Result<Option<AuditLogEntry>> {
+    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let Some(si) = segs.iter().rposition(|s| s.header.first_seq <= seq) else {
+        return Ok(None);
+    };
+    let h = segs[si].with_index(inner.index_auth(), |idx| {
+        let ord = seq - idx.first_seq;
+        (ord < idx.len() as u64).then(|| hit(idx, si, ord as u32))
+    })?;
+    h.map(|h| entry(&segs[si], &h, &inner.chain, &inner.log_id, include_details))
+        .transpose()
+}
+
+/// The newest record whose `event_id` is `id`, scanning segments newest first and decoding
+/// only the borrowed fields of each record (no index holds event ids).
+pub(crate) fn find_event_id(
+    inner: &Inner,
+    id: &str,
+    include_details: bool,
+) -> Result<Option<AuditLogEntry>> {
+    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    for si in (0..segs.len()).rev() {
+        let seg = &segs[si];
+        let found = seg.with_index(inner.index_auth(), |idx| -> Result<Option<Hit>> {
+            let bytes = seg.bytes();
+            for ord in (0..idx.len()).rev() {
+                let off = idx.offsets[ord] as usize;
+                let f =
+                    decode_frame(bytes.get(off..).unwrap_or(&[])).map_err(|e| Error::Corrupt {
+                        file: seg.path.clone(),
+                        offset: off as u64,
+                        detail: format!("indexed record {}: {e}", idx.first_seq + ord as u64),
+                    })?;
+                if codec::decode_record_fields(f.payload, f.flags)
+                    .is_ok_and(|fields| fields.event_id == id)
+                {
+                    return Ok(Some(hit(idx, si, ord as u32)));
+                }
+            }
+            Ok(None)
+        })??;
+        if let Some(h) = found {
+            seg.check_mapped()?;
+            return entry(seg, &h, &inner.chain, &inner.log_id, include_details).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// One distinct value of a field and how many matching events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The distinct values of one field over the events a query matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Facet {
+    /// The dimension's name, as asked (`event_type`, `user_id`, …).
+    pub dimension: String,
+    /// How many distinct values there are (whatever `limit` kept).
+    pub distinct: u64,
+    /// The most frequent values first (ties by value), at most `limit` of them.
+    pub values: Vec<FacetValue>,
+}
+
+/// The dimensions [`Log::facets`](crate::Log::facets) takes.
+pub const FACET_DIMENSIONS: [&str; 9] = [
+    "event_type",
+    "action",
+    "status",
+    "severity",
+    "user_id",
+    "email",
+    "ip_address",
+    "resource_type",
+    "resource_id",
+];
+
+fn facet_field(name: &str) -> Option<Field> {
+    Some(match name {
+        "event_type" => Field::EventType,
+        "action" => Field::Action,
+        "status" => Field::Status,
+        "severity" => Field::Severity,
+        "user_id" => Field::UserId,
+        "email" => Field::Email,
+        "ip_address" | "ip" => Field::Ip,
+        "resource_type" => Field::ResourceType,
+        "resource_id" => Field::ResourceId,
+        _ => return None,
+    })
+}
+
+/// Counts the distinct values of each dimension over the events `q` matches (its filters;
+/// not its limit, cursor or page), from the term indexes.
+pub(crate) fn facets(inner: &Inner, q: &Query, dims: &[&str], limit: usize) -> Result<Vec<Facet>> {
+    q.validate()?;
+    if dims.is_empty() {
+        return Err(Error::InvalidQuery {
+            param: "dimensions".into(),
+            message: format!("name at least one of {}", FACET_DIMENSIONS.join(", ")),
+        });
+    }
+    let fields: Vec<Field> = dims
+        .iter()
+        .map(|d| {
+            facet_field(d).ok_or_else(|| Error::InvalidQuery {
+                param: "dimensions".into(),
+                message: format!(
+                    "unknown dimension {d:?}; expected one of {}",
+                    FACET_DIMENSIONS.join(", ")
+                ),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let snapshot = snapshot_of(&segs, inner.index_auth())?;
+    let (start, end) = bounds(q);
+    let mut counts: Vec<std::collections::HashMap<String, u64>> =
+        vec![std::collections::HashMap::new(); fields.len()];
+    for seg in &segs {
+        if seg.header.first_seq >= snapshot {
+            break;
+        }
+        if seg
+            .footer
+            .is_some_and(|f| f.max_ts < start || f.min_ts > end)
+        {
+            continue;
+        }
+        seg.with_index(inner.index_auth(), |idx| {
+            let ords = segment_matches(idx, q, snapshot);
+            if ords.is_empty() {
+                return;
+            }
+            // Every record of the segment matches: posting lengths are the counts.
+            let mask: Option<Vec<bool>> = (ords.len() != idx.len()).then(|| {
+                let mut m = vec![false; idx.len()];
+                for &o in &ords {
+                    m[o as usize] = true;
+                }
+                m
+            });
+            for (fi, field) in fields.iter().enumerate() {
+                for (term, posts) in &idx.terms[*field as usize] {
+                    let n = match &mask {
+                        None => posts.len(),
+                        Some(m) => posts.iter().filter(|&&o| m[o as usize]).count(),
+                    } as u64;
+                    if n > 0 {
+                        match counts[fi].get_mut(term.as_str()) {
+                            Some(c) => *c += n,
+                            None => {
+                                counts[fi].insert(term.clone(), n);
+                            }
+                        }
+                    }
+                }
+            }
+        })?;
+    }
+    Ok(dims
+        .iter()
+        .zip(counts)
+        .map(|(d, m)| {
+            let distinct = m.len() as u64;
+            let mut values: Vec<FacetValue> = m
+                .into_iter()
+                .map(|(value, count)| FacetValue { value, count })
+                .collect();
+            values
+                .sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            values.truncate(limit);
+            Facet {
+                dimension: d.to_string(),
+                distinct,
+                values,
+            }
+        })
+        .collect())
+}

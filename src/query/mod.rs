@@ -8,8 +8,8 @@ mod net;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-pub(crate) use exec::{entry, for_each_match, run};
-pub use exec::{AuditLogEntry, Page, Verification};
+pub(crate) use exec::{entry, entry_at, facets, find_event_id, for_each_match, run};
+pub use exec::{AuditLogEntry, Facet, FacetValue, Page, Verification, FACET_DIMENSIONS};
 pub use net::IpNet;
 
 use crate::error::{Error, Result};

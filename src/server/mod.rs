@@ -1,0 +1,153 @@
+//! `auditlog serve`: the seed's REST API over a data directory (feature `server`).
+//!
+//! Routes live under `/api/audit-logs` and, as an alias (the seed uses both),
+//! `/api/enterprise/audit-logs`. Every route but `/health` needs a bearer token from the
+//! config's `server.tokens`; roles are `ingest`, `read`, `export` and `admin`. Failed
+//! authentications and permission denials are appended as `authentication` /
+//! `authorization` events (rate-limited; repeated failures lock the address out), and every
+//! read, query, verification and export is appended as a `data_access` event, so the log
+//! records who looked at it. Storage calls run on tokio's blocking pool, never on the async
+//! workers. See `docs/SERVER.md`.
+
+mod api;
+mod auth;
+mod metrics;
+mod openapi;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ingest::IngestPolicy;
+use crate::log::Log;
+
+pub use auth::Role;
+
+/// Everything the handlers share.
+pub(crate) struct App {
+    pub log: Log,
+    pub cfg: Config,
+    pub tokens: auth::Tokens,
+    pub guard: auth::Guard,
+    pub policy: IngestPolicy,
+    pub metrics: metrics::Metrics,
+}
+
+/// A server ready to run: the log, its config, and the address it listens on.
+pub struct Server {
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+}
+
+impl Server {
+    /// Binds `listen` (`host:port`; port 0 picks a free one) for `log` under `cfg` (its
+    /// `audit_logs` policy, already merged with the environment, and its `server` section).
+    /// Refuses to start without tokens: every route but `/health` needs one.
+    pub fn bind(log: Log, cfg: Config, listen: &str) -> Result<Server> {
+        cfg.validate()?;
+        let tokens = auth::Tokens::from_config(&cfg.server)?;
+        if tokens.is_empty() {
+            return Err(Error::Config(
+                "server.tokens is empty: give at least one bearer token (see docs/SERVER.md)"
+                    .into(),
+            ));
+        }
+        let policy = IngestPolicy::from_config(&cfg.audit_logs)?;
+        let listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| Error::Config(format!("server.listen: cannot listen on {listen}: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Config(format!("server.listen: {listen}: {e}")))?;
+        Ok(Server {
+            app: Arc::new(App {
+                guard: auth::Guard::new(&cfg.server),
+                log,
+                tokens,
+                policy,
+                metrics: metrics::Metrics::default(),
+                cfg,
+            }),
+            listener,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("server.listen: {e}")))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
+    /// finish, and flushes the log. Call inside a tokio runtime. The checkpoint, retention
+    /// and archive schedules are the log's own background work: open it with
+    /// [`log_options`] so that they follow the `server` section.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .map_err(|e| Error::Config(format!("server.listen: {e}")))?;
+        let router = api::router(self.app.clone());
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        let log = self.app.log.clone();
+        let flushed = tokio::task::spawn_blocking(move || log.flush())
+            .await
+            .map_err(|e| Error::Config(format!("flush at shutdown: {e}")))?;
+        served.map_err(|e| Error::Config(format!("server: {e}")))?;
+        flushed
+    }
+}
+
+/// `opts` with the schedules of the `server` section: a signed checkpoint at least every
+/// `checkpoint_interval_secs` while events arrive, retention and archive runs every
+/// `retention_interval_secs` (they do nothing unless `retention_days` / `archive_days` are set).
+pub fn log_options(cfg: &Config, opts: crate::Options) -> crate::Options {
+    let s = &cfg.server;
+    let mut o = opts.retention_interval(
+        (s.retention_interval_secs > 0).then(|| Duration::from_secs(s.retention_interval_secs)),
+    );
+    if s.checkpoint_interval_secs > 0 {
+        o = o.checkpoint_interval(Duration::from_secs(s.checkpoint_interval_secs));
+    }
+    o
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining requests, then flushing the log");
+}
+
+/// Runs `auditlog serve`: binds, logs where, and serves until SIGTERM or SIGINT.
+pub fn serve_blocking(log: Log, cfg: Config, listen: &str) -> Result<()> {
+    let server = Server::bind(log, cfg, listen)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("auditlog-http")
+        .build()
+        .map_err(|e| Error::Config(format!("starting the async runtime: {e}")))?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "auditlog serve listening");
+    // For scripts and tests that start the server on port 0.
+    println!("listening on http://{addr}");
+    rt.block_on(server.run(shutdown_signal()))?;
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The OpenAPI 3.1 description of every route, served at `/api/openapi.json`.
+
+use serde_json::{json, Value};
+
+use super::api::{ENTERPRISE_PREFIX, PREFIX};
+
+fn list_param(name: &str, description: &str) -> Value {
+    json!({
+        "name": name, "in": "query", "required": false, "description": description,
+        "style": "form", "explode": true,
+        "schema": {"type": "array", "items": {"type": "string"}}
+    })
+}
+
+fn str_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description,
+           "schema": schema})
+}
+
+/// Filter parameters shared by the query, filterdata and export routes.
+fn filter_params() -> Vec<Value> {
+    vec![
+        list_param("event_type", "Event types (OR-ed; also comma-separated)."),
+        list_param("action", "Actions."),
+        list_param("status", "Statuses."),
+        json!({"name": "severity", "in": "query", "required": false, "style": "form",
+               "explode": true, "description": "Severities.",
+               "schema": {"type": "array", "items": {"type": "string",
+                          "enum": ["info", "low", "medium", "high", "critical"]}}}),
+        list_param("user_id", "Actor user ids."),
+        list_param("email", "Actor emails (case-insensitive)."),
+        list_param("ip", "Actor addresses or CIDR ranges (IPv4 or IPv6)."),
+        list_param("resource_type", "Resource types."),
+        list_param("resource_id", "Resource ids."),
+        str_param(
+            "start_date",
+            "Inclusive start: RFC 3339 or YYYY-MM-DD (a whole UTC day).",
+            json!({"type": "string"}),
+        ),
+        str_param(
+            "end_date",
+            "Inclusive end: RFC 3339 or YYYY-MM-DD (a whole UTC day).",
+            json!({"type": "string"}),
+        ),
+    ]
+}
+
+fn paging_params() -> Vec<Value> {
+    vec![
+        str_param(
+            "limit",
+            "Events per page (1 to 10000, default 100).",
+            json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+        ),
+        str_param(
+            "page",
+            "A 1-based page number, or the cursor of a next_page link.",
+            json!({"type": "string"}),
+        ),
+        str_param(
+            "cursor",
+            "The cursor of the previous page's next_page.",
+            json!({"type": "string"}),
+        ),
+        str_param(
+            "order",
+            "By timestamp, ties by seq.",
+            json!({"type": "string", "enum": ["asc", "desc"]}),
+        ),
+        str_param(
+            "include_details",
+            "Whether events carry details (default true).",
+            json!({"type": "boolean"}),
+        ),
+    ]
+}
+
+fn err(description: &str) -> Value {
+    json!({"description": description,
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn with_errors(mut responses: Value, codes: &[(&str, &str)]) -> Value {
+    let m = responses.as_object_mut().expect("responses object");
+    for (code, d) in [
+        ("401", "Missing or unknown bearer token."),
+        ("403", "The token lacks the route's role."),
+        (
+            "429",
+            "The address is locked out after failed authentications.",
+        ),
+    ]
+    .iter()
+    .chain(codes)
+    {
+        m.insert(code.to_string(), err(d));
+    }
+    responses
+}
+
+fn operation(id: &str, summary: &str, role: &str, params: Vec<Value>, responses: Value) -> Value {
+    json!({
+        "operationId": id,
+        "summary": summary,
+        "description": format!("Needs a token with the `{role}` role (or `admin`)."),
+        "security": [{"bearer": []}],
+        "parameters": params,
+        "responses": responses,
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (p, tag) in [(PREFIX, ""), (ENTERPRISE_PREFIX, "enterprise_")] {
+        let mut query_params = filter_params();
+        query_params.extend(paging_params());
+        paths.insert(
+            p.to_string(),
+            json!({
+                "get": operation(&format!("{tag}query"), "Query events (the seed's GET parameters)", "read",
+                    query_params,
+                    with_errors(json!({"200": ok("A page in the seed's shape.", json!({"$ref": "#/components/schemas/Page"}))}),
+                        &[("400", "A bad parameter, named in error.param.")])),
+                "post": {
+                    "operationId": format!("{tag}ingest"),
+                    "summary": "Append events: one JSON object, an array of them, or NDJSON",
+                    "description": "Needs the `ingest` role. Receipts are returned once the events are durable. A bad line is a 400 naming it; the lines before it are kept and their receipts are in the error body.",
+                    "security": [{"bearer": []}],
+                    "requestBody": {"required": true, "content": {
+                        "application/json": {"schema": {"oneOf": [
+                            {"$ref": "#/components/schemas/EventIn"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}},
+                        "application/x-ndjson": {"schema": {"type": "string"}}}},
+                    "responses": with_errors(json!({"200": ok("Receipts of the appended events.", json!({"$ref": "#/components/schemas/Ingested"}))}),
+                        &[("400", "A malformed or invalid event, named by line."),
+                          ("413", "An event over max_event_bytes, or a body over max_body_bytes."),
+                          ("503", "Audit logging is disabled or the log cannot accept writes."),
+                          ("507", "The disk is full.")]),
+                }
+            }),
+        );
+        paths.insert(format!("{p}/query"), json!({"post": {
+            "operationId": format!("{tag}query_post"),
+            "summary": "Query events with the seed's body",
+            "description": "Needs the `read` role. Unknown fields are refused by name.",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryBody"}}}},
+            "responses": with_errors(json!({"200": ok("A page in the seed's shape.", json!({"$ref": "#/components/schemas/Page"}))}),
+                &[("400", "An unknown field or a bad value, named in error.param.")]),
+        }}));
+        let mut fd = filter_params();
+        fd.push(json!({"name": "dimensions", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Fields to count (default all).",
+            "schema": {"type": "array", "items": {"type": "string", "enum": crate::FACET_DIMENSIONS}}}));
+        fd.push(str_param(
+            "values_limit",
+            "Values per dimension (1 to 10000, default 100).",
+            json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+        ));
+        paths.insert(format!("{p}/filterdata"), json!({"get": operation(&format!("{tag}filterdata"),
+            "Distinct values of fields, with counts", "read", fd,
+            with_errors(json!({"200": ok("Per dimension: distinct count and the most frequent values.", json!({"$ref": "#/components/schemas/FilterData"}))}),
+                &[("400", "A bad parameter.")]))}));
+        let mut ex = filter_params();
+        ex.push(str_param(
+            "format",
+            "jsonl (default) or csv.",
+            json!({"type": "string", "enum": ["jsonl", "csv"]}),
+        ));
+        ex.push(str_param(
+            "order",
+            "asc (log order, default) or desc.",
+            json!({"type": "string", "enum": ["asc", "desc"]}),
+        ));
+        ex.push(str_param(
+            "include_details",
+            "Whether events carry details.",
+            json!({"type": "boolean"}),
+        ));
+        paths.insert(
+            format!("{p}/export"),
+            json!({"get": operation(&format!("{tag}export"),
+            "Stream every matching event", "export", ex,
+            with_errors(json!({"200": {"description": "The events, streamed.", "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}}}}}), &[("400", "A bad parameter.")]))}),
+        );
+        paths.insert(format!("{p}/verify"), json!({
+            "get": operation(&format!("{tag}verify"), "Verify every record, the chain and the checkpoints", "read",
+                vec![str_param("skip_indexes", "Do not authenticate index side files.", json!({"type": "boolean"}))],
+                with_errors(json!({"200": ok("The verification report.", json!({"$ref": "#/components/schemas/VerifyReport"}))}), &[("400", "A bad parameter.")])),
+            "post": {
+                "operationId": format!("{tag}verify_against"),
+                "summary": "Verify against externally kept checkpoints",
+                "description": "Needs the `read` role.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/Checkpoint"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/Checkpoint"}}]}}}},
+                "responses": with_errors(json!({"200": ok("The verification report.", json!({"$ref": "#/components/schemas/VerifyReport"}))}), &[("400", "Not a checkpoint.")]),
+            }
+        }));
+        paths.insert(format!("{p}/checkpoint"), json!({"get": operation(&format!("{tag}checkpoint"),
+            "Sign a checkpoint of the latest record, for keeping elsewhere", "read", vec![],
+            with_errors(json!({"200": ok("The signed checkpoint.", json!({"$ref": "#/components/schemas/Checkpoint"}))}),
+                &[("409", "The log is empty.")]))}));
+        paths.insert(format!("{p}/audit-hash"), json!({"post": {
+            "operationId": format!("{tag}audit_hash"),
+            "summary": "The hmac-sha256 value ingest stores for a hashed details field",
+            "description": "Needs the `read` role.",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["value"], "additionalProperties": false,
+                "properties": {"value": {"type": "string"}}}}}},
+            "responses": with_errors(json!({"200": ok("The hash.", json!({"type": "object", "required": ["hash"], "properties": {"hash": {"type": "string"}}}))}),
+                &[("400", "A bad body."), ("409", "No field_hmac_key is configured.")]),
+        }}));
+        let id_param = json!({"name": "event_id", "in": "path", "required": true, "schema": {"type": "string"}});
+        paths.insert(format!("{p}/{{event_id}}"), json!({"get": operation(&format!("{tag}event"),
+            "One event by its event_id, its MAC rechecked", "read", vec![id_param.clone()],
+            with_errors(json!({"200": ok("The event.", json!({"$ref": "#/components/schemas/Event"}))}),
+                &[("404", "No such event.")]))}));
+        paths.insert(
+            format!("{p}/{{event_id}}/verify"),
+            json!({"get": operation(&format!("{tag}event_verify"),
+            "Recompute one event's MAC", "read", vec![id_param],
+            with_errors(json!({"200": ok("Whether the record verifies.", json!({"type": "object",
+                "required": ["valid", "hash", "seq", "event_id"],
+                "properties": {"valid": {"type": "boolean"}, "hash": {"type": "string"},
+                               "seq": {"type": "integer"}, "event_id": {"type": "string"}}}))}),
+                &[("404", "No such event.")]))}),
+        );
+    }
+    paths.insert(
+        "/health".into(),
+        json!({"get": {
+        "operationId": "health", "summary": "Liveness (no authentication)", "security": [],
+        "responses": {"200": ok("Alive.", json!({"type": "object", "required": ["status"],
+            "properties": {"status": {"type": "string"}, "next_seq": {"type": "integer"}}}))}}}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": operation("metrics", "Prometheus metrics", "read", vec![],
+        with_errors(json!({"200": {"description": "Text exposition format 0.0.4.",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}}), &[]))}),
+    );
+    paths.insert(
+        "/api/openapi.json".into(),
+        json!({"get": operation("openapi", "This document", "read", vec![],
+        with_errors(json!({"200": ok("OpenAPI 3.1.", json!({"type": "object"}))}), &[]))}),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "auditlog",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Tamper-evident audit log storage: the Bifrost audit-logs API over a hash-chained, HMAC-signed log. Every read, query, verification and export is itself recorded as a data_access event.",
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+        "paths": paths,
+    })
+}
+
+fn schemas() -> Value {
+    let strs = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
+        "Actor": {"type": "object", "properties": {
+            "user_id": {"type": ["string", "null"]}, "email": {"type": ["string", "null"]},
+            "ip_address": {"type": ["string", "null"]}}},
+        "Resource": {"type": ["object", "null"], "properties": {"type": {"type": "string"}, "id": {"type": ["string", "null"]}}},
+        "EventIn": {"type": "object", "required": ["event_type", "action"], "properties": {
+            "event_id": {"type": "string", "maxLength": 128},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "event_type": {"type": "string"}, "action": {"type": "string"},
+            "status": {"type": "string"},
+            "severity": {"type": "string", "enum": ["info", "low", "medium", "high", "critical"]},
+            "actor": {"$ref": "#/components/schemas/Actor"},
+            "resource": {"$ref": "#/components/schemas/Resource"},
+            "details": {"type": ["object", "null"]}}},
+        "Event": {"type": "object", "required": ["event_id", "timestamp", "event_type", "action", "seq", "verification"], "properties": {
+            "event_id": {"type": "string"}, "timestamp": {"type": "string"},
+            "event_type": {"type": "string"}, "action": {"type": "string"},
+            "status": {"type": "string"}, "severity": {"type": "string"},
+            "actor": {"$ref": "#/components/schemas/Actor"},
+            "resource": {"$ref": "#/components/schemas/Resource"},
+            "details": {"type": ["object", "null"]},
+            "seq": {"type": "integer"},
+            "verification": {"type": "object", "required": ["hash", "verified"], "properties": {
+                "hash": {"type": "string"}, "verified": {"type": "boolean"}}}}},
+        "Page": {"type": "object", "required": ["total_count", "returned_count", "page", "audit_logs", "next_page"], "properties": {
+            "total_count": {"type": "integer"}, "returned_count": {"type": "integer"},
+            "page": {"type": "integer"},
+            "audit_logs": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "next_page": {"type": ["string", "null"]}}},
+        "QueryBody": {"type": "object", "additionalProperties": false, "properties": {
+            "filters": {"type": "object", "additionalProperties": false, "properties": {
+                "event_types": strs, "actions": strs, "status": strs,
+                "severity": {"type": "array", "items": {"type": "string", "enum": ["info", "low", "medium", "high", "critical"]}},
+                "date_range": {"type": "object", "additionalProperties": false, "properties": {
+                    "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}},
+                "actors": {"type": "object", "additionalProperties": false, "properties": {
+                    "user_ids": strs, "emails": strs, "ip_addresses": strs}},
+                "resources": {"type": "object", "additionalProperties": false, "properties": {"types": strs, "ids": strs}}}},
+            "sort": {"type": "object", "additionalProperties": false, "properties": {
+                "field": {"type": "string", "enum": ["timestamp"]}, "order": {"type": "string", "enum": ["asc", "desc"]}}},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "include_details": {"type": "boolean"},
+            "cursor": {"type": "string"},
+            "page": {"type": "integer", "minimum": 1}}},
+        "Ingested": {"type": "object", "required": ["accepted", "dropped", "receipts"], "properties": {
+            "accepted": {"type": "integer"}, "dropped": {"type": "integer"},
+            "receipts": {"type": "array", "items": {"type": "object", "required": ["seq", "event_id", "hash"], "properties": {
+                "seq": {"type": "integer"}, "event_id": {"type": "string"}, "hash": {"type": "string"}}}}}},
+        "FilterData": {"type": "object", "required": ["dimensions"], "properties": {"dimensions": {
+            "type": "object", "additionalProperties": {"type": "object", "required": ["distinct", "values"], "properties": {
+                "distinct": {"type": "integer"},
+                "values": {"type": "array", "items": {"type": "object", "required": ["value", "count"], "properties": {
+                    "value": {"type": "string"}, "count": {"type": "integer"}}}}}}}}},
+        "Checkpoint": {"type": "object", "required": ["log_id", "seq", "hash", "count", "time", "time_ns", "mac"], "properties": {
+            "log_id": {"type": "string"}, "seq": {"type": "integer"}, "hash": {"type": "string"},
+            "count": {"type": "integer"}, "time": {"type": "string"}, "time_ns": {"type": "integer"},
+            "mac": {"type": "string"}}},
+        "VerifyReport": {"type": "object", "required": ["ok", "records"], "properties": {
+            "ok": {"type": "boolean"}, "records": {"type": "integer"}, "segments": {"type": "integer"},
+            "first_seq": {"type": ["integer", "null"]}, "last_seq": {"type": ["integer", "null"]},
+            "last_hash": {"type": ["string", "null"]},
+            "checkpoints_checked": {"type": "integer"}, "indexes_checked": {"type": "integer"},
+            "failure": {"type": ["object", "null"]},
+            "warnings": {"type": "array", "items": {"type": "string"}}}},
+    })
+}
