@@ -57,6 +57,19 @@ pub struct ServerConfig {
     /// nothing unless `retention_days` / `archive_days` are set.
     #[serde(default = "default_retention_interval")]
     pub retention_interval_secs: u64,
+    /// HTTPS instead of plain HTTP: a PEM certificate chain and its PEM private key.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls`: the files `auditlog serve` answers HTTPS with (rustls; TLS 1.2 and 1.3).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediates.
+    pub cert: std::path::PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 fn default_listen() -> String {
@@ -100,6 +113,7 @@ impl Default for ServerConfig {
             lockout_secs: default_lockout_secs(),
             checkpoint_interval_secs: default_checkpoint_interval(),
             retention_interval_secs: default_retention_interval(),
+            tls: None,
         }
     }
 }

@@ -57,7 +57,7 @@ mod verify;
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
 pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};
 pub use codec::RedactionScope;
-pub use config::{AuditConfig, Config, ServerConfig, TokenConfig};
+pub use config::{AuditConfig, Config, ServerConfig, TlsConfig, TokenConfig};
 pub use error::{Error, Result};
 pub use event::{
     format_ts, Actor, Details, Event, Resource, Severity, MAX_DETAILS_DEPTH, MAX_EVENT_ID_BYTES,

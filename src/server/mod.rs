@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod metrics;
 mod openapi;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub(crate) struct App {
 pub struct Server {
     app: Arc<App>,
     listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -56,6 +58,12 @@ impl Server {
             ));
         }
         let policy = IngestPolicy::from_config(&cfg.audit_logs)?;
+        let tls = cfg
+            .server
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| Error::Config(format!("server.listen: cannot listen on {listen}: {e}")))?;
         listener
@@ -71,7 +79,17 @@ impl Server {
                 cfg,
             }),
             listener,
+            tls,
         })
+    }
+
+    /// `https` when `server.tls` is set, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The address it listens on.
@@ -89,12 +107,24 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(self.listener)
             .map_err(|e| Error::Config(format!("server.listen: {e}")))?;
         let router = api::router(self.app.clone());
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match self.tls {
+            None => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(cfg) => {
+                use axum::serve::ListenerExt;
+                let listener = tls::TlsListener::new(listener, cfg)
+                    .map_err(|e| Error::Config(format!("server.tls: {e}")))?
+                    // tap_io gives the connection's peer address to ConnectInfo.
+                    .tap_io(|_| {});
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         let log = self.app.log.clone();
         let flushed = tokio::task::spawn_blocking(move || log.flush())
             .await
@@ -144,9 +174,10 @@ pub fn serve_blocking(log: Log, cfg: Config, listen: &str) -> Result<()> {
         .build()
         .map_err(|e| Error::Config(format!("starting the async runtime: {e}")))?;
     let addr = server.local_addr()?;
-    tracing::info!(%addr, "auditlog serve listening");
+    let scheme = server.scheme();
+    tracing::info!(%addr, scheme, "auditlog serve listening");
     // For scripts and tests that start the server on port 0.
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     rt.block_on(server.run(shutdown_signal()))?;
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())

@@ -112,7 +112,10 @@ impl Server {
         let addr = loop {
             match lines.next() {
                 Some(Ok(l)) => {
-                    if let Some(a) = l.strip_prefix("listening on http://") {
+                    if let Some(a) = l
+                        .strip_prefix("listening on http://")
+                        .or_else(|| l.strip_prefix("listening on https://"))
+                    {
                         break a.trim().parse::<SocketAddr>().expect("address");
                     }
                 }
@@ -260,7 +263,7 @@ pub fn request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> Response {
+pub fn parse_response(raw: &[u8]) -> Response {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
