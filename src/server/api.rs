@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -56,6 +56,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(app.cfg.server.max_body_bytes))
         .with_state(app)
@@ -211,6 +212,22 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
         "request"
     );
     resp
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// The `{event_id}` segment, or a JSON 400 (axum's own rejection is plain text).
+fn event_id_of(p: std::result::Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(id)| id).map_err(|e| {
+        ApiError::bad_request("bad_event_id", format!("event_id: {}", e.body_text()))
+            .param("event_id")
+    })
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -802,10 +819,11 @@ async fn event_get(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    id: std::result::Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let route = format!("{}/{{event_id}}", prefix_of(&uri));
     let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let id = event_id_of(id)?;
     let entry = find(&app, &id).await?;
     record_access(
         &app,
@@ -838,10 +856,11 @@ async fn event_verify(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    id: std::result::Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let route = format!("{}/{{event_id}}/verify", prefix_of(&uri));
     let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let id = event_id_of(id)?;
     let entry = find(&app, &id).await?;
     record_access(
         &app,

@@ -224,7 +224,7 @@ pub fn document() -> Value {
         paths.insert(format!("{p}/{{event_id}}"), json!({"get": operation(&format!("{tag}event"),
             "One event by its event_id, its MAC rechecked", "read", vec![id_param.clone()],
             with_errors(json!({"200": ok("The event.", json!({"$ref": "#/components/schemas/Event"}))}),
-                &[("404", "No such event.")]))}));
+                &[("400", "The event_id is not valid UTF-8 once percent-decoded."), ("404", "No such event.")]))}));
         paths.insert(
             format!("{p}/{{event_id}}/verify"),
             json!({"get": operation(&format!("{tag}event_verify"),
@@ -233,7 +233,7 @@ pub fn document() -> Value {
                 "required": ["valid", "hash", "seq", "event_id"],
                 "properties": {"valid": {"type": "boolean"}, "hash": {"type": "string"},
                                "seq": {"type": "integer"}, "event_id": {"type": "string"}}}))}),
-                &[("404", "No such event.")]))}),
+                &[("400", "The event_id is not valid UTF-8 once percent-decoded."), ("404", "No such event.")]))}),
         );
     }
     paths.insert(
@@ -282,10 +282,12 @@ fn schemas() -> Value {
             "ip_address": {"type": ["string", "null"]}}},
         "Resource": {"type": ["object", "null"], "properties": {"type": {"type": "string"}, "id": {"type": ["string", "null"]}}},
         "EventIn": {"type": "object", "required": ["event_type", "action"], "properties": {
-            "event_id": {"type": "string", "maxLength": 128},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "event_type": {"type": "string"}, "action": {"type": "string"},
-            "status": {"type": "string"},
+            "event_id": {"type": "string", "minLength": 1, "maxLength": 128,
+                         "description": "1 to 128 bytes of UTF-8; default: evt_<seq>."},
+            "timestamp": {"type": "string", "format": "date-time",
+                          "description": "RFC 3339, years 1678 to 2261 (nanoseconds in an i64); default: now."},
+            "event_type": {"type": "string", "minLength": 1}, "action": {"type": "string", "minLength": 1},
+            "status": {"type": "string", "minLength": 1},
             "severity": {"type": "string", "enum": ["info", "low", "medium", "high", "critical"]},
             "actor": {"$ref": "#/components/schemas/Actor"},
             "resource": {"$ref": "#/components/schemas/Resource"},
