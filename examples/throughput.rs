@@ -1,14 +1,17 @@
 //! Quick throughput probe (not a benchmark of record; see benches/versus_sqlite.rs):
-//! `cargo run --release --example throughput -- [events] [buffered|sync|json] [threads] [auto|zero|fallocate]`
-//! (`json`: Buffered, each thread's events as JSON lines through `append_json_batch` of 1,000).
+//! `cargo run --release --example throughput -- [events] [buffered|sync|json|json-sync] [threads] [auto|zero|fallocate]`
+//! (`json`, `json-buffered`, `json-sync`: each thread's events as JSON lines through
+//! `append_json_batch` of 1,000, under Buffered or Sync).
 use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation};
 use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).map_or(1_000_000, |s| s.parse().unwrap());
-    let dur = match args.get(2).map(|s| s.as_str()) {
-        Some("sync") => Durability::Sync,
-        _ => Durability::Buffered,
+    let mode = args.get(2).map_or("buffered", |s| s.as_str());
+    let dur = if mode.ends_with("sync") {
+        Durability::Sync
+    } else {
+        Durability::Buffered
     };
     let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
     let pre = match args.get(4).map(|s| s.as_str()) {
@@ -27,7 +30,7 @@ fn main() {
             .preallocation(pre),
     )
     .unwrap();
-    let json = args.get(2).is_some_and(|s| s == "json");
+    let json = mode.starts_with("json");
     let lines: Vec<Vec<u8>> = if json {
         evs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
     } else {
