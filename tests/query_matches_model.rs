@@ -659,6 +659,29 @@ proptest! {
     ) {
         run_case(&batches, &queries, &extra)?;
     }
+
+    /// The same with events appended in timestamp order (the usual case: stamped on arrival),
+    /// so whole segments have ascending timestamps and queries take a page from a segment's
+    /// matches without sorting them; the concurrent appends go back in time again.
+    #[test]
+    fn query_matches_model_time_ordered(
+        batches in prop::collection::vec(prop::collection::vec(ev(), 1..300), 2..=4),
+        queries in prop::collection::vec(query(), 6..=10),
+        extra in prop::collection::vec(ev(), 40..240),
+    ) {
+        let mut all: Vec<Ev> = batches.iter().flatten().cloned().collect();
+        all.sort_by_key(Ev::ts);
+        let mut sorted = Vec::new();
+        let mut rest = &all[..];
+        for b in &batches {
+            let (head, tail) = rest.split_at(b.len());
+            sorted.push(head.to_vec());
+            rest = tail;
+        }
+        let mut extra = extra;
+        extra.sort_by_key(Ev::ts);
+        run_case(&sorted, &queries, &extra)?;
+    }
 }
 
 /// The model's CIDR test agrees with the documented examples (so a disagreement above is the

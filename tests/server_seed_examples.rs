@@ -540,7 +540,7 @@ fn expected(events: &[Value], matches: impl Fn(&Value) -> bool) -> Vec<String> {
         .filter(|(_, e)| matches(e))
         .map(|(i, e)| (ts(e), i, e["event_id"].as_str().unwrap().to_string()))
         .collect();
-    m.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    m.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
     m.into_iter().map(|(_, _, id)| id).collect()
 }
 

@@ -22,7 +22,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$work/stdout")
-rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$pid/status"; }
+rss() { awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {printf "%d MiB (anon %d MiB)", r/1024, a/1024}' "/proc/$pid/status"; }
 export BENCH_TOKEN
 # One seed-shaped event of ~300 B, and a body of 1,000 of them as NDJSON.
 event='{"event_type":"authentication","action":"user_login","status":"failed","severity":"medium","actor":{"user_id":"user-alice-001","email":"alice@company.com","ip_address":"203.0.113.42"},"resource":{"type":"session","id":"sess-9f8e7d"},"details":{"auth_method":"password","failure_reason":"invalid_password","attempts_count":3,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}}'
@@ -57,7 +57,9 @@ echo "server durability $durability, $dur s per run, wrk -t2 on loopback; RSS at
 run() { # name, connections, script, path
     local out
     out=$(wrk -t2 -c"$2" -d"${dur}s" --latency -s "$3" "$url$4" | grep RESULT)
-    echo "$1 (c=$2): ${out#RESULT } | RSS after $(rss)"
+    local idx
+    idx=$(curl -sf -H "Authorization: Bearer $BENCH_TOKEN" "$url/metrics" | awk '/^auditlog_index_memory_bytes/ {printf "%d", $2/1048576}')
+    echo "$1 (c=$2): ${out#RESULT } | RSS after $(rss), index ${idx} MiB"
 }
 run "single-event ingest" 64 "$work/one.lua" /api/audit-logs
 run "1,000-event batches" 8 "$work/batch.lua" /api/audit-logs

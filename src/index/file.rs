@@ -196,6 +196,7 @@ pub(crate) fn decode(
     idx.max_ts = r.i64()?;
     idx.offsets = (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?;
     idx.ts = (0..n).map(|_| r.i64()).collect::<Result<_, _>>()?;
+    idx.ts_ascending = idx.ts.windows(2).all(|w| w[0] <= w[1]);
     idx.time = (0..n)
         .map(|_| Ok((r.i64()?, r.u32()?)))
         .collect::<Result<_, IndexFileError>>()?;

@@ -123,6 +123,10 @@ pub struct SegIndex {
     pub max_ts: i64,
     /// Set when `time` needs sorting (records arrived out of timestamp order).
     time_unsorted: bool,
+    /// `ts` never decreases from one ordinal to the next, so ordinal order is
+    /// `(timestamp, seq)` order (the usual case: events stamped as they arrive). Queries use it
+    /// to take a page from a segment's matches without sorting them all.
+    pub ts_ascending: bool,
 }
 
 impl SegIndex {
@@ -131,6 +135,7 @@ impl SegIndex {
             first_seq,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
+            ts_ascending: true,
             ..Default::default()
         }
     }
@@ -170,6 +175,9 @@ impl SegIndex {
 
     fn add_values(&mut self, offset: u32, ts: i64, values: &[Option<&str>; FIELDS]) {
         let ord = self.offsets.len() as u32;
+        if self.ts.last().is_some_and(|&last| last > ts) {
+            self.ts_ascending = false;
+        }
         self.offsets.push(offset);
         self.ts.push(ts);
         if self.time.last().is_some_and(|&(last, _)| last > ts) {

@@ -319,11 +319,32 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
             }
             let ords = segment_matches(idx, q, snapshot);
             total += ords.len() as u64;
-            for o in ords {
-                let h = hit(idx, si, o);
-                if after(h.ts, h.seq) {
-                    remaining += 1;
-                    hits.push(h);
+            if idx.ts_ascending {
+                // Ordinal order is (timestamp, seq) order: the matches after the cursor are
+                // one run of `ords`, and only its `keep` nearest can make the page.
+                let key = |o: &u32| (idx.ts[*o as usize], idx.first_seq + u64::from(*o));
+                let run: &[u32] = match (cursor, q.order) {
+                    (None, _) => &ords,
+                    (Some(c), Order::Asc) => {
+                        &ords[ords.partition_point(|o| key(o) <= (c.ts, c.seq))..]
+                    }
+                    (Some(c), Order::Desc) => {
+                        &ords[..ords.partition_point(|o| key(o) < (c.ts, c.seq))]
+                    }
+                };
+                remaining += run.len() as u64;
+                let take = match q.order {
+                    Order::Asc => &run[..run.len().min(keep)],
+                    Order::Desc => &run[run.len().saturating_sub(keep)..],
+                };
+                hits.extend(take.iter().map(|&o| hit(idx, si, o)));
+            } else {
+                for o in ords {
+                    let h = hit(idx, si, o);
+                    if after(h.ts, h.seq) {
+                        remaining += 1;
+                        hits.push(h);
+                    }
                 }
             }
             // Keep memory bounded by the page size on broad queries.

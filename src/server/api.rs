@@ -578,8 +578,18 @@ async fn run_query(
     uri: &Uri,
     params: Vec<(String, String)>,
     route: &str,
+    from_body: bool,
 ) -> ApiResult<Response> {
-    let q = build_query(&params, &[])?;
+    let q = build_query(&params, &[]).map_err(|e| {
+        let sent = |n: &str| params.iter().any(|(k, _)| k == n);
+        rename_param(e, |p| match (from_body, p) {
+            (true, _) => body_field(p).map(str::to_string),
+            // The engine names a reversed range `end`: name it as the caller spelled it.
+            (false, "start") if sent("start_date") && !sent("start") => Some("start_date".into()),
+            (false, "end") if sent("end_date") && !sent("end") => Some("end_date".into()),
+            _ => None,
+        })
+    })?;
     let log = app.log.clone();
     let page = blocking(move || log.query(&q)).await?;
     let next_page = page.next_page.as_ref().map(|c| {
@@ -627,7 +637,7 @@ async fn query_get(
     let route = prefix_of(&uri);
     let caller = authorize(&app, &headers, peer, route, Role::Read).await?;
     let params = parse_params(uri.query())?;
-    run_query(&app, &caller, &uri, params, route).await
+    run_query(&app, &caller, &uri, params, route, false).await
 }
 
 /// The seed's `POST …/query` body.
@@ -740,6 +750,43 @@ fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) ->
     })
 }
 
+/// The `POST …/query` body field a query parameter came from (`QueryBody::params`).
+fn body_field(param: &str) -> Option<&'static str> {
+    Some(match param {
+        "event_type" => "filters.event_types",
+        "action" => "filters.actions",
+        "status" => "filters.status",
+        "severity" => "filters.severity",
+        "start" => "filters.date_range.start",
+        "end" => "filters.date_range.end",
+        "user_id" => "filters.actors.user_ids",
+        "email" => "filters.actors.emails",
+        "ip" => "filters.actors.ip_addresses",
+        "resource_type" => "filters.resources.types",
+        "resource_id" => "filters.resources.ids",
+        "order" => "sort.order",
+        "limit" => "limit",
+        "include_details" => "include_details",
+        "cursor" => "cursor",
+        "page" => "page",
+        _ => return None,
+    })
+}
+
+/// `e` with its `param` (and the message's `param: ` prefix) renamed by `f`, where `f` has a
+/// better name: the name the caller used.
+fn rename_param(mut e: ApiError, f: impl Fn(&str) -> Option<String>) -> ApiError {
+    if let Some(old) = e.param.clone() {
+        if let Some(new) = f(&old) {
+            if let Some(rest) = e.message.strip_prefix(&format!("{old}: ")) {
+                e.message = format!("{new}: {rest}");
+            }
+            e.param = Some(new);
+        }
+    }
+    e
+}
+
 impl QueryBody {
     fn params(self) -> ApiResult<Vec<(String, String)>> {
         let mut p: Vec<(String, String)> = Vec::new();
@@ -811,7 +858,7 @@ async fn query_post(
     } else {
         parse_body::<QueryBody>(&body)?.params()?
     };
-    run_query(&app, &caller, &uri, params, &route).await
+    run_query(&app, &caller, &uri, params, &route, true).await
 }
 
 async fn event_get(
@@ -1092,7 +1139,13 @@ fn split_body(body: &[u8]) -> (Vec<Item<'_>>, Option<ApiError>) {
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(body.len());
-    let line_at = |off: usize| 1 + body[..off].iter().filter(|&&b| b == b'\n').count() as u64;
+    // The physical line of an offset, counted incrementally (offsets only grow).
+    let (mut line, mut counted) = (1u64, 0usize);
+    let mut line_at = |off: usize| {
+        line += body[counted..off].iter().filter(|&&b| b == b'\n').count() as u64;
+        counted = off;
+        line
+    };
     if body.get(start) == Some(&b'[') {
         return match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
             Ok(v) => (
