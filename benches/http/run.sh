@@ -24,10 +24,28 @@ for _ in $(seq 1 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && b
 url=$(sed -n 's/^listening on //p' "$work/stdout")
 rss() { awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {printf "%d MiB (anon %d MiB)", r/1024, a/1024}' "/proc/$pid/status"; }
 export BENCH_TOKEN
-# One seed-shaped event of ~300 B, and a body of 1,000 of them as NDJSON.
+# One seed-shaped event of ~300 B for single-event ingest.
 event='{"event_type":"authentication","action":"user_login","status":"failed","severity":"medium","actor":{"user_id":"user-alice-001","email":"alice@company.com","ip_address":"203.0.113.42"},"resource":{"type":"session","id":"sess-9f8e7d"},"details":{"auth_method":"password","failure_reason":"invalid_password","attempts_count":3,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}}'
 printf '%s' "$event" >"$work/one.json"
-for _ in $(seq 1 1000); do printf '%s\n' "$event"; done >"$work/batch.ndjson"
+# The batch: 1,000 seed-shaped events from 1,000 actors, five event types, two statuses.
+python3 - "$work/batch.ndjson" <<'PY'
+import json, sys
+types = [("authentication", "user_login"), ("authorization", "permission_denied"),
+         ("configuration_change", "config_update"), ("data_access", "export"),
+         ("security_event", "injection_blocked")]
+sev = ["info", "low", "medium", "high", "critical"]
+with open(sys.argv[1], "w") as f:
+    for i in range(1000):
+        t, a = types[i % 5]
+        f.write(json.dumps({"event_type": t, "action": a,
+            "status": "failed" if i % 3 == 0 else "success", "severity": sev[(i // 5) % 5],
+            "actor": {"user_id": f"user-{i:04d}", "email": f"user{i}@company.com",
+                      "ip_address": f"203.0.{i // 256}.{i % 256}"},
+            "resource": {"type": "session", "id": f"sess-{i:06d}"},
+            "details": {"auth_method": "password", "attempts_count": i % 7,
+                        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"}},
+            separators=(",", ":")) + "\n")
+PY
 lua_post() { # body file, content type
     cat <<LUA
 local f = io.open("$1", "rb"); local body = f:read("*a"); f:close()
@@ -63,8 +81,8 @@ run() { # name, connections, script, path
 }
 run "single-event ingest" 64 "$work/one.lua" /api/audit-logs
 run "1,000-event batches" 8 "$work/batch.lua" /api/audit-logs
-run "GET newest 100 of an actor" 32 "$work/get.lua" "/api/audit-logs?user_id=user-alice-001&limit=100&include_details=false"
-run "GET 10 s window, 100 + total" 32 "$work/get.lua" "/api/audit-logs?event_type=authentication&status=failed&limit=100"
+run "GET an actor's newest 100 + total" 32 "$work/get.lua" "/api/audit-logs?user_id=user-0042&limit=100"
+run "GET type + status, newest 100 + total" 32 "$work/get.lua" "/api/audit-logs?event_type=authentication&status=failed&limit=100"
 run "single-event ingest again" 64 "$work/one.lua" /api/audit-logs
 events=$(curl -sf -H "Authorization: Bearer $BENCH_TOKEN" "$url/api/audit-logs?limit=1&include_details=false" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_count"])')
 echo "events stored: $events"
