@@ -72,6 +72,30 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// Caps glibc's malloc at `n` arenas (`mallopt(M_ARENA_MAX)`). glibc gives each thread
+/// that meets contention its own arena, up to eight per core, and an arena keeps what it
+/// freed: a server whose blocking pool runs dozens of short queries and ingests, each
+/// allocating and freeing a few MiB on whichever thread it lands, grows by a multiple of
+/// the work in flight and never shrinks (measured: 408 to 966 MiB of anonymous memory under
+/// 32 concurrent broad queries, flat at 221 MiB with two arenas). Returns whether the
+/// setting took; elsewhere than glibc it does nothing and returns `false`. Call before the
+/// threads start: an arena once made stays.
+pub(crate) fn limit_malloc_arenas(n: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let n = libc::c_int::try_from(n.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `mallopt` takes two integers and touches only the allocator's own settings,
+        // under the allocator's lock; `M_ARENA_MAX` is a tunable that may be changed at any
+        // time (it bounds arenas made from then on). It returns 1 on success, 0 on error.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, n) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = n;
+        false
+    }
+}
+
 /// An immutable map of a whole file.
 pub struct ReadMap {
     /// Declared before `map`: fields drop in order, so the range leaves the registry before it

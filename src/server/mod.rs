@@ -167,6 +167,11 @@ pub async fn shutdown_signal() {
 
 /// Runs `auditlog serve`: binds, logs where, and serves until SIGTERM or SIGINT.
 pub fn serve_blocking(log: Log, cfg: Config, listen: &str) -> Result<()> {
+    // One malloc arena per core rather than glibc's eight: the blocking pool's threads would
+    // otherwise each keep their own arena's freed memory, and the server's footprint would
+    // grow with the number of threads that ever ran a query (see `limit_malloc_arenas`).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    crate::mmap::limit_malloc_arenas(cores.max(2));
     let server = Server::bind(log, cfg, listen)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
