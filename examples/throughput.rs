@@ -22,6 +22,12 @@ fn main() {
     let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
     let dir = tempfile::tempdir_in(base).unwrap();
     let evs: Vec<_> = Generator::standard(1).take(n).collect();
+    let json = mode.starts_with("json");
+    let lines: Vec<Vec<u8>> = if json {
+        evs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+    } else {
+        Vec::new()
+    };
     let t0 = Instant::now();
     let log = Log::open(
         dir.path(),
@@ -30,12 +36,6 @@ fn main() {
             .preallocation(pre),
     )
     .unwrap();
-    let json = mode.starts_with("json");
-    let lines: Vec<Vec<u8>> = if json {
-        evs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
-    } else {
-        Vec::new()
-    };
     let t1 = Instant::now();
     let per = n.div_ceil(threads);
     if json {
