@@ -47,19 +47,51 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/filterdata"), get(filterdata))
             .route(&format!("{p}/export"), get(export))
             .route(&format!("{p}/verify"), get(verify_get).post(verify_post))
+            .route(&format!("{p}/verify/run"), post(verify_run))
+            .route(&format!("{p}/status"), get(status))
+            .route(&format!("{p}/tail"), get(tail))
             .route(&format!("{p}/checkpoint"), get(checkpoint))
             .route(&format!("{p}/audit-hash"), post(audit_hash))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
             .route(&format!("{p}/{{event_id}}/verify"), get(event_verify));
     }
-    r.route("/health", get(health))
+    r.route("/", get(super::console::index_html))
+        .route("/console/app.js", get(super::console::app_js))
+        .route("/console/app.css", get(super::console::app_css))
+        .route("/console/login", post(console_login))
+        .route("/console/logout", post(console_logout))
+        .route("/console/session", get(console_session))
+        .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(app.clone(), csrf_guard))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(app.cfg.server.max_body_bytes))
         .with_state(app)
+}
+
+/// Refuses a state change made with a console session cookie but without the session's
+/// CSRF token (403 `csrf`). Requests with an `Authorization` header carry their credential
+/// explicitly and are not checked; neither are cookies of sessions that no longer exist
+/// (they authorize nothing).
+async fn csrf_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(s) =
+            super::console::session_cookie(req.headers()).and_then(|id| app.sessions.get(id))
+        {
+            if !super::console::csrf_ok(req.method(), req.headers(), &s) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "a change made with the console session needs its X-CSRF-Token header",
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 // ---------------------------------------------------------------- errors
@@ -294,7 +326,25 @@ async fn authorize(
         return Err(e);
     }
     let presented = bearer(headers);
-    match presented.and_then(|t| app.tokens.find(t)) {
+    let found = if headers.contains_key(header::AUTHORIZATION) {
+        presented.and_then(|t| app.tokens.find(t))
+    } else if let Some(id) = super::console::session_cookie(headers) {
+        // A console session: its token's roles. An ended session is not a guess (its id
+        // was ours), so it neither counts toward a lockout nor is recorded.
+        match app.sessions.get(id).and_then(|s| app.tokens.get(s.token)) {
+            Some(t) => Some(t),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "session_expired",
+                    "the console session has ended; log in again",
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    match found {
         None => {
             app.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             let reason = if headers.contains_key(header::AUTHORIZATION) {
@@ -1454,6 +1504,336 @@ async fn audit_hash(
         )
     })?;
     Ok(json_ok(json!({ "hash": h })))
+}
+
+// ---------------------------------------------------------------- console and status
+
+fn session_json(app: &App, token: usize, csrf: &str) -> Value {
+    let t = app.tokens.get(token);
+    json!({
+        "name": t.map(|t| t.name.as_str()),
+        "roles": t.map(|t| t.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>()),
+        "csrf_token": csrf,
+    })
+}
+
+/// `POST /console/login` `{"token": …}`: a session cookie for a token with the `read` role.
+/// The token is checked exactly as a bearer token is (lockout, recorded failures).
+async fn console_login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json_body {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "log in with Content-Type: application/json and {\"token\": \"…\"}",
+        ));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Login {
+        token: String,
+    }
+    let login: Login = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!("login body: {e}; expected {{\"token\": \"…\"}}"),
+        )
+        .param("token")
+    })?;
+    let token = login.token.trim();
+    let mut as_bearer = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        ApiError::bad_request("bad_body", "token: not a valid header value").param("token")
+    })?;
+    as_bearer.insert(header::AUTHORIZATION, value);
+    let caller = authorize(&app, &as_bearer, peer, "/console/login", Role::Read).await?;
+    let index = app
+        .tokens
+        .position(token)
+        .ok_or_else(|| ApiError::internal("token vanished"))?;
+    let (id, csrf) = app.sessions.open(index);
+    security_event(
+        &app,
+        json!({
+            "event_type": "authentication",
+            "action": "console_login",
+            "status": "success",
+            "severity": "info",
+            "actor": {"user_id": caller.name, "ip_address": caller.ip.to_string()},
+            "resource": {"type": "audit_log_console", "id": "/console/login"},
+            "details": {"session_ttl_secs": super::console::SESSION_TTL.as_secs()},
+        }),
+    )
+    .await;
+    let mut resp = json_ok(session_json(&app, index, &csrf));
+    let secure = app.cfg.server.tls.is_some();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        super::console::set_cookie(Some(&id), secure),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /console/logout`: ends the session (the CSRF check has run by then).
+async fn console_logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = super::console::session_cookie(&headers) {
+        app.sessions.close(id);
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        super::console::set_cookie(None, app.cfg.server.tls.is_some()),
+    );
+    resp
+}
+
+/// `GET /console/session`: who the session is, and its CSRF token; 401 without one.
+async fn console_session(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let s = super::console::session_cookie(&headers)
+        .and_then(|id| app.sessions.get(id))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_session",
+                "not logged in to the console",
+            )
+        })?;
+    let mut resp = json_ok(session_json(&app, s.token, &s.csrf));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn rfc3339_of_unix(secs: f64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros((secs * 1e6) as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// `GET …/status`: what the console's status bar shows. Reads no record, so it is not
+/// recorded as an access.
+async fn status(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/status", prefix_of(&uri));
+    authorize(&app, &headers, peer, &route, Role::Read).await?;
+    if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
+        let k = q.split(['=', '&']).next().unwrap_or(q).to_string();
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("unknown parameter `{k}` (status takes none)"),
+        )
+        .param(k));
+    }
+    let log = app.log.clone();
+    let (s, last_cp) = blocking(move || {
+        let s = log.stats()?;
+        let last = crate::checkpoint::read_log(log.dir())
+            .ok()
+            .and_then(|l| {
+                l.checkpoints
+                    .into_iter()
+                    .rev()
+                    .find(|c| c.log_id == s.log_id)
+            })
+            .map(|c| json!({"seq": c.seq, "at": c.time}));
+        Ok((s, last))
+    })
+    .await?;
+    let a = &app.cfg.audit_logs;
+    Ok(json_ok(json!({
+        "events": s.events,
+        "first_seq": s.first_seq,
+        "last_seq": s.last_seq,
+        "durable_seq": s.durable_seq,
+        "segments": s.segments,
+        "bytes": s.bytes,
+        "data_bytes": s.data_bytes,
+        "read_only": s.read_only,
+        "last_verify": app.metrics.last_verify().map(|v| json!({
+            "ok": v.ok, "at": rfc3339_of_unix(v.unix_seconds), "records": v.records})),
+        "last_checkpoint": last_cp,
+        "retention": {
+            "retention_days": (a.retention_days > 0).then_some(a.retention_days),
+            "archive_days": a.archive_days,
+            "last_run": s.last_retention,
+            "holds": s.holds,
+        },
+        "sinks": Value::Null,
+    })))
+}
+
+/// `POST …/verify/run` (admin): the console's "verify now" — the whole log verified; the
+/// result becomes the server's last verification (status bar, `/metrics`).
+async fn verify_run(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/verify/run", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Admin).await?;
+    run_verify(&app, &caller, &route, Vec::new(), true).await
+}
+
+/// One server-sent event.
+fn sse(event: &str, id: Option<u64>, data: &str) -> Bytes {
+    let mut s = String::with_capacity(data.len() + 48);
+    if let Some(id) = id {
+        s.push_str(&format!("id: {id}\n"));
+    }
+    s.push_str(&format!("event: {event}\n"));
+    for line in data.lines() {
+        s.push_str("data: ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push('\n');
+    Bytes::from(s)
+}
+
+/// Events sent per storage call while a tail catches up.
+const TAIL_BATCH: u64 = 256;
+/// How often the tail looks for new records.
+const TAIL_POLL: Duration = Duration::from_millis(200);
+/// A comment line this often keeps proxies from closing an idle tail.
+const TAIL_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// `GET …/tail?after_seq=N`: every record after `N` (default: from now on) as server-sent
+/// events named `audit`, each an entry in the query's shape with `id` = seq, as they are
+/// appended. `Last-Event-ID` resumes a dropped stream. Recorded once, as a `data_access`.
+async fn tail(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/tail", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let mut after: Option<u64> = None;
+    for (k, v) in parse_params(uri.query())? {
+        match k.as_str() {
+            "after_seq" => {
+                after = Some(v.trim().parse().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("after_seq: {v:?} is not a sequence number"),
+                    )
+                    .param("after_seq")
+                })?)
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("unknown parameter `{k}` (tail takes after_seq)"),
+                )
+                .param(k))
+            }
+        }
+    }
+    if let Some(id) = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        after = Some(id);
+    }
+    let mut next = match after {
+        Some(a) => a.saturating_add(1),
+        None => app.log.next_seq(),
+    };
+    record_access(&app, &caller, "log_tail", &route, json!({"from_seq": next})).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    let mut closing = app.closing.subscribe();
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        let hello = json!({"from_seq": next}).to_string();
+        if tx.send(Ok(sse("hello", None, &hello))).await.is_err() {
+            return;
+        }
+        let mut quiet_since = Instant::now();
+        loop {
+            if *closing.borrow() {
+                return;
+            }
+            let end = app2.log.next_seq();
+            while next < end {
+                let upto = end.min(next + TAIL_BATCH);
+                let (log, from) = (app2.log.clone(), next);
+                let got = tokio::task::spawn_blocking(move || {
+                    (from..upto)
+                        .map(|seq| log.event_at(seq))
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                let Ok(entries) = got else { return };
+                for e in entries {
+                    let chunk = match e {
+                        Ok(Some(entry)) => match serde_json::to_string(&entry) {
+                            Ok(text) => sse("audit", Some(entry.seq), &text),
+                            Err(_) => continue,
+                        },
+                        // Removed by retention meanwhile: nothing to send.
+                        Ok(None) => continue,
+                        Err(err) => {
+                            let text = json!({"error": err.to_string()}).to_string();
+                            let _ = tx.send(Ok(sse("error", None, &text))).await;
+                            return;
+                        }
+                    };
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                next = upto;
+                quiet_since = Instant::now();
+            }
+            if quiet_since.elapsed() >= TAIL_KEEPALIVE {
+                if tx
+                    .send(Ok(Bytes::from_static(b": keepalive\n\n")))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                quiet_since = Instant::now();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TAIL_POLL) => {}
+                _ = closing.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(ExportBody { rx }),
+    )
+        .into_response())
 }
 
 async fn health(State(app): State<AppState>) -> Response {

@@ -54,6 +54,10 @@ impl Token {
     pub fn allows(&self, role: Role) -> bool {
         self.roles.contains(&Role::Admin) || self.roles.contains(&role)
     }
+
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
 }
 
 /// The token table.
@@ -116,14 +120,23 @@ impl Tokens {
     /// constant time, whatever matches: the answer's timing says nothing about which
     /// token, or how much of one, was right.
     pub fn find(&self, presented: &str) -> Option<&Token> {
+        self.position(presented).map(|i| &self.0[i])
+    }
+
+    /// Where in the table [`find`](Self::find)'s token is (a console session keeps it).
+    pub fn position(&self, presented: &str) -> Option<usize> {
         let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
-        for t in &self.0 {
+        for (i, t) in self.0.iter().enumerate() {
             if ct_eq(&t.digest, &d) {
-                found = Some(t);
+                found = Some(i);
             }
         }
         found
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Token> {
+        self.0.get(i)
     }
 }
 

@@ -81,6 +81,10 @@ impl Metrics {
         *self.last_verify.lock() = Some(v);
     }
 
+    pub fn last_verify(&self) -> Option<LastVerify> {
+        *self.last_verify.lock()
+    }
+
     /// The exposition text.
     pub fn render(&self, g: &LogGauges) -> String {
         let mut o = String::with_capacity(4096);

@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+mod console;
 mod metrics;
 mod openapi;
 mod tls;
@@ -35,6 +36,11 @@ pub(crate) struct App {
     pub guard: auth::Guard,
     pub policy: IngestPolicy,
     pub metrics: metrics::Metrics,
+    /// Console sessions (cookie logins).
+    pub sessions: console::Sessions,
+    /// Set once shutdown begins, so that endless responses (the live tail) end and the
+    /// graceful shutdown is not held open by them.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A server ready to run: the log, its config, and the address it listens on.
@@ -76,6 +82,8 @@ impl Server {
                 tokens,
                 policy,
                 metrics: metrics::Metrics::default(),
+                sessions: console::Sessions::default(),
+                closing: tokio::sync::watch::channel(false).0,
                 cfg,
             }),
             listener,
@@ -107,6 +115,11 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(self.listener)
             .map_err(|e| Error::Config(format!("server.listen: {e}")))?;
         let router = api::router(self.app.clone());
+        let app = self.app.clone();
+        let shutdown = async move {
+            shutdown.await;
+            app.closing.send_replace(true);
+        };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             None => {

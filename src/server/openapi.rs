@@ -220,6 +220,30 @@ pub fn document() -> Value {
             "responses": with_errors(json!({"200": ok("The hash.", json!({"type": "object", "required": ["hash"], "properties": {"hash": {"type": "string"}}}))}),
                 &[("400", "A bad body."), ("409", "No field_hmac_key is configured.")]),
         }}));
+        paths.insert(format!("{p}/verify/run"), json!({"post": operation(&format!("{tag}verify_run"),
+            "Verify the whole log now; the result becomes the server's last verification", "admin", vec![],
+            with_errors(json!({"200": ok("The verification report.", json!({"$ref": "#/components/schemas/VerifyReport"}))}),
+                &[("400", "A bad parameter.")]))}));
+        paths.insert(format!("{p}/status"), json!({"get": operation(&format!("{tag}status"),
+            "What the console's status bar shows: size, last verification, last checkpoint, retention", "read", vec![],
+            with_errors(json!({"200": ok("The log's status.", json!({"type": "object",
+                "required": ["events", "segments", "bytes", "last_verify", "last_checkpoint", "retention"],
+                "properties": {
+                    "events": {"type": "integer"}, "first_seq": {"type": ["integer", "null"]},
+                    "last_seq": {"type": ["integer", "null"]}, "durable_seq": {"type": ["integer", "null"]},
+                    "segments": {"type": "integer"}, "bytes": {"type": "integer"},
+                    "data_bytes": {"type": "integer"}, "read_only": {"type": "boolean"},
+                    "last_verify": {"type": ["object", "null"]}, "last_checkpoint": {"type": ["object", "null"]},
+                    "retention": {"type": "object"}, "sinks": {"type": ["object", "null"]}}}))}),
+                &[("400", "A parameter was given (status takes none).")]))}));
+        paths.insert(format!("{p}/tail"), json!({"get": operation(&format!("{tag}tail"),
+            "Follow the log: every record after after_seq as server-sent events (event `audit`, id = seq)", "read",
+            vec![json!({"name": "after_seq", "in": "query", "required": false,
+                "description": "Send records after this seq (default: only records appended from now on). The Last-Event-ID header overrides it.",
+                "schema": {"type": "integer", "minimum": 0}})],
+            with_errors(json!({"200": {"description": "An endless text/event-stream.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}}}),
+                &[("400", "A bad parameter.")]))}));
         let id_param = json!({"name": "event_id", "in": "path", "required": true, "schema": {"type": "string"}});
         paths.insert(format!("{p}/{{event_id}}"), json!({"get": operation(&format!("{tag}event"),
             "One event by its event_id, its MAC rechecked", "read", vec![id_param.clone()],
