@@ -113,7 +113,23 @@ fn operation(id: &str, summary: &str, role: &str, params: Vec<Value>, responses:
     })
 }
 
-/// The document.
+/// The ingest answer, with OpenAPI links from its first receipt to the event routes (so that
+/// stateful API testers follow real event ids rather than guessing them).
+fn receipts_with_links(tag: &str) -> Value {
+    let mut r = ok(
+        "Receipts of the appended events.",
+        json!({"$ref": "#/components/schemas/Ingested"}),
+    );
+    r["links"] = json!({
+        "GetEvent": {"operationId": format!("{tag}event"),
+            "parameters": {"event_id": "$response.body#/receipts/0/event_id"}},
+        "VerifyEvent": {"operationId": format!("{tag}event_verify"),
+            "parameters": {"event_id": "$response.body#/receipts/0/event_id"}},
+    });
+    r
+}
+
+/// The document./// The document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for (p, tag) in [(PREFIX, ""), (ENTERPRISE_PREFIX, "enterprise_")] {
@@ -136,7 +152,7 @@ pub fn document() -> Value {
                             {"$ref": "#/components/schemas/EventIn"},
                             {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}},
                         "application/x-ndjson": {"schema": {"type": "string"}}}},
-                    "responses": with_errors(json!({"200": ok("Receipts of the appended events.", json!({"$ref": "#/components/schemas/Ingested"}))}),
+                    "responses": with_errors(json!({"200": receipts_with_links(tag)}),
                         &[("400", "A malformed or invalid event, named by line."),
                           ("413", "An event over max_event_bytes, or a body over max_body_bytes."),
                           ("503", "Audit logging is disabled or the log cannot accept writes."),
