@@ -121,6 +121,21 @@ fn the_api_over_https() {
     let v = https(s.addr, "GET", "/api/audit-logs/verify", Some(ADMIN), b"").unwrap();
     assert_eq!(v.status, 200, "{}", v.text());
 
+    // A console login over HTTPS gets a cookie that only ever travels over HTTPS.
+    let login = https(
+        s.addr,
+        "POST",
+        "/console/login",
+        None,
+        format!("{{\"token\": \"{READER}\"}}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(login.status, 200, "{}", login.text());
+    let cookie = login.header("set-cookie").unwrap();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+
     // Plain HTTP on the TLS port: no HTTP answer (the handshake fails and the socket closes).
     let mut plain = TcpStream::connect(s.addr).unwrap();
     plain
