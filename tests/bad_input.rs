@@ -325,3 +325,47 @@ fn appending_to_a_read_only_log_is_refused() {
     assert!(matches!(e, Error::ReadOnly), "{e:?}");
     assert_intact(dir.path(), STORED);
 }
+
+/// Large JSON batches are prepared on several threads: the error still names the first bad
+/// line of the whole batch, nothing of the batch is appended, and a good batch lands in
+/// order with consecutive seqs.
+#[test]
+fn a_large_json_batch_names_its_first_bad_line_and_appends_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    stored_log(dir.path());
+    let log = Log::open(dir.path(), buffered_opts()).unwrap();
+    let mut lines: Vec<Vec<u8>> = events(5, 3000)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut e = e.clone();
+            e.event_id = Some(format!("batch-{i:05}"));
+            serde_json::to_vec(&e).unwrap()
+        })
+        .collect();
+    let good = lines.clone();
+    lines[2199] = b"{\"event_type\": \"x\"}".to_vec(); // no action
+    lines[700] = b"{not json".to_vec();
+    lines[2900] = b"[]".to_vec();
+    let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    match log.append_json_batch(&refs) {
+        Err(Error::BadLine { line, .. }) => assert_eq!(line, 701, "the first bad line"),
+        other => panic!("expected BadLine, got {other:?}"),
+    }
+    assert_eq!(
+        log.next_seq(),
+        STORED as u64,
+        "nothing of the batch was appended"
+    );
+    let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    let receipts = log.append_json_batch(&refs).unwrap();
+    assert_eq!(receipts.len(), 3000);
+    for (i, r) in receipts.iter().enumerate() {
+        assert_eq!(r.seq, (STORED + i) as u64);
+        assert_eq!(r.event_id, format!("batch-{i:05}"));
+    }
+    drop(log);
+    let report = verify_ro(dir.path());
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, (STORED + 3000) as u64);
+}
