@@ -567,9 +567,10 @@
     if (tampered) tr.classList.add('tampered');
     if (e.redacted) tr.classList.add('redacted');
     const a = e.actor || {};
-    const actor = cell(actorText(e), 'actor');
+    const who = a.user_id || a.email;
+    const actor = cell(who || (e.redacted ? '' : '—'), 'actor');
     if (a.email && a.user_id) actor.title = a.email;
-    if (e.redacted) actor.append(' ', el('span', 'tag', 'redacted'));
+    if (e.redacted) actor.append(who ? ' ' : '', el('span', 'tag', 'redacted'));
     const flag = e.verification ? (tampered ? '✗ tampered' : '✓') : '?';
     const mac = cell(flag, 'verify-flag');
     if (e.verification && e.verification.hash) mac.title = e.verification.hash;
