@@ -548,7 +548,7 @@
   function resourceText(e) {
     const r = e.resource;
     if (!r) return '—';
-    return r.id != null && r.id !== '' ? `${r.type}/${r.id}` : String(r.type ?? '—');
+    return r.id != null && r.id !== '' ? `${r.type} · ${r.id}` : String(r.type ?? '—');
   }
 
   function cell(content, className) {
@@ -894,8 +894,11 @@
       setText(v, 'not verified yet', 'warn');
       v.title = 'No full verification has run since the server started';
     } else {
-      const what = `${plural(lv.records, 'record')} · ${ago(lv.at)}`;
-      setText(v, lv.ok ? `verified ✓ ${what}` : `FAILED ✗ ${what}`, lv.ok ? 'ok' : 'bad');
+      // A failed run's record count covers only what was checked before the failure.
+      const text = lv.ok
+        ? `verified ✓ ${plural(lv.records, 'record')} · ${ago(lv.at)}`
+        : `verification FAILED ✗ · ${ago(lv.at)}`;
+      setText(v, text, lv.ok ? 'ok' : 'bad');
       v.title = `last verification: ${lv.at}`;
     }
     const cp = s.last_checkpoint;
