@@ -225,6 +225,7 @@ pub(crate) fn decode(
     if r.at != body.len() {
         return Err(damaged("trailing bytes"));
     }
+    idx.rebuild_codes();
     Ok(idx)
 }
 

@@ -119,6 +119,9 @@ pub struct SegIndex {
     pub time: Vec<(i64, u32)>,
     /// Per field: term -> ordinals, ascending.
     pub terms: [HashMap<String, Vec<u32>>; FIELDS],
+    /// A byte per record naming its event type, status and severity: derived from `terms`,
+    /// never stored.
+    pub codes: Codes,
     pub min_ts: i64,
     pub max_ts: i64,
     /// Set when `time` needs sorting (records arrived out of timestamp order).
@@ -129,6 +132,156 @@ pub struct SegIndex {
     pub ts_ascending: bool,
 }
 
+/// The fields that get a per-record code column: few distinct values, often combined.
+const CODED: [Field; 3] = [Field::EventType, Field::Status, Field::Severity];
+
+/// Code of a record without a value for the field.
+const NO_CODE: u8 = u8::MAX;
+
+/// One field's codes: `of[ordinal]` is the record's term as a small number.
+#[derive(Debug, Clone, Default)]
+pub struct Column {
+    of: Vec<u8>,
+    dict: HashMap<String, u8>,
+}
+
+impl Column {
+    /// The codes of `values` that occur in this segment, as a membership table.
+    fn mask<'v>(&self, values: impl Iterator<Item = &'v str>) -> [bool; 256] {
+        let mut m = [false; 256];
+        for v in values {
+            if let Some(&c) = self.dict.get(v) {
+                m[c as usize] = true;
+            }
+        }
+        m
+    }
+
+    fn term_of(&self, ord: usize) -> Option<&str> {
+        let c = *self.of.get(ord)?;
+        self.dict
+            .iter()
+            .find(|(_, &k)| k == c)
+            .map(|(t, _)| t.as_str())
+    }
+}
+
+/// Per-record code columns of the [`CODED`] fields, so that a query combining them (type +
+/// severity, status + severity) walks one posting list and checks a byte per candidate
+/// instead of intersecting two long lists. A segment with 255 or more distinct values of a
+/// field has no column for it (its filter intersects lists as before).
+#[derive(Debug, Clone, Default)]
+pub struct Codes {
+    cols: [Option<Column>; 3],
+}
+
+impl PartialEq for Codes {
+    /// Codes are numbered in whatever order terms were met: two columns are equal when they
+    /// name the same term for every record.
+    fn eq(&self, other: &Codes) -> bool {
+        self.cols
+            .iter()
+            .zip(&other.cols)
+            .all(|(a, b)| match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.of.len() == b.of.len()
+                        && (0..a.of.len()).all(|o| a.term_of(o) == b.term_of(o))
+                }
+                _ => false,
+            })
+    }
+}
+
+impl Codes {
+    fn empty() -> Codes {
+        Codes {
+            cols: std::array::from_fn(|_| Some(Column::default())),
+        }
+    }
+
+    fn slot(field: Field) -> Option<usize> {
+        CODED.iter().position(|&f| f == field)
+    }
+
+    /// The column of `field`, if it has one in this segment.
+    pub fn column(&self, field: Field) -> Option<&Column> {
+        self.cols[Self::slot(field)?].as_ref()
+    }
+
+    /// Appends the codes of one record (`values` in field order).
+    fn push(&mut self, values: &[Option<&str>; FIELDS]) {
+        for (slot, field) in CODED.iter().enumerate() {
+            let Some(col) = &mut self.cols[slot] else {
+                continue;
+            };
+            let code = match values[*field as usize] {
+                None => NO_CODE,
+                Some(v) => match col.dict.get(v) {
+                    Some(&c) => c,
+                    None if col.dict.len() < NO_CODE as usize => {
+                        let c = col.dict.len() as u8;
+                        col.dict.insert(v.to_string(), c);
+                        c
+                    }
+                    None => {
+                        self.cols[slot] = None;
+                        continue;
+                    }
+                },
+            };
+            col.of.push(code);
+        }
+    }
+
+    /// Rebuilds every column from the posting lists of a loaded index of `n` records.
+    fn rebuild(terms: &[HashMap<String, Vec<u32>>; FIELDS], n: usize) -> Codes {
+        let mut c = Codes::default();
+        for (slot, field) in CODED.iter().enumerate() {
+            let map = &terms[*field as usize];
+            if map.len() >= NO_CODE as usize {
+                continue;
+            }
+            let mut col = Column {
+                of: vec![NO_CODE; n],
+                dict: HashMap::with_capacity(map.len()),
+            };
+            for (code, (term, posts)) in map.iter().enumerate() {
+                col.dict.insert(term.clone(), code as u8);
+                for &o in posts {
+                    if let Some(x) = col.of.get_mut(o as usize) {
+                        *x = code as u8;
+                    }
+                }
+            }
+            c.cols[slot] = Some(col);
+        }
+        c
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.cols
+            .iter()
+            .flatten()
+            .map(|c| c.of.capacity() + c.dict.capacity() * 40)
+            .sum()
+    }
+}
+
+/// A filter on a coded field, checked a byte per candidate.
+pub(crate) struct CodeFilter<'a> {
+    of: &'a [u8],
+    allowed: [bool; 256],
+}
+
+impl CodeFilter<'_> {
+    pub fn admits(&self, ord: u32) -> bool {
+        self.of
+            .get(ord as usize)
+            .is_some_and(|&c| self.allowed[c as usize])
+    }
+}
+
 impl SegIndex {
     pub fn new(first_seq: u64) -> SegIndex {
         SegIndex {
@@ -136,8 +289,27 @@ impl SegIndex {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             ts_ascending: true,
+            codes: Codes::empty(),
             ..Default::default()
         }
+    }
+
+    /// A byte-per-record filter for `field` in `values`, when the segment has its column.
+    pub(crate) fn code_filter<'v>(
+        &self,
+        field: Field,
+        values: impl Iterator<Item = &'v str>,
+    ) -> Option<CodeFilter<'_>> {
+        let col = self.codes.column(field)?;
+        Some(CodeFilter {
+            of: &col.of,
+            allowed: col.mask(values),
+        })
+    }
+
+    /// Derives the code columns from the posting lists (after loading an index file).
+    pub(crate) fn rebuild_codes(&mut self) {
+        self.codes = Codes::rebuild(&self.terms, self.offsets.len());
     }
 
     pub fn len(&self) -> usize {
@@ -186,6 +358,7 @@ impl SegIndex {
         self.time.push((ts, ord));
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
+        self.codes.push(values);
         for (field, v) in values.iter().enumerate() {
             if let Some(v) = v {
                 let map = &mut self.terms[field];
@@ -273,8 +446,10 @@ impl SegIndex {
 
     /// Approximate heap bytes used.
     pub fn heap_bytes(&self) -> usize {
-        let mut n =
-            self.offsets.capacity() * 4 + self.ts.capacity() * 8 + self.time.capacity() * 16;
+        let mut n = self.offsets.capacity() * 4
+            + self.ts.capacity() * 8
+            + self.time.capacity() * 16
+            + self.codes.heap_bytes();
         for m in &self.terms {
             n += m.capacity() * (std::mem::size_of::<(String, Vec<u32>)>() + 8);
             n += m
@@ -382,5 +557,75 @@ impl Slot {
         let cell = OnceLock::new();
         let _ = cell.set(idx);
         Slot::Lazy(cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<'a>(
+        etype: &'a str,
+        status: &'a str,
+        sev: Option<&'a str>,
+    ) -> [Option<&'a str>; FIELDS] {
+        let mut v: [Option<&str>; FIELDS] = [None; FIELDS];
+        v[Field::EventType as usize] = Some(etype);
+        v[Field::Status as usize] = Some(status);
+        v[Field::Severity as usize] = sev;
+        v
+    }
+
+    #[test]
+    fn code_columns_built_while_appending_equal_those_rebuilt_from_postings() {
+        let mut idx = SegIndex::new(0);
+        let sevs = [Some("high"), None, Some("low")];
+        for i in 0..300u32 {
+            let t = format!("type-{}", i % 7);
+            let st = if i % 3 == 0 { "failed" } else { "success" };
+            idx.add_values(
+                i * 10,
+                i64::from(i),
+                &values(&t, st, sevs[(i % 3) as usize]),
+            );
+        }
+        let mut loaded = idx.clone();
+        loaded.rebuild_codes();
+        assert_eq!(idx.codes, loaded.codes);
+        // status=failed (every third) and severity=high (also every third, same ones).
+        let f = loaded
+            .code_filter(Field::Status, ["failed"].into_iter())
+            .unwrap();
+        let s = idx
+            .code_filter(Field::Severity, ["high"].into_iter())
+            .unwrap();
+        let both: Vec<u32> = (0..300).filter(|&o| f.admits(o) && s.admits(o)).collect();
+        assert_eq!(both, (0..300).step_by(3).collect::<Vec<u32>>());
+        // A record without a severity is admitted by no severity filter.
+        let any = idx
+            .code_filter(Field::Severity, ["high", "low"].into_iter())
+            .unwrap();
+        assert!(!any.admits(1) && any.admits(0) && any.admits(2));
+        // A value the segment never saw admits nothing.
+        let none = idx
+            .code_filter(Field::Status, ["blocked"].into_iter())
+            .unwrap();
+        assert!((0..300).all(|o| !none.admits(o)));
+    }
+
+    #[test]
+    fn a_field_with_255_distinct_values_loses_its_column_not_its_postings() {
+        let mut idx = SegIndex::new(0);
+        for i in 0..300u32 {
+            let t = format!("type-{i}");
+            idx.add_values(i, 0, &values(&t, "success", Some("info")));
+        }
+        assert!(idx.codes.column(Field::EventType).is_none());
+        assert!(idx.codes.column(Field::Status).is_some());
+        assert_eq!(idx.postings(Field::EventType, "type-299"), &[299]);
+        let mut loaded = idx.clone();
+        loaded.rebuild_codes();
+        assert!(loaded.codes.column(Field::EventType).is_none());
+        assert_eq!(idx.codes, loaded.codes);
     }
 }

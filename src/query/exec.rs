@@ -91,12 +91,22 @@ fn union(lists: Vec<&[u32]>) -> Postings<'_> {
     }
 }
 
-/// Elements of `small` present in every list of `others` (all ascending): each probe is a
-/// galloping search from the previous position, so the cost follows the smallest list.
-fn intersect(small: &[u32], others: &[&[u32]]) -> Vec<u32> {
+/// Elements of `small` admitted by every code filter and present in every list of `others`
+/// (all ascending): a code filter checks one byte; each list probe is a galloping search from
+/// the previous position, so the cost follows the smallest list.
+fn intersect(
+    small: &[u32],
+    filters: &[crate::index::CodeFilter<'_>],
+    others: &[&[u32]],
+) -> Vec<u32> {
     let mut pos = vec![0usize; others.len()];
     let mut out = Vec::with_capacity(small.len());
     'next: for &x in small {
+        for f in filters {
+            if !f.admits(x) {
+                continue 'next;
+            }
+        }
         for (k, list) in others.iter().enumerate() {
             let mut lo = pos[k];
             let mut step = 1;
@@ -118,30 +128,28 @@ fn intersect(small: &[u32], others: &[&[u32]]) -> Vec<u32> {
 
 /// Ordinals matching every term filter, ascending; `None` when the query has none.
 fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
-    let mut lists: Vec<Postings<'_>> = Vec::new();
-    let exact = |field: Field, vals: &[String]| -> Option<Postings<'_>> {
-        (!vals.is_empty()).then(|| union(vals.iter().map(|v| idx.postings(field, v)).collect()))
-    };
+    // Each filter as its field (None for IP), its values, and its posting list.
+    let mut lists: Vec<(Option<Field>, Vec<&str>, Postings<'_>)> = Vec::new();
     let emails: Vec<String> = q.emails.iter().map(|e| normalize_email(e)).collect();
-    let sevs: Vec<String> = q
-        .severities
-        .iter()
-        .map(|s| s.as_str().to_string())
-        .collect();
-    for l in [
-        exact(Field::UserId, &q.user_ids),
-        exact(Field::Email, &emails),
-        exact(Field::EventType, &q.event_types),
-        exact(Field::Action, &q.actions),
-        exact(Field::Status, &q.statuses),
-        exact(Field::Severity, &sevs),
-        exact(Field::ResourceType, &q.resource_types),
-        exact(Field::ResourceId, &q.resource_ids),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        lists.push(l);
+    let sevs: Vec<&str> = q.severities.iter().map(|s| s.as_str()).collect();
+    fn as_strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let asked: [(Field, Vec<&str>); 8] = [
+        (Field::UserId, as_strs(&q.user_ids)),
+        (Field::Email, as_strs(&emails)),
+        (Field::EventType, as_strs(&q.event_types)),
+        (Field::Action, as_strs(&q.actions)),
+        (Field::Status, as_strs(&q.statuses)),
+        (Field::Severity, sevs),
+        (Field::ResourceType, as_strs(&q.resource_types)),
+        (Field::ResourceId, as_strs(&q.resource_ids)),
+    ];
+    for (field, vals) in asked {
+        if !vals.is_empty() {
+            let posts = union(vals.iter().map(|v| idx.postings(field, v)).collect());
+            lists.push((Some(field), vals, posts));
+        }
     }
     if !q.ips.is_empty() {
         let mut parts: Vec<&[u32]> = Vec::new();
@@ -164,14 +172,23 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
                 }
             }
         }
-        lists.push(union(parts));
+        lists.push((None, Vec::new(), union(parts)));
     }
     if lists.is_empty() {
         return None;
     }
-    lists.sort_by_key(|l| l.as_slice().len());
-    let others: Vec<&[u32]> = lists[1..].iter().map(|l| l.as_slice()).collect();
-    Some(intersect(lists[0].as_slice(), &others))
+    lists.sort_by_key(|l| l.2.as_slice().len());
+    // The shortest list drives; the others are checked against it, by their code column
+    // where the segment has one (a byte per candidate), by galloping search otherwise.
+    let mut filters = Vec::new();
+    let mut others: Vec<&[u32]> = Vec::new();
+    for (field, vals, posts) in &lists[1..] {
+        match field.and_then(|f| idx.code_filter(f, vals.iter().copied())) {
+            Some(f) => filters.push(f),
+            None => others.push(posts.as_slice()),
+        }
+    }
+    Some(intersect(lists[0].2.as_slice(), &filters, &others))
 }
 
 fn bounds(q: &Query) -> (i64, i64) {
