@@ -203,6 +203,14 @@ fn segment_matches(idx: &SegIndex, q: &Query, snapshot: u64) -> Vec<u32> {
     }
     let in_snapshot = |ord: u32| idx.first_seq + (ord as u64) < snapshot;
     match term_candidates(idx, q) {
+        // A segment wholly inside the time range and the snapshot keeps every candidate.
+        Some(c)
+            if start <= idx.min_ts
+                && idx.max_ts <= end
+                && idx.first_seq + idx.len() as u64 <= snapshot =>
+        {
+            c
+        }
         Some(c) => c
             .into_iter()
             .filter(|&o| in_snapshot(o) && (start..=end).contains(&idx.ts[o as usize]))
