@@ -5,6 +5,7 @@
 //! `tests/console/run.sh` (Playwright with Debian's Chromium, in `.ci/run`).
 #![cfg(feature = "server")]
 
+mod common;
 #[path = "common/server.rs"]
 mod server;
 
@@ -440,4 +441,49 @@ fn an_open_tail_does_not_hold_up_a_graceful_shutdown() {
     let status = s.terminate();
     assert!(status.success(), "{status}");
     drop(t);
+}
+
+#[test]
+fn a_failed_verification_is_in_the_status_with_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_json("", "\"lockout_threshold\": 0");
+    let s = Server::start(dir.path(), &cfg, &[]);
+    ingest(
+        &s,
+        &(0..6)
+            .map(|i| seed_event(&format!("evt_{i}"), i))
+            .collect::<Vec<_>>(),
+    );
+    let data = s.data.clone();
+    assert!(s.terminate().success());
+    // One byte of a record's payload changed, its frame CRC recomputed: only the MAC can tell.
+    let seg = common::layouts(&data).pop().expect("a segment");
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    let at = bytes
+        .windows(b"alice@company.com".len())
+        .rposition(|w| w == b"alice@company.com")
+        .expect("the email in a payload");
+    bytes[at] = b'A';
+    let frame = seg.frame_containing(at).expect("inside a frame");
+    common::fix_frame_crc(&mut bytes, frame);
+    std::fs::write(&seg.path, &bytes).unwrap();
+    let s = Server::start(dir.path(), &cfg, &[]);
+    let run = s.post(
+        "/api/audit-logs/verify/run",
+        Some(ADMIN),
+        "application/json",
+        b"",
+    );
+    assert_eq!(run.status, 200, "{}", run.text());
+    assert_eq!(run.json()["ok"], false);
+    let st = s.get("/api/audit-logs/status", Some(READER)).json();
+    assert_eq!(st["last_verify"]["ok"], false, "{st}");
+    let failure = st["last_verify"]["failure"]
+        .as_str()
+        .expect("the failure, described");
+    assert!(
+        failure.contains(&format!("seq {}", frame.seq)),
+        "names the tampered record's seq {}: {failure}",
+        frame.seq
+    );
 }

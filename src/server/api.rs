@@ -1446,6 +1446,7 @@ async fn run_verify(
         unix_seconds: now.timestamp_micros() as f64 / 1e6,
         ok: report.ok,
         records: report.records,
+        failure: report.failure.as_ref().map(|f| f.to_string()),
     });
     record_access(
         app,
@@ -1664,7 +1665,8 @@ async fn status(
         "data_bytes": s.data_bytes,
         "read_only": s.read_only,
         "last_verify": app.metrics.last_verify().map(|v| json!({
-            "ok": v.ok, "at": rfc3339_of_unix(v.unix_seconds), "records": v.records})),
+            "ok": v.ok, "at": rfc3339_of_unix(v.unix_seconds), "records": v.records,
+            "failure": v.failure})),
         "last_checkpoint": last_cp,
         "retention": {
             "retention_days": (a.retention_days > 0).then_some(a.retention_days),

@@ -20,11 +20,13 @@ struct Histogram {
 }
 
 /// The outcome of the server's last full verification.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct LastVerify {
     pub unix_seconds: f64,
     pub ok: bool,
     pub records: u64,
+    /// What the verification found, when it failed (kind, seq, segment, detail).
+    pub failure: Option<String>,
 }
 
 #[derive(Default)]
@@ -82,7 +84,7 @@ impl Metrics {
     }
 
     pub fn last_verify(&self) -> Option<LastVerify> {
-        *self.last_verify.lock()
+        self.last_verify.lock().clone()
     }
 
     /// The exposition text.
@@ -208,7 +210,7 @@ impl Metrics {
             head(&mut o, name, "gauge", help);
             let _ = writeln!(o, "{name} {v}");
         }
-        if let Some(v) = *self.last_verify.lock() {
+        if let Some(v) = self.last_verify.lock().clone() {
             head(
                 &mut o,
                 "auditlog_last_verify_timestamp_seconds",

@@ -897,9 +897,9 @@
       // A failed run's record count covers only what was checked before the failure.
       const text = lv.ok
         ? `verified ✓ ${plural(lv.records, 'record')} · ${ago(lv.at)}`
-        : `verification FAILED ✗ · ${ago(lv.at)}`;
+        : `verification FAILED ✗ ${(lv.failure || '').split(':')[0]} · ${ago(lv.at)}`;
       setText(v, text, lv.ok ? 'ok' : 'bad');
-      v.title = `last verification: ${lv.at}`;
+      v.title = `last verification: ${lv.at}${lv.failure ? `\n${lv.failure}` : ''}`;
     }
     const cp = s.last_checkpoint;
     setText('st-checkpoint', cp ? `checkpoint seq ${fmtNum(cp.seq)} · ${ago(cp.at)}` : 'no checkpoint yet');
