@@ -153,7 +153,13 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        let m = fs::symlink_metadata(&p).unwrap();
+        let m = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            // While a log is open its worker renames and removes files (a spare becoming a
+            // segment, a temporary taking its name): one listed a moment ago may be gone.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", p.display()),
+        };
         if m.is_dir() {
             out.extend(files_under(&p));
         } else if m.is_file() {
