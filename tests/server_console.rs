@@ -49,6 +49,19 @@ fn login(s: &Server, token: &str) -> Login {
     }
 }
 
+impl Login {
+    /// A POST made with this session: its cookie and its CSRF token, as the console sends it.
+    fn post(&self, s: &Server, path: &str) -> Response {
+        send(
+            s,
+            "POST",
+            path,
+            &[("Cookie", &self.cookie), ("X-CSRF-Token", &self.csrf)],
+            b"",
+        )
+    }
+}
+
 fn ingest(s: &Server, events: &[Value]) {
     let body: String = events.iter().map(|e| format!("{e}\n")).collect();
     let r = s.post(
@@ -242,25 +255,13 @@ fn a_read_session_cannot_run_admin_actions_and_verify_now_sets_the_status() {
     let (_d, s) = start();
     ingest(&s, &[seed_event("evt_1", 1), seed_event("evt_2", 2)]);
     let reader = login(&s, READER);
-    let denied = send(
-        &s,
-        "POST",
-        "/api/audit-logs/verify/run",
-        &[("Cookie", &reader.cookie), ("X-CSRF-Token", &reader.csrf)],
-        b"",
-    );
+    let denied = reader.post(&s, "/api/audit-logs/verify/run");
     assert_eq!(denied.status, 403, "{}", denied.text());
     assert_eq!(denied.json()["error"]["code"], "forbidden");
     let st = s.get("/api/audit-logs/status", Some(READER)).json();
     assert_eq!(st["last_verify"], Value::Null);
     let admin = login(&s, ADMIN);
-    let run = send(
-        &s,
-        "POST",
-        "/api/audit-logs/verify/run",
-        &[("Cookie", &admin.cookie), ("X-CSRF-Token", &admin.csrf)],
-        b"",
-    );
+    let run = admin.post(&s, "/api/audit-logs/verify/run");
     assert_eq!(run.status, 200, "{}", run.text());
     assert_eq!(run.json()["ok"], true);
     let st = s.get("/api/audit-logs/status", Some(READER)).json();
@@ -282,13 +283,7 @@ fn logout_ends_the_session_and_needs_the_csrf_token() {
     assert_eq!(forged.status, 403, "a cross-site logout is refused");
     let still = send(&s, "GET", "/api/audit-logs", &[("Cookie", &l.cookie)], b"");
     assert_eq!(still.status, 200);
-    let out = send(
-        &s,
-        "POST",
-        "/console/logout",
-        &[("Cookie", &l.cookie), ("X-CSRF-Token", &l.csrf)],
-        b"",
-    );
+    let out = l.post(&s, "/console/logout");
     assert_eq!(out.status, 204);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     let after = send(&s, "GET", "/api/audit-logs", &[("Cookie", &l.cookie)], b"");
