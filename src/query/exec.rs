@@ -128,8 +128,10 @@ fn intersect(
 
 /// Ordinals matching every term filter, ascending; `None` when the query has none.
 fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
-    // Each filter as its field (None for IP), its values, and its posting list.
-    let mut lists: Vec<(Option<Field>, Vec<&str>, Postings<'_>)> = Vec::new();
+    // Each filter as its field (None for IP), its values, and the posting lists of those
+    // values: merged only where a filter is walked, not where it becomes a code check.
+    type Filter<'q, 'i> = (Option<Field>, Vec<&'q str>, Vec<&'i [u32]>);
+    let mut lists: Vec<Filter<'_, '_>> = Vec::new();
     let emails: Vec<String> = q.emails.iter().map(|e| normalize_email(e)).collect();
     let sevs: Vec<&str> = q.severities.iter().map(|s| s.as_str()).collect();
     fn as_strs(v: &[String]) -> Vec<&str> {
@@ -147,7 +149,7 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
     ];
     for (field, vals) in asked {
         if !vals.is_empty() {
-            let posts = union(vals.iter().map(|v| idx.postings(field, v)).collect());
+            let posts = vals.iter().map(|v| idx.postings(field, v)).collect();
             lists.push((Some(field), vals, posts));
         }
     }
@@ -172,23 +174,29 @@ fn term_candidates(idx: &SegIndex, q: &Query) -> Option<Vec<u32>> {
                 }
             }
         }
-        lists.push((None, Vec::new(), union(parts)));
+        lists.push((None, Vec::new(), parts));
     }
     if lists.is_empty() {
         return None;
     }
-    lists.sort_by_key(|l| l.2.as_slice().len());
-    // The shortest list drives; the others are checked against it, by their code column
+    // A filter's size is the sum of its values' lists (exact for distinct terms, an upper
+    // bound where IP hosts and ranges overlap): enough to choose the driver.
+    lists.sort_by_key(|l| l.2.iter().map(|p| p.len()).sum::<usize>());
+    // The shortest filter drives; the others are checked against it, by their code column
     // where the segment has one (a byte per candidate), by galloping search otherwise.
+    let mut rest = lists.into_iter();
+    let (_, _, driver) = rest.next().expect("at least one filter");
+    let driver = union(driver);
     let mut filters = Vec::new();
-    let mut others: Vec<&[u32]> = Vec::new();
-    for (field, vals, posts) in &lists[1..] {
+    let mut walked: Vec<Postings<'_>> = Vec::new();
+    for (field, vals, posts) in rest {
         match field.and_then(|f| idx.code_filter(f, vals.iter().copied())) {
             Some(f) => filters.push(f),
-            None => others.push(posts.as_slice()),
+            None => walked.push(union(posts)),
         }
     }
-    Some(intersect(lists[0].2.as_slice(), &filters, &others))
+    let others: Vec<&[u32]> = walked.iter().map(Postings::as_slice).collect();
+    Some(intersect(driver.as_slice(), &filters, &others))
 }
 
 fn bounds(q: &Query) -> (i64, i64) {
