@@ -47,6 +47,7 @@ mod log;
 mod mmap;
 mod nofollow;
 mod query;
+pub mod report;
 mod retention;
 pub mod sample;
 mod segment;
@@ -82,5 +83,6 @@ pub struct RedactionInfo {
 pub use retention::policy::{
     Hold, HoldScope, PolicyEntry, Removed, RemovedSegment, RetentionRun, POLICY_FILE,
 };
+pub use report::{Report, ReportRequest};
 pub use retention::{ArchiveReport, RedactReport, RetentionReport};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

@@ -479,6 +479,15 @@ impl Log {
         self.inner.segments.read().clone()
     }
 
+    /// A compliance report over the request's date range (see [`crate::report`]).
+    pub fn report(&self, req: &crate::ReportRequest) -> Result<crate::Report> {
+        crate::report::generate(self, req)
+    }
+
+    pub(crate) fn inner_ref(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Seq the next append will get.
     pub fn next_seq(&self) -> u64 {
         reader::next_seq(&self.inner)
