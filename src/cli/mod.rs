@@ -2,6 +2,7 @@
 //! lives here; every command calls the library.
 
 mod demo;
+mod report;
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -155,6 +156,11 @@ enum Command {
         #[arg(long)]
         content_only: bool,
     },
+    /// Generate a compliance report over a date range (JSON, HTML or CSV), sealed with a
+    /// SHA-256 and an HMAC under the log's key; recorded as a `data_access` event.
+    Report(report::ReportArgs),
+    /// Check a JSON or HTML report's SHA-256 and HMAC. Exit 0 when both match.
+    VerifyReport { file: PathBuf },
     /// Serve the seed's REST API (`/api/audit-logs`, `/api/enterprise/audit-logs`) over the
     /// data directory, with the bearer tokens of the config's `server` section. Stops
     /// gracefully on SIGTERM or SIGINT.
@@ -571,6 +577,8 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             );
             Ok(0)
         }
+        Command::Report(args) => report::run(&cli.data, &cfg, write_options(&cli, &cfg)?, args),
+        Command::VerifyReport { file } => report::verify_file(file, &cfg.audit_logs.key()?),
         Command::Hold { action } => {
             match action {
                 HoldAction::List => {
