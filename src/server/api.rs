@@ -52,6 +52,7 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/tail"), get(tail))
             .route(&format!("{p}/checkpoint"), get(checkpoint))
             .route(&format!("{p}/audit-hash"), post(audit_hash))
+            .route(&format!("{p}/reports"), post(report_post))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
             .route(&format!("{p}/{{event_id}}/verify"), get(event_verify));
     }
@@ -1907,4 +1908,62 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(e.unwrap().message.contains("line"));
     }
+}
+
+// ---------------------------------------------------------------- reports
+
+/// A report needs `read` or `export`: a token with only `export` asks for `export`.
+fn report_role(app: &AppState, headers: &HeaderMap) -> Role {
+    let token = if headers.contains_key(header::AUTHORIZATION) {
+        bearer(headers).and_then(|t| app.tokens.find(t))
+    } else {
+        super::console::session_cookie(headers)
+            .and_then(|id| app.sessions.get(id))
+            .and_then(|s| app.tokens.get(s.token))
+    };
+    match token {
+        Some(t) if !t.allows(Role::Read) && t.allows(Role::Export) => Role::Export,
+        _ => Role::Read,
+    }
+}
+
+/// `POST …/reports`: the seed's report request; the report in the requested format,
+/// recorded (with its digest) as a `data_access` event before it is sent.
+async fn report_post(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let route = format!("{}/reports", prefix_of(&uri));
+    let role = report_role(&app, &headers);
+    let caller = authorize(&app, &headers, peer, &route, role).await?;
+    let body = body_bytes(body, app.cfg.server.max_body_bytes)?;
+    let req = crate::ReportRequest::from_json(&body)?;
+    let log = app.log.clone();
+    let r = req.clone();
+    let (sha, bytes) = blocking(move || {
+        let report = log.report(&r)?;
+        Ok((report.sha256().to_string(), report.render()?))
+    })
+    .await?;
+    let mut details = req.to_value();
+    details["report_sha256"] = sha.clone().into();
+    record_access(&app, &caller, "report_generated", &route, details).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                crate::Report::content_type(req.format).to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"audit-report.{}\"", req.format.as_str()),
+            ),
+            (header::HeaderName::from_static("x-report-sha256"), sha),
+        ],
+        bytes,
+    )
+        .into_response())
 }
