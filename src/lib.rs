@@ -80,9 +80,9 @@ pub struct RedactionInfo {
     pub scope: RedactionScope,
 }
 
+pub use report::{Report, ReportRequest};
 pub use retention::policy::{
     Hold, HoldScope, PolicyEntry, Removed, RemovedSegment, RetentionRun, POLICY_FILE,
 };
-pub use report::{Report, ReportRequest};
 pub use retention::{ArchiveReport, RedactReport, RetentionReport};
 pub use verify::{parse_hash, Failure, FailureKind, VerifyReport};

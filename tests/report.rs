@@ -77,12 +77,21 @@ fn counts_equal_an_independent_count_over_the_range() {
     let doc = log.report(&req).unwrap().json().clone();
     let (lo, hi) = (req.start_ns, req.end_ns);
     let inr: Vec<&Event> = evs.iter().filter(|e| (lo..=hi).contains(&ts(e))).collect();
-    assert!(inr.len() > 100 && inr.len() < evs.len(), "the range is a strict part");
+    assert!(
+        inr.len() > 100 && inr.len() < evs.len(),
+        "the range is a strict part"
+    );
     let s = &doc["summary"];
     assert_eq!(s["events"], inr.len());
-    assert_eq!(s["by_event_type"], count(inr.iter().map(|e| e.event_type.as_str())));
+    assert_eq!(
+        s["by_event_type"],
+        count(inr.iter().map(|e| e.event_type.as_str()))
+    );
     assert_eq!(s["by_status"], count(inr.iter().map(|e| e.status.as_str())));
-    assert_eq!(s["by_severity"], count(inr.iter().map(|e| e.severity.as_str())));
+    assert_eq!(
+        s["by_severity"],
+        count(inr.iter().map(|e| e.severity.as_str()))
+    );
     let first = evs.iter().position(|e| ts(e) >= lo).unwrap();
     assert_eq!(s["first_seq"], first);
     assert_eq!(s["last_seq"], first + inr.len() - 1);
@@ -92,7 +101,11 @@ fn counts_equal_an_independent_count_over_the_range() {
     let mut fails: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let failed = ["failed", "failure", "denied", "blocked", "error"];
     for e in &inr {
-        *per_day.entry(day(e)).or_default().entry(e.event_type.clone()).or_default() += 1;
+        *per_day
+            .entry(day(e))
+            .or_default()
+            .entry(e.event_type.clone())
+            .or_default() += 1;
         let fl = e.event_type == "authentication" && failed.contains(&e.status.as_str());
         let dn = e.event_type == "authorization" && failed.contains(&e.status.as_str())
             || e.action == "permission_denied";
@@ -115,27 +128,70 @@ fn counts_equal_an_independent_count_over_the_range() {
         let of: Vec<&&Event> = inr.iter().filter(|e| e.event_type == *ty).collect();
         assert!(!of.is_empty(), "{name} has events");
         assert_eq!(sec["events"], of.len(), "{name}");
-        assert_eq!(sec["by_action"], count(of.iter().map(|e| e.action.as_str())), "{name}");
-        assert_eq!(sec["by_status"], count(of.iter().map(|e| e.status.as_str())), "{name}");
-        assert_eq!(sec["by_severity"], count(of.iter().map(|e| e.severity.as_str())), "{name}");
+        assert_eq!(
+            sec["by_action"],
+            count(of.iter().map(|e| e.action.as_str())),
+            "{name}"
+        );
+        assert_eq!(
+            sec["by_status"],
+            count(of.iter().map(|e| e.status.as_str())),
+            "{name}"
+        );
+        assert_eq!(
+            sec["by_severity"],
+            count(of.iter().map(|e| e.severity.as_str())),
+            "{name}"
+        );
         let actors = count(of.iter().map(|e| e.actor.user_id.as_deref().unwrap()));
         let top = sec["top_actors"]["top"].as_array().unwrap();
-        assert_eq!(top.len(), report::TOP_N.min(actors.as_object().unwrap().len()));
-        let max = actors.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).max();
-        assert_eq!(top[0]["count"].as_u64(), max, "{name}: the top actor is the most frequent");
+        assert_eq!(
+            top.len(),
+            report::TOP_N.min(actors.as_object().unwrap().len())
+        );
+        let max = actors
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .max();
+        assert_eq!(
+            top[0]["count"].as_u64(),
+            max,
+            "{name}: the top actor is the most frequent"
+        );
         for t in top {
             assert_eq!(actors[t["key"].as_str().unwrap()], t["count"], "{name}");
         }
-        assert_eq!(sec["top_actors"]["distinct"], actors.as_object().unwrap().len());
-        let ips = count(of.iter().map(|e| e.actor.ip_address.unwrap().to_string()).collect::<Vec<_>>().iter().map(String::as_str));
+        assert_eq!(
+            sec["top_actors"]["distinct"],
+            actors.as_object().unwrap().len()
+        );
+        let ips = count(
+            of.iter()
+                .map(|e| e.actor.ip_address.unwrap().to_string())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
         for t in sec["top_source_ips"]["top"].as_array().unwrap() {
             assert_eq!(ips[t["key"].as_str().unwrap()], t["count"], "{name}");
         }
-        let ids: Vec<&str> = sec["controls"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-        assert!(ids.contains(&"A.8.15"), "{name}: ISO logging control, got {ids:?}");
+        let ids: Vec<&str> = sec["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&"A.8.15"),
+            "{name}: ISO logging control, got {ids:?}"
+        );
     }
     // Changes and incidents are listed in time order with who and when.
-    let changes = doc["sections"]["configuration_changes"]["changes"].as_array().unwrap();
+    let changes = doc["sections"]["configuration_changes"]["changes"]
+        .as_array()
+        .unwrap();
     let want: Vec<u64> = inr
         .iter()
         .zip(first as u64..)
@@ -144,14 +200,27 @@ fn counts_equal_an_independent_count_over_the_range() {
         .collect();
     let got: Vec<u64> = changes.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
     assert_eq!(got, want);
-    assert!(changes.iter().all(|c| c["user_id"].is_string() && c["timestamp"].is_string()));
-    let inc = doc["sections"]["security_incidents"]["incidents"].as_array().unwrap();
-    let times: Vec<&str> = inc.iter().map(|c| c["timestamp"].as_str().unwrap()).collect();
+    assert!(changes
+        .iter()
+        .all(|c| c["user_id"].is_string() && c["timestamp"].is_string()));
+    let inc = doc["sections"]["security_incidents"]["incidents"]
+        .as_array()
+        .unwrap();
+    let times: Vec<&str> = inc
+        .iter()
+        .map(|c| c["timestamp"].as_str().unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     // Controls of the framework, with the events of their sections.
     let ctl = doc["controls"]["controls"].as_array().unwrap();
-    let a816 = ctl.iter().find(|c| c["id"] == "A.8.16").expect("A.8.16 listed");
-    assert_eq!(a816["events"], doc["sections"]["security_incidents"]["events"]);
+    let a816 = ctl
+        .iter()
+        .find(|c| c["id"] == "A.8.16")
+        .expect("A.8.16 listed");
+    assert_eq!(
+        a816["events"],
+        doc["sections"]["security_incidents"]["events"]
+    );
     // Evidence: the chain verified, every record of the range too.
     let ev = &doc["evidence"];
     assert_eq!(ev["ok"], true);
@@ -180,7 +249,12 @@ fn user_activity_is_one_users_timeline() {
         .map(|(_, s)| s)
         .collect();
     assert!(want.len() >= 2);
-    let got: Vec<u64> = doc["user"]["timeline"].as_array().unwrap().iter().map(|t| t["seq"].as_u64().unwrap()).collect();
+    let got: Vec<u64> = doc["user"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(got, want);
     assert_eq!(doc["user"]["events"], want.len());
     assert_eq!(doc["summary"]["events"], want.len());
@@ -193,7 +267,9 @@ fn stable(mut doc: Value) -> Value {
     m.remove("integrity");
     // Checkpoints and index files are written by the background worker: their number
     // depends on its timing, not on the events.
-    let cv = doc["evidence"]["chain_verification"].as_object_mut().unwrap();
+    let cv = doc["evidence"]["chain_verification"]
+        .as_object_mut()
+        .unwrap();
     for k in ["last_hash", "checkpoints_checked", "indexes_checked"] {
         cv.remove(k);
     }
@@ -212,7 +288,12 @@ fn a_fixed_log_gives_the_golden_document() {
                              "configuration_changes", "security_incidents"],
         "format": "json", "include_evidence": false,
     }));
-    let doc = stable(report::generate_at(&log, &req, fixed_time()).unwrap().json().clone());
+    let doc = stable(
+        report::generate_at(&log, &req, fixed_time())
+            .unwrap()
+            .json()
+            .clone(),
+    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report_soc2.json");
     let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -240,17 +321,53 @@ fn bad_requests_name_their_field() {
         (with("report_type", json!("access")), "report_type"),
         (with("report_type", json!(3)), "report_type"),
         (json!({"date_range": ok["date_range"]}), "report_type"),
-        (with("report_type", json!("compliance_audit")), "compliance_framework"),
-        (with("compliance_framework", json!("pci")), "compliance_framework"),
+        (
+            with("report_type", json!("compliance_audit")),
+            "compliance_framework",
+        ),
+        (
+            with("compliance_framework", json!("pci")),
+            "compliance_framework",
+        ),
         (with("date_range", json!(null)), "date_range"),
         (with("date_range", json!("2024")), "date_range"),
-        (with("date_range", json!({"start_date": "2024-13-01", "end_date": "2024-01-31"})), "date_range.start_date"),
-        (with("date_range", json!({"start_date": "2024-01-01"})), "date_range.end_date"),
-        (with("date_range", json!({"start_date": "2024-02-01", "end_date": "2024-01-31"})), "date_range"),
-        (with("date_range", json!({"start_date": "2024-01-01", "end_date": "2024-01-31", "tz": 1})), "date_range.tz"),
-        (with("include_sections", json!(["authentication_events", "logins"])), "include_sections[1]"),
+        (
+            with(
+                "date_range",
+                json!({"start_date": "2024-13-01", "end_date": "2024-01-31"}),
+            ),
+            "date_range.start_date",
+        ),
+        (
+            with("date_range", json!({"start_date": "2024-01-01"})),
+            "date_range.end_date",
+        ),
+        (
+            with(
+                "date_range",
+                json!({"start_date": "2024-02-01", "end_date": "2024-01-31"}),
+            ),
+            "date_range",
+        ),
+        (
+            with(
+                "date_range",
+                json!({"start_date": "2024-01-01", "end_date": "2024-01-31", "tz": 1}),
+            ),
+            "date_range.tz",
+        ),
+        (
+            with(
+                "include_sections",
+                json!(["authentication_events", "logins"]),
+            ),
+            "include_sections[1]",
+        ),
         (with("include_sections", json!([])), "include_sections"),
-        (with("include_sections", json!("data_access")), "include_sections"),
+        (
+            with("include_sections", json!("data_access")),
+            "include_sections",
+        ),
         (with("format", json!("xml")), "format"),
         (with("include_evidence", json!("yes")), "include_evidence"),
         (with("user_id", json!("u1")), "user_id"),
@@ -292,10 +409,16 @@ fn verify_report_accepts_an_untouched_report_and_rejects_an_edited_one() {
             "date_range": {"start_date": "2024-01-01", "end_date": "2024-01-31"},
         }));
         let r = log.report(&req).unwrap();
-        assert_eq!(r.json()["evidence"]["events"].as_array().unwrap().len(), 400);
+        assert_eq!(
+            r.json()["evidence"]["events"].as_array().unwrap().len(),
+            400
+        );
         let bytes = r.render().unwrap();
         let check = report::verify(&bytes, &key()).unwrap();
-        assert!(check.ok && check.sha256_ok && check.hmac_ok, "{format}: {check:?}");
+        assert!(
+            check.ok && check.sha256_ok && check.hmac_ok,
+            "{format}: {check:?}"
+        );
         assert_eq!(check.sha256, r.sha256());
         assert_eq!(check.evidence_ok, Some(true));
         // Another key: the digest matches, the MAC does not.
@@ -304,8 +427,17 @@ fn verify_report_accepts_an_untouched_report_and_rejects_an_edited_one() {
         // One count edited.
         let text = String::from_utf8(bytes.clone()).unwrap();
         let n = r.json()["summary"]["events"].as_u64().unwrap();
-        let edited = text.replacen(&format!("\"events\":{n}"), &format!("\"events\":{}", n - 1), 1)
-            .replacen(&format!("\"events\": {n}"), &format!("\"events\": {}", n - 1), 1);
+        let edited = text
+            .replacen(
+                &format!("\"events\":{n}"),
+                &format!("\"events\":{}", n - 1),
+                1,
+            )
+            .replacen(
+                &format!("\"events\": {n}"),
+                &format!("\"events\": {}", n - 1),
+                1,
+            );
         assert_ne!(edited, text, "{format}: the edit applies");
         let c = report::verify(edited.as_bytes(), &key()).unwrap();
         assert!(!c.ok && !c.sha256_ok, "{format}: an edited count is caught");
@@ -347,7 +479,10 @@ fn a_record_tampered_on_disk_shows_in_the_evidence() {
     assert_eq!(ev["ok"], false);
     assert!(!r.evidence_ok());
     assert_eq!(ev["chain_verification"]["ok"], false);
-    assert_eq!(ev["chain_verification"]["failure"]["kind"], "tampered_record");
+    assert_eq!(
+        ev["chain_verification"]["failure"]["kind"],
+        "tampered_record"
+    );
     assert_eq!(ev["chain_verification"]["failure"]["seq"], frame.seq);
     assert!(ev["range_records"]["unverified"].as_u64().unwrap() >= 1);
     assert!(ev["range_records"]["unverified_seqs"]
@@ -365,8 +500,10 @@ fn csv_and_html_carry_the_json_numbers() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), &spread_events(21, 500));
     let log = Log::open_read_only(dir.path(), key()).unwrap();
-    let req = request(json!({"report_type": "access_audit", "compliance_framework": "gdpr",
-        "date_range": {"start_date": "2024-01-01", "end_date": "2024-01-31"}}));
+    let req = request(
+        json!({"report_type": "access_audit", "compliance_framework": "gdpr",
+        "date_range": {"start_date": "2024-01-01", "end_date": "2024-01-31"}}),
+    );
     let r = log.report(&req).unwrap();
     let doc = r.json();
     let csv = String::from_utf8(r.render_as(report::ReportFormat::Csv).unwrap()).unwrap();
@@ -378,11 +515,17 @@ fn csv_and_html_carry_the_json_numbers() {
             .unwrap_or_else(|| panic!("row {s},{m},{k}"))[3]
             .to_string()
     };
-    assert_eq!(find("summary", "events", ""), doc["summary"]["events"].to_string());
+    assert_eq!(
+        find("summary", "events", ""),
+        doc["summary"]["events"].to_string()
+    );
     for (t, n) in doc["summary"]["by_event_type"].as_object().unwrap() {
         assert_eq!(find("summary", "by_event_type", t), n.to_string());
     }
-    for (a, n) in doc["sections"]["authentication_events"]["by_action"].as_object().unwrap() {
+    for (a, n) in doc["sections"]["authentication_events"]["by_action"]
+        .as_object()
+        .unwrap()
+    {
         assert_eq!(find("authentication_events", "by_action", a), n.to_string());
     }
     assert_eq!(find("integrity", "sha256", ""), r.sha256());
@@ -391,13 +534,19 @@ fn csv_and_html_carry_the_json_numbers() {
     for id in ["chart-events-per-day", "chart-failures", "chart-severity"] {
         assert!(html.contains(&format!("<svg id=\"{id}\"")), "{id}");
     }
-    assert!(!html.contains("src=") && !html.contains("href=") && !html.contains("url("), "no external resources");
+    assert!(
+        !html.contains("src=") && !html.contains("href=") && !html.contains("url("),
+        "no external resources"
+    );
     assert!(html.contains(&format!(
         "<td class=\"n\" id=\"summary-events\">{}</td>",
         doc["summary"]["events"]
     )));
     for (t, n) in doc["summary"]["by_event_type"].as_object().unwrap() {
-        assert!(html.contains(&format!("<td class=\"n\" data-key=\"{t}\">{n}</td>")), "{t}");
+        assert!(
+            html.contains(&format!("<td class=\"n\" data-key=\"{t}\">{n}</td>")),
+            "{t}"
+        );
     }
     assert!(html.contains("Art. 32(1)(b)"));
 }
@@ -422,13 +571,35 @@ fn cli_report_and_verify_report() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     {
-        let log = Log::open(&data, auditlog::Options::new(HmacKey::from_bytes(CLI_KEY.as_bytes()).unwrap())).unwrap();
+        let log = Log::open(
+            &data,
+            auditlog::Options::new(HmacKey::from_bytes(CLI_KEY.as_bytes()).unwrap()),
+        )
+        .unwrap();
         log.append_batch(&spread_events(9, 300)).unwrap();
     }
     let out = dir.path().join("r.json");
-    let o = cli(&data, &["report", "--type", "compliance_audit", "--framework", "soc2_type2",
-        "--start", "2024-01-01", "--end", "2024-01-31", "--section", "authentication_events",
-        "--section", "security_incidents", "--evidence", "-o", out.to_str().unwrap()]);
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "compliance_audit",
+            "--framework",
+            "soc2_type2",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-31",
+            "--section",
+            "authentication_events",
+            "--section",
+            "security_incidents",
+            "--evidence",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(doc["summary"]["events"], 300);
@@ -439,30 +610,104 @@ fn cli_report_and_verify_report() {
     let last = log.get(log.next_seq() - 1).unwrap().unwrap();
     assert_eq!(last.event.event_type, "data_access");
     assert_eq!(last.event.action, "report_generated");
-    assert!(serde_json::to_string(&last.event.details).unwrap().contains(doc["integrity"]["sha256"].as_str().unwrap()));
+    assert!(serde_json::to_string(&last.event.details)
+        .unwrap()
+        .contains(doc["integrity"]["sha256"].as_str().unwrap()));
     drop(log);
     let v = cli(&data, &["verify-report", out.to_str().unwrap()]);
-    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stderr));
-    let text = std::fs::read_to_string(&out).unwrap().replacen("\"events\": 300", "\"events\": 299", 1);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let text =
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .replacen("\"events\": 300", "\"events\": 299", 1);
     std::fs::write(&out, text).unwrap();
     let v = cli(&data, &["verify-report", out.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&v.stderr).contains("SHA-256 mismatch"));
     // HTML and CSV to stdout.
-    let o = cli(&data, &["report", "--type", "access_audit", "--start", "2024-01-01", "--end", "2024-01-31", "--format", "html"]);
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "access_audit",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-31",
+            "--format",
+            "html",
+        ],
+    );
     assert!(o.status.success());
     let html = dir.path().join("r.html");
     std::fs::write(&html, &o.stdout).unwrap();
-    assert_eq!(cli(&data, &["verify-report", html.to_str().unwrap()]).status.code(), Some(0));
-    let o = cli(&data, &["report", "--type", "change_audit", "--start", "2024-01-01", "--end", "2024-01-31", "--format", "csv"]);
+    assert_eq!(
+        cli(&data, &["verify-report", html.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "change_audit",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-31",
+            "--format",
+            "csv",
+        ],
+    );
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("section,metric,key,value\r\n"));
     // Bad flags name the field.
-    let o = cli(&data, &["report", "--type", "weekly", "--start", "2024-01-01", "--end", "2024-01-31"]);
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "weekly",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-31",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("`report_type`"));
-    let o = cli(&data, &["report", "--type", "user_activity", "--start", "2024-01-01", "--end", "2024-01-31"]);
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "user_activity",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-31",
+        ],
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("`user_id`"));
-    let o = cli(&data, &["report", "--type", "access_audit", "--start", "yesterday", "--end", "2024-01-31"]);
+    let o = cli(
+        &data,
+        &[
+            "report",
+            "--type",
+            "access_audit",
+            "--start",
+            "yesterday",
+            "--end",
+            "2024-01-31",
+        ],
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("`date_range.start_date`"));
 }
 
@@ -473,7 +718,10 @@ fn http_reports_on_both_prefixes() {
     use server::{default_config, Server, EXPORTER, INGESTER, READER};
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &default_config(), &[]);
-    let body: Vec<Value> = spread_events(4, 200).iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+    let body: Vec<Value> = spread_events(4, 200)
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
     let r = s.post_json("/api/audit-logs", Some(INGESTER), &json!(body));
     assert!(r.status < 300, "{} {}", r.status, r.text());
     let req = json!({
@@ -495,7 +743,10 @@ fn http_reports_on_both_prefixes() {
         assert_eq!(doc["summary"]["events"], 200);
         assert_eq!(doc["evidence"]["events"].as_array().unwrap().len(), 200);
         assert!(report::verify(&r.body, &key).unwrap().ok);
-        assert_eq!(r.header("x-report-sha256"), doc["integrity"]["sha256"].as_str());
+        assert_eq!(
+            r.header("x-report-sha256"),
+            doc["integrity"]["sha256"].as_str()
+        );
     }
     let mut html = req.clone();
     html["format"] = json!("html");
@@ -508,9 +759,20 @@ fn http_reports_on_both_prefixes() {
     let r = s.post_json("/api/audit-logs/reports", Some(READER), &csv);
     assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
     // Roles and bad fields.
-    assert_eq!(s.post_json("/api/audit-logs/reports", Some(INGESTER), &req).status, 403);
-    assert_eq!(s.post_json("/api/audit-logs/reports", None, &req).status, 401);
-    for (field, v) in [("report_type", json!("x")), ("format", json!("pdf")), ("include_sections", json!(["x"]))] {
+    assert_eq!(
+        s.post_json("/api/audit-logs/reports", Some(INGESTER), &req)
+            .status,
+        403
+    );
+    assert_eq!(
+        s.post_json("/api/audit-logs/reports", None, &req).status,
+        401
+    );
+    for (field, v) in [
+        ("report_type", json!("x")),
+        ("format", json!("pdf")),
+        ("include_sections", json!(["x"])),
+    ] {
         let mut b = req.clone();
         b[field] = v;
         let r = s.post_json("/api/audit-logs/reports", Some(READER), &b);
@@ -519,7 +781,10 @@ fn http_reports_on_both_prefixes() {
         assert!(p.starts_with(field), "{field}: {p}");
     }
     // Each generated report was recorded as a data_access event with its digest.
-    let q = s.get("/api/audit-logs?event_type=data_access&action=report_generated&limit=100", Some(READER));
+    let q = s.get(
+        "/api/audit-logs?event_type=data_access&action=report_generated&limit=100",
+        Some(READER),
+    );
     assert_eq!(q.json()["total_count"], 4, "{}", q.text());
     assert!(q.json()["audit_logs"][0]["details"]["report_sha256"].is_string());
     // The report route is in the OpenAPI document.

@@ -52,7 +52,11 @@ impl ReportArgs {
             v["compliance_framework"] = f.as_str().into();
         }
         if !self.section.is_empty() {
-            v["include_sections"] = self.section.iter().map(|s| Value::from(s.as_str())).collect();
+            v["include_sections"] = self
+                .section
+                .iter()
+                .map(|s| Value::from(s.as_str()))
+                .collect();
         }
         if let Some(u) = &self.user_id {
             v["user_id"] = u.as_str().into();

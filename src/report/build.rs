@@ -258,8 +258,7 @@ impl Scan {
         bump(self.per_day.entry(day.clone()).or_default(), &ev.event_type);
         let failed = FAILED.contains(&ev.status.as_str());
         let failed_login = ev.event_type == "authentication" && failed;
-        let denial = ev.event_type == "authorization" && failed
-            || ev.action == "permission_denied";
+        let denial = ev.event_type == "authorization" && failed || ev.action == "permission_denied";
         if failed_login || denial {
             let d = self.failures_per_day.entry(day).or_default();
             d.failed_logins += failed_login as u64;

@@ -95,8 +95,18 @@ fn csv(doc: &Value) -> String {
     for k in ["report_type", "compliance_framework", "format"] {
         r.row("request", k, "", &doc["request"][k]);
     }
-    r.row("request", "start_date", "", &doc["request"]["date_range"]["start_date"]);
-    r.row("request", "end_date", "", &doc["request"]["date_range"]["end_date"]);
+    r.row(
+        "request",
+        "start_date",
+        "",
+        &doc["request"]["date_range"]["start_date"],
+    );
+    r.row(
+        "request",
+        "end_date",
+        "",
+        &doc["request"]["date_range"]["end_date"],
+    );
     let s = &doc["summary"];
     for k in ["events", "first_seq", "last_seq", "events_in_no_section"] {
         r.row("summary", k, "", &s[k]);
@@ -135,7 +145,12 @@ fn csv(doc: &Value) -> String {
         }
     }
     for c in doc["controls"]["controls"].as_array().into_iter().flatten() {
-        r.row("controls", &scalar(&c["id"]), &scalar(&c["title"]), &c["events"]);
+        r.row(
+            "controls",
+            &scalar(&c["id"]),
+            &scalar(&c["title"]),
+            &c["events"],
+        );
     }
     if doc["user"].is_object() {
         r.row("user", "user_id", "", &doc["user"]["user_id"]);
@@ -144,7 +159,12 @@ fn csv(doc: &Value) -> String {
     let ev = &doc["evidence"];
     r.row("evidence", "ok", "", &ev["ok"]);
     r.row("evidence", "chain_ok", "", &ev["chain_verification"]["ok"]);
-    r.row("evidence", "chain_records", "", &ev["chain_verification"]["records"]);
+    r.row(
+        "evidence",
+        "chain_records",
+        "",
+        &ev["chain_verification"]["records"],
+    );
     r.row("evidence", "chain_failure", "", &failure_text(ev));
     for k in ["verified", "unverified", "unreadable", "complete"] {
         r.row("evidence", k, "", &ev["range_records"][k]);
@@ -156,10 +176,18 @@ fn csv(doc: &Value) -> String {
         "evidence",
         "legal_holds",
         "",
-        &ev["retention"]["holds"].as_array().map_or(0, Vec::len).into(),
+        &ev["retention"]["holds"]
+            .as_array()
+            .map_or(0, Vec::len)
+            .into(),
     );
     r.row("integrity", "sha256", "", &doc["integrity"]["sha256"]);
-    r.row("integrity", "hmac_sha256", "", &doc["integrity"]["hmac_sha256"]);
+    r.row(
+        "integrity",
+        "hmac_sha256",
+        "",
+        &doc["integrity"]["hmac_sha256"],
+    );
     r.0
 }
 
@@ -509,7 +537,12 @@ fn html(doc: &Value) -> String {
     chart_failures(&mut h, &s["failures_per_day"]);
     h.push_str("<h3>Severity</h3>");
     chart_severity(&mut h, &s["by_severity"]);
-    table_map(&mut h, "summary-by_event_type", "event type", &s["by_event_type"]);
+    table_map(
+        &mut h,
+        "summary-by_event_type",
+        "event type",
+        &s["by_event_type"],
+    );
     table_map(&mut h, "summary-by_severity", "severity", &s["by_severity"]);
     table_map(&mut h, "summary-by_status", "status", &s["by_status"]);
     if let Some(c) = doc["controls"]["controls"].as_array() {
@@ -549,8 +582,18 @@ fn html(doc: &Value) -> String {
         for k in ["by_action", "by_status", "by_severity"] {
             table_map(&mut h, &format!("{name}-{k}"), &k[3..], &sec[k]);
         }
-        table_top(&mut h, &format!("{name}-top_actors"), "top actors", &sec["top_actors"]);
-        table_top(&mut h, &format!("{name}-top_source_ips"), "top source IPs", &sec["top_source_ips"]);
+        table_top(
+            &mut h,
+            &format!("{name}-top_actors"),
+            "top actors",
+            &sec["top_actors"],
+        );
+        table_top(
+            &mut h,
+            &format!("{name}-top_source_ips"),
+            "top source IPs",
+            &sec["top_source_ips"],
+        );
         for list in ["changes", "incidents"] {
             if sec[list].is_array() {
                 let _ = write!(
@@ -606,9 +649,9 @@ fn html(doc: &Value) -> String {
     let embedded = serde_json::to_string(doc)
         .expect("report serializes")
         .replace('<', "\\u003c");
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<script type=\"application/json\" id=\"{EMBED_ID}\">{embedded}</script></body></html>\n"
+        "<script type=\"application/json\" id=\"{EMBED_ID}\">{embedded}</script></body></html>"
     );
     h
 }

@@ -25,7 +25,11 @@ pub fn canonical(v: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend(serde_json::to_string(k).expect("string serializes").as_bytes());
+                out.extend(
+                    serde_json::to_string(k)
+                        .expect("string serializes")
+                        .as_bytes(),
+                );
                 out.push(b':');
                 canonical(&m[k], out);
             }
@@ -41,7 +45,11 @@ pub fn canonical(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        other => out.extend(serde_json::to_string(other).expect("scalar serializes").as_bytes()),
+        other => out.extend(
+            serde_json::to_string(other)
+                .expect("scalar serializes")
+                .as_bytes(),
+        ),
     }
 }
 
@@ -98,9 +106,11 @@ pub fn document_of(bytes: &[u8]) -> Result<Value> {
     } else {
         let open = format!("<script type=\"application/json\" id=\"{EMBED_ID}\">");
         let start = text.find(&open).ok_or_else(|| {
-            bad("neither a JSON report nor an HTML report with its embedded JSON document \
+            bad(
+                "neither a JSON report nor an HTML report with its embedded JSON document \
                  (CSV and PDF reports carry the digest but cannot be checked: check the JSON)"
-                .into())
+                    .into(),
+            )
         })? + open.len();
         let len = text[start..]
             .find("</script>")
@@ -136,9 +146,10 @@ pub fn verify(bytes: &[u8], key: &HmacKey) -> Result<ReportCheck> {
         sha256_ok,
         hmac_ok,
         sha256: hex(&d),
-        log_id: doc.get("log_id").and_then(Value::as_str).map(str::to_string),
-        evidence_ok: doc
-            .pointer("/evidence/ok")
-            .and_then(Value::as_bool),
+        log_id: doc
+            .get("log_id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        evidence_ok: doc.pointer("/evidence/ok").and_then(Value::as_bool),
     })
 }

@@ -1880,36 +1880,6 @@ async fn openapi(
     Ok(json_ok(super::openapi::document()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_codec_round_trips() {
-        for s in ["a b", "x=y&z", "é/ü", "hmac-sha256:abc+def", ""] {
-            assert_eq!(url_decode(&url_encode(s)).unwrap(), s);
-        }
-        assert_eq!(url_decode("a+b%2Cc").unwrap(), "a b,c");
-        assert!(url_decode("%zz").is_err());
-        assert!(url_decode("%e9").is_err());
-    }
-
-    #[test]
-    fn bodies_split_into_items_with_lines() {
-        let (v, e) = split_body(b"{\"a\":1}\n\n{\"b\":2}\n");
-        assert!(e.is_none());
-        assert_eq!(v.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 3]);
-        let (v, e) = split_body(b"{\n  \"a\": 1\n}\n");
-        assert!(e.is_none() && v.len() == 1);
-        let (v, e) = split_body(b" [ {\"a\":1}, {\"b\":2} ]");
-        assert!(e.is_none());
-        assert_eq!(v.len(), 2);
-        let (v, e) = split_body(b"{\"a\":1}\n{\"b\":\n");
-        assert_eq!(v.len(), 1);
-        assert!(e.unwrap().message.contains("line"));
-    }
-}
-
 // ---------------------------------------------------------------- reports
 
 /// A report needs `read` or `export`: a token with only `export` asks for `export`.
@@ -1959,11 +1929,44 @@ async fn report_post(
             ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"audit-report.{}\"", req.format.as_str()),
+                format!(
+                    "attachment; filename=\"audit-report.{}\"",
+                    req.format.as_str()
+                ),
             ),
             (header::HeaderName::from_static("x-report-sha256"), sha),
         ],
         bytes,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_codec_round_trips() {
+        for s in ["a b", "x=y&z", "é/ü", "hmac-sha256:abc+def", ""] {
+            assert_eq!(url_decode(&url_encode(s)).unwrap(), s);
+        }
+        assert_eq!(url_decode("a+b%2Cc").unwrap(), "a b,c");
+        assert!(url_decode("%zz").is_err());
+        assert!(url_decode("%e9").is_err());
+    }
+
+    #[test]
+    fn bodies_split_into_items_with_lines() {
+        let (v, e) = split_body(b"{\"a\":1}\n\n{\"b\":2}\n");
+        assert!(e.is_none());
+        assert_eq!(v.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 3]);
+        let (v, e) = split_body(b"{\n  \"a\": 1\n}\n");
+        assert!(e.is_none() && v.len() == 1);
+        let (v, e) = split_body(b" [ {\"a\":1}, {\"b\":2} ]");
+        assert!(e.is_none());
+        assert_eq!(v.len(), 2);
+        let (v, e) = split_body(b"{\"a\":1}\n{\"b\":\n");
+        assert_eq!(v.len(), 1);
+        assert!(e.unwrap().message.contains("line"));
+    }
 }
