@@ -44,6 +44,7 @@ mod fsio;
 mod index;
 mod ingest;
 mod log;
+pub mod merkle;
 mod mmap;
 mod nofollow;
 mod query;
