@@ -53,6 +53,7 @@ pub mod sample;
 mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tiles;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};

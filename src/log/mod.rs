@@ -483,4 +483,16 @@ impl Log {
     pub fn next_seq(&self) -> u64 {
         reader::next_seq(&self.inner)
     }
+
+    /// Makes every record appended so far durable and extends the Merkle tree's tiles
+    /// (`merkle/` in the data directory, see `auditlog::tiles`) to cover them; returns the
+    /// stored tree. Not on the append path: call it before signing a tree checkpoint.
+    pub fn merkle_sync(&self) -> Result<crate::tiles::TreeState> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let n = self.next_seq();
+        self.flush()?;
+        crate::tiles::sync(&self.inner, n)
+    }
 }
