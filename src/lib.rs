@@ -47,6 +47,8 @@ mod log;
 pub mod merkle;
 mod mmap;
 mod nofollow;
+#[cfg(feature = "transparency")]
+pub mod note;
 mod query;
 mod retention;
 pub mod sample;
