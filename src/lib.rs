@@ -56,6 +56,8 @@ mod segment;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod tiles;
+#[cfg(feature = "transparency")]
+pub mod transparency;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};

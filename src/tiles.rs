@@ -326,13 +326,13 @@ impl NodeSource for TileReader<'_> {
     }
 }
 
-/// Leaf hashes of records `[from, to)` of a log, handed to `sink` in seq order. Fails if a
-/// record in the range is missing (removed by retention, or damaged).
-pub(crate) fn leaf_hashes(
+/// `(seq, timestamp_ns, digest)` of records `[from, to)` of a log, handed to `sink` in seq
+/// order. Fails if a record in the range is missing (removed by retention, or damaged).
+pub(crate) fn leaf_fields(
     inner: &crate::log::Inner,
     from: u64,
     to: u64,
-    mut sink: impl FnMut(Hash) -> Result<()>,
+    mut sink: impl FnMut(u64, i64, Hash) -> Result<()>,
 ) -> Result<()> {
     let segs = inner.segments.read().clone();
     let mut expected = from;
@@ -375,7 +375,7 @@ pub(crate) fn leaf_hashes(
                 offset: off as u64,
                 detail: format!("record {}: {why}", f.seq),
             })?;
-            sink(record_leaf_hash(f.seq, f.ts, &d))?;
+            sink(f.seq, f.ts, d)?;
             expected += 1;
         }
         seg.check_mapped()?;
@@ -405,8 +405,8 @@ pub(crate) fn sync(inner: &crate::log::Inner, durable_to: u64) -> Result<TreeSta
     }
     let mut size = st.size;
     let mut batch = Vec::with_capacity(BATCH.min((durable_to - size) as usize));
-    leaf_hashes(inner, st.size, durable_to, |h| {
-        batch.push(h);
+    leaf_fields(inner, st.size, durable_to, |seq, ts, d| {
+        batch.push(record_leaf_hash(seq, ts, &d));
         if batch.len() == BATCH {
             size = store.extend(size, &batch)?;
             batch.clear();

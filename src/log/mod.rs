@@ -495,4 +495,15 @@ impl Log {
         self.flush()?;
         crate::tiles::sync(&self.inner, n)
     }
+
+    /// What the Merkle leaf of record `seq` commits to: `(timestamp_ns, payload digest)`
+    /// (see `auditlog::merkle::leaf_bytes`).
+    pub fn merkle_leaf(&self, seq: u64) -> Result<(i64, Hash)> {
+        let mut out = None;
+        crate::tiles::leaf_fields(&self.inner, seq, seq + 1, |_, ts, d| {
+            out = Some((ts, d));
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Transparency(format!("record {seq} is not in the log")))
+    }
 }
