@@ -97,7 +97,7 @@ impl MemoryTree {
     pub fn push(&mut self, leaf: Hash) {
         self.levels[0].push(leaf);
         let mut l = 0;
-        while self.levels[l].len() % 2 == 0 {
+        while self.levels[l].len().is_multiple_of(2) {
             let n = self.levels[l].len();
             let h = node_hash(&self.levels[l][n - 2], &self.levels[l][n - 1]);
             if self.levels.len() == l + 1 {

@@ -260,12 +260,15 @@ fn subtree_root(hashes: &[Hash]) -> Hash {
     level[0]
 }
 
+/// Tiles loaded by a reader, by (level, index).
+type TileCache = RefCell<HashMap<(u8, u64), std::rc::Rc<Vec<Hash>>>>;
+
 /// Reads complete subtree hashes out of the tiles (caching the tiles it loads).
 pub struct TileReader<'a> {
     store: &'a TileStore,
     stored: u64,
     size: u64,
-    cache: RefCell<HashMap<(u8, u64), std::rc::Rc<Vec<Hash>>>>,
+    cache: TileCache,
 }
 
 impl TileReader<'_> {

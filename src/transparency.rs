@@ -43,7 +43,12 @@ pub struct TreeCheckpoint {
 impl TreeCheckpoint {
     /// The checkpoint's note text.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Parses a checkpoint's note text (extension lines after the root are allowed and
@@ -120,8 +125,10 @@ pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
     let store = TileStore::new(log.dir());
     if let Some(prev_note) = last_signed(log.dir())? {
         let file = store.path().join(SIGNED_CHECKPOINT_FILE);
-        let (text, _) = note::parse(&prev_note).map_err(|e| err(format!("{}: {e}", file.display())))?;
-        let prev = TreeCheckpoint::parse_body(&text).map_err(|e| err(format!("{}: {e}", file.display())))?;
+        let (text, _) =
+            note::parse(&prev_note).map_err(|e| err(format!("{}: {e}", file.display())))?;
+        let prev = TreeCheckpoint::parse_body(&text)
+            .map_err(|e| err(format!("{}: {e}", file.display())))?;
         if prev.origin != key.name() {
             return Err(err(format!(
                 "the last signed checkpoint ({}) has origin {:?}, this key is named {:?}; \
@@ -327,27 +334,47 @@ pub fn verify_proof(json: &str, key: &VerifierKey) -> Result<Verified> {
     }
     match kind {
         "inclusion" => {
-            let p: InclusionProof = serde_json::from_value(v)
-                .map_err(|e| err(format!("inclusion proof: {e}")))?;
+            let p: InclusionProof =
+                serde_json::from_value(v).map_err(|e| err(format!("inclusion proof: {e}")))?;
             let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
             check_against(&cp, p.tree_size, &unb64(&p.root, "root")?)?;
             let digest = unhex::<32>(&p.digest)
                 .ok_or_else(|| err(format!("digest {:?} is not 64 hex digits", p.digest)))?;
             let leaf = record_leaf_hash(p.leaf_index, p.timestamp_ns, &digest);
             if leaf != unb64(&p.leaf_hash, "leaf_hash")? {
-                return Err(err("leaf_hash is not the hash of leaf_index, timestamp_ns and digest"));
+                return Err(err(
+                    "leaf_hash is not the hash of leaf_index, timestamp_ns and digest",
+                ));
             }
-            verify_inclusion(&leaf, p.leaf_index, p.tree_size, &unb64s(&p.hashes, "hashes")?, &cp.root)?;
-            Ok(Verified { checkpoint: cp, old: None })
+            verify_inclusion(
+                &leaf,
+                p.leaf_index,
+                p.tree_size,
+                &unb64s(&p.hashes, "hashes")?,
+                &cp.root,
+            )?;
+            Ok(Verified {
+                checkpoint: cp,
+                old: None,
+            })
         }
         "consistency" => {
-            let p: ConsistencyProof = serde_json::from_value(v)
-                .map_err(|e| err(format!("consistency proof: {e}")))?;
+            let p: ConsistencyProof =
+                serde_json::from_value(v).map_err(|e| err(format!("consistency proof: {e}")))?;
             let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
             check_against(&cp, p.new_size, &unb64(&p.new_root, "new_root")?)?;
             let old_root = unb64(&p.old_root, "old_root")?;
-            verify_consistency(p.old_size, p.new_size, &old_root, &cp.root, &unb64s(&p.hashes, "hashes")?)?;
-            Ok(Verified { checkpoint: cp, old: Some((p.old_size, old_root)) })
+            verify_consistency(
+                p.old_size,
+                p.new_size,
+                &old_root,
+                &cp.root,
+                &unb64s(&p.hashes, "hashes")?,
+            )?;
+            Ok(Verified {
+                checkpoint: cp,
+                old: Some((p.old_size, old_root)),
+            })
         }
         other => Err(err(format!(
             "proof kind {other:?} is not \"inclusion\" or \"consistency\""

@@ -105,19 +105,26 @@ pub(crate) fn run(
             let (key, opts) = hmac()?;
             let log = open_any(data, key, opts)?;
             let p = transparency::prove_inclusion(&log, *seq, *size)?;
-            println!("{}", serde_json::to_string_pretty(&p).expect("proof serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&p).expect("proof serializes")
+            );
             Ok(0)
         }
         TlogCommand::ProveConsistency { old, new } => {
             let (key, opts) = hmac()?;
             let log = open_any(data, key, opts)?;
             let p = transparency::prove_consistency(&log, *old, *new)?;
-            println!("{}", serde_json::to_string_pretty(&p).expect("proof serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&p).expect("proof serializes")
+            );
             Ok(0)
         }
         TlogCommand::VerifyProof { key, proof } => {
             let key_text = if Path::new(key).is_file() {
-                std::fs::read_to_string(key).map_err(|e| Error::io("reading verifier key", key, e))?
+                std::fs::read_to_string(key)
+                    .map_err(|e| Error::io("reading verifier key", key, e))?
             } else {
                 key.clone()
             };
