@@ -105,6 +105,10 @@ pub enum Error {
     /// Encoding or decoding of a payload failed.
     #[error("codec: {0}")]
     Codec(String),
+
+    /// A Merkle tree, proof, tile, signed note or key is malformed or does not verify.
+    #[error("transparency: {0}")]
+    Transparency(String),
 }
 
 impl Error {

@@ -44,8 +44,11 @@ mod fsio;
 mod index;
 mod ingest;
 mod log;
+pub mod merkle;
 mod mmap;
 mod nofollow;
+#[cfg(feature = "transparency")]
+pub mod note;
 mod query;
 pub mod report;
 mod retention;
@@ -53,6 +56,9 @@ pub mod sample;
 mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tiles;
+#[cfg(feature = "transparency")]
+pub mod transparency;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};

@@ -3,6 +3,7 @@
 
 mod demo;
 mod report;
+mod transparency;
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,12 @@ enum Command {
         /// Also write it to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Instead, sign a C2SP checkpoint of the Merkle tree with the signer key --key.
+        #[arg(long, requires = "key")]
+        signed: bool,
+        /// Signer key file (from `auditlog keygen`).
+        #[arg(long, requires = "signed")]
+        key: Option<PathBuf>,
     },
     /// Counts, seqs and files.
     Stats {
@@ -191,6 +198,8 @@ enum Command {
         #[arg(long, default_value = "auditlog-demo")]
         dir: PathBuf,
     },
+    #[command(flatten)]
+    Tlog(transparency::TlogCommand),
 }
 
 #[derive(Subcommand)]
@@ -398,7 +407,17 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             }
             verify(&log, &external, *json, !*skip_indexes)
         }
-        Command::Checkpoint { out } => {
+        Command::Checkpoint {
+            out,
+            signed: true,
+            key: Some(key),
+        } => transparency::signed_checkpoint(
+            &cli.data,
+            write_options(&cli, &cfg)?,
+            key,
+            out.as_deref(),
+        ),
+        Command::Checkpoint { out, .. } => {
             let log = match Log::open(&cli.data, write_options(&cli, &cfg)?) {
                 Ok(l) => l,
                 Err(Error::Locked { .. }) => Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?,
@@ -684,6 +703,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             println!("{}", auditlog::hex(&auditlog::digest(t.as_bytes())));
             Ok(0)
         }
+        Command::Tlog(cmd) => transparency::run(cmd, &cli.data, || {
+            Ok((cfg.audit_logs.key()?, write_options(&cli, &cfg)?))
+        }),
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }

@@ -492,4 +492,27 @@ impl Log {
     pub fn next_seq(&self) -> u64 {
         reader::next_seq(&self.inner)
     }
+
+    /// Makes every record appended so far durable and extends the Merkle tree's tiles
+    /// (`merkle/` in the data directory, see `auditlog::tiles`) to cover them; returns the
+    /// stored tree. Not on the append path: call it before signing a tree checkpoint.
+    pub fn merkle_sync(&self) -> Result<crate::tiles::TreeState> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let n = self.next_seq();
+        self.flush()?;
+        crate::tiles::sync(&self.inner, n)
+    }
+
+    /// What the Merkle leaf of record `seq` commits to: `(timestamp_ns, payload digest)`
+    /// (see `auditlog::merkle::leaf_bytes`).
+    pub fn merkle_leaf(&self, seq: u64) -> Result<(i64, Hash)> {
+        let mut out = None;
+        crate::tiles::leaf_fields(&self.inner, seq, seq + 1, |_, ts, d| {
+            out = Some((ts, d));
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Transparency(format!("record {seq} is not in the log")))
+    }
 }

@@ -1,0 +1,453 @@
+//! The Merkle tree's hashes on disk, in the C2SP tlog-tiles layout, under `<data dir>/merkle/`.
+//!
+//! ```text
+//! merkle/tree                 "auditlog-merkle v1\n<size>\n<hex root>\n" (written last)
+//! merkle/tile/<L>/<N>         a full tile: 256 hashes of tree level 8·L, 32 bytes each
+//! merkle/tile/<L>/<N>.p/<W>   a partial tile: its first W (1..=255) hashes
+//! ```
+//!
+//! `N` is written in 3-digit groups, every group but the last prefixed with `x`
+//! (1234067 → `x001/x234/067`). Level-0 tiles hold the leaf hashes of `crate::merkle`; a
+//! level-`L` hash is the root of one full tile of level `L-1`.
+//!
+//! [`sync`] extends the tiles from the log: it starts from the stored size, reads back the
+//! partial tile of each level and appends the leaf hashes of the records after it. Each tile
+//! is written as a temporary file, synced and renamed; the `tree` file is written the same way
+//! after every tile it names, so a crash leaves the previous tree in force. A full tile's
+//! partial versions are removed once it is written.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::chain::{hex, unhex, Hash};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::merkle::{node_hash, record_leaf_hash, tree_hash, NodeSource};
+
+/// Directory of the tiles inside a data directory.
+pub const MERKLE_DIR: &str = "merkle";
+/// Hashes per full tile (tile height 8).
+pub const TILE_WIDTH: u64 = 256;
+const TREE_FILE: &str = "tree";
+const TREE_MAGIC: &str = "auditlog-merkle v1";
+/// Leaves read from the log per round of tile writes (bounds memory: 2 MiB of hashes).
+const BATCH: usize = 1 << 16;
+
+fn err(m: impl Into<String>) -> Error {
+    Error::Transparency(m.into())
+}
+
+/// The tile path of tile `index` at `level`, with `width` for a partial tile (1..=255).
+pub fn tile_path(level: u8, index: u64, width: Option<u64>) -> String {
+    let mut s = format!("tile/{level}/{}", encode_index(index));
+    if let Some(w) = width {
+        s.push_str(&format!(".p/{w}"));
+    }
+    s
+}
+
+/// `N` as tlog-tiles writes it: 3-digit groups, all but the last prefixed with `x`.
+pub fn encode_index(mut n: u64) -> String {
+    let mut groups = vec![format!("{:03}", n % 1000)];
+    n /= 1000;
+    while n > 0 {
+        groups.push(format!("x{:03}", n % 1000));
+        n /= 1000;
+    }
+    groups.reverse();
+    groups.join("/")
+}
+
+/// A tree as stored: its size and root hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeState {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// The tiles of one data directory.
+#[derive(Debug, Clone)]
+pub struct TileStore {
+    root: PathBuf,
+}
+
+impl TileStore {
+    /// The tile store of data directory `dir` (nothing is created until it is written).
+    pub fn new(dir: &Path) -> TileStore {
+        TileStore {
+            root: dir.join(MERKLE_DIR),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The stored tree (size 0 with the empty root when nothing was stored yet).
+    pub fn state(&self) -> Result<TreeState> {
+        let path = self.root.join(TREE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(TreeState {
+                    size: 0,
+                    root: crate::merkle::empty_root(),
+                })
+            }
+            Err(e) => return Err(Error::io("reading", &path, e)),
+        };
+        let bad = |m: &str| err(format!("{}: {m}", path.display()));
+        let mut lines = text.lines();
+        if lines.next() != Some(TREE_MAGIC) {
+            return Err(bad(&format!("first line is not `{TREE_MAGIC}`")));
+        }
+        let size = lines
+            .next()
+            .and_then(|l| l.parse::<u64>().ok())
+            .ok_or_else(|| bad("second line is not a decimal tree size"))?;
+        let root = lines
+            .next()
+            .and_then(unhex::<32>)
+            .ok_or_else(|| bad("third line is not a 64-hex-digit root hash"))?;
+        Ok(TreeState { size, root })
+    }
+
+    fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let dst = self.root.join(rel);
+        let parent = dst.parent().expect("tile paths have a parent");
+        fsio::create_dir_all("merkle.mkdir", parent)
+            .map_err(|e| Error::io("creating directory", parent, e))?;
+        let name = dst
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        crate::segment::write_atomic("merkle.write", parent, &name, bytes)
+    }
+
+    /// Reads tile (`level`, `index`): the full tile if present, else the partial tile of
+    /// `width`; at least `need` hashes.
+    fn read_tile(&self, level: u8, index: u64, width: u64, need: u64) -> Result<Vec<Hash>> {
+        let full = self.root.join(tile_path(level, index, None));
+        let (path, want) = match std::fs::metadata(&full) {
+            Ok(_) => (full, TILE_WIDTH),
+            Err(_) if width < TILE_WIDTH => {
+                (self.root.join(tile_path(level, index, Some(width))), width)
+            }
+            Err(e) => return Err(Error::io("reading tile", &full, e)),
+        };
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("reading tile", &path, e))?;
+        if bytes.len() as u64 != want * 32 {
+            return Err(err(format!(
+                "tile {} is {} bytes, {} expected ({want} hashes)",
+                path.display(),
+                bytes.len(),
+                want * 32
+            )));
+        }
+        if want < need {
+            return Err(err(format!(
+                "tile {} has {want} hashes, {need} needed",
+                path.display()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect())
+    }
+
+    /// Appends leaf hashes to the stored tree of size `old` (the tiles of `old` must be on
+    /// disk); writes the tiles, not the `tree` file. Returns the new size.
+    fn extend(&self, old: u64, leaves: &[Hash]) -> Result<u64> {
+        let new = old + leaves.len() as u64;
+        let mut incoming: Vec<Hash> = leaves.to_vec();
+        let mut level: u8 = 0;
+        loop {
+            let shift = 8 * level as u32;
+            let (old_n, new_n) = (old >> shift, new >> shift);
+            if new_n == 0 || old_n == new_n && incoming.is_empty() {
+                break;
+            }
+            debug_assert_eq!(new_n - old_n, incoming.len() as u64);
+            let first_tile = old_n / TILE_WIDTH;
+            let have = old_n % TILE_WIDTH;
+            let mut entries = if have > 0 {
+                self.read_tile(level, first_tile, have, have)?
+                    .into_iter()
+                    .take(have as usize)
+                    .collect()
+            } else {
+                Vec::with_capacity(incoming.len())
+            };
+            entries.extend_from_slice(&incoming);
+            let mut up = Vec::new();
+            for (i, chunk) in entries.chunks(TILE_WIDTH as usize).enumerate() {
+                let t = first_tile + i as u64;
+                let bytes: Vec<u8> = chunk.iter().flatten().copied().collect();
+                if chunk.len() as u64 == TILE_WIDTH {
+                    self.write_file(&tile_path(level, t, None), &bytes)?;
+                    let pdir = self.root.join(format!("{}.p", tile_path(level, t, None)));
+                    match std::fs::remove_dir_all(&pdir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io("removing partial tiles", &pdir, e))
+                        }
+                        _ => {}
+                    }
+                    up.push(subtree_root(chunk));
+                } else {
+                    let w = chunk.len() as u64;
+                    self.write_file(&tile_path(level, t, Some(w)), &bytes)?;
+                }
+            }
+            incoming = up;
+            level += 1;
+        }
+        Ok(new)
+    }
+
+    fn write_state(&self, st: &TreeState) -> Result<()> {
+        fsio::create_dir_all("merkle.mkdir", &self.root)
+            .map_err(|e| Error::io("creating directory", &self.root, e))?;
+        let text = format!("{TREE_MAGIC}\n{}\n{}\n", st.size, hex(&st.root));
+        crate::segment::write_atomic("merkle.write", &self.root, TREE_FILE, text.as_bytes())
+    }
+
+    /// Appends leaf hashes after the stored tree and stores the new tree. For callers that
+    /// keep their own leaves; a log's tree is kept by [`sync`] (`Log::merkle_sync`).
+    pub fn append_leaves(&self, leaves: &[Hash]) -> Result<TreeState> {
+        let _one = WRITES.lock();
+        let st = self.state()?;
+        let mut size = st.size;
+        for batch in leaves.chunks(BATCH) {
+            size = self.extend(size, batch)?;
+        }
+        let st = TreeState {
+            size,
+            root: tree_hash(&self.reader_unchecked(size), size)?,
+        };
+        self.write_state(&st)?;
+        Ok(st)
+    }
+
+    /// A reader of the stored tiles for the tree of `size` leaves (at most the stored size).
+    pub fn reader(&self, size: u64) -> Result<TileReader<'_>> {
+        let stored = self.state()?.size;
+        if size > stored {
+            return Err(err(format!(
+                "tree size {size} is past the stored tree ({stored} leaves); run a sync first"
+            )));
+        }
+        Ok(TileReader {
+            store: self,
+            stored,
+            size,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+}
+
+static WRITES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Root of a power-of-two run of hashes.
+fn subtree_root(hashes: &[Hash]) -> Hash {
+    debug_assert!(hashes.len().is_power_of_two());
+    let mut level: Vec<Hash> = hashes.to_vec();
+    while level.len() > 1 {
+        level = level.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
+    }
+    level[0]
+}
+
+/// Tiles loaded by a reader, by (level, index).
+type TileCache = RefCell<HashMap<(u8, u64), std::rc::Rc<Vec<Hash>>>>;
+
+/// Reads complete subtree hashes out of the tiles (caching the tiles it loads).
+pub struct TileReader<'a> {
+    store: &'a TileStore,
+    stored: u64,
+    size: u64,
+    cache: TileCache,
+}
+
+impl TileReader<'_> {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl NodeSource for TileReader<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        let span = 1u64
+            .checked_shl(level as u32)
+            .filter(|_| level < 64)
+            .ok_or_else(|| err(format!("node level {level} is out of range")))?;
+        let end = index
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(span))
+            .filter(|&e| e <= self.size)
+            .ok_or_else(|| {
+                err(format!(
+                    "node ({level}, {index}) is not a complete subtree of the tree of size {}",
+                    self.size
+                ))
+            })?;
+        let _ = end;
+        let tl = level / 8;
+        let r = level % 8;
+        let first = index << r;
+        let tile = first / TILE_WIDTH;
+        let off = (first % TILE_WIDTH) as usize;
+        let count = 1usize << r;
+        let key = (tl, tile);
+        let cached = self.cache.borrow().get(&key).cloned();
+        let hashes = match cached {
+            Some(h) => h,
+            None => {
+                let at_level = self.stored >> (8 * tl as u32);
+                let width = (at_level - tile * TILE_WIDTH).min(TILE_WIDTH);
+                let h = std::rc::Rc::new(self.store.read_tile(
+                    tl,
+                    tile,
+                    width,
+                    (off + count) as u64,
+                )?);
+                self.cache.borrow_mut().insert(key, h.clone());
+                h
+            }
+        };
+        let run = hashes.get(off..off + count).ok_or_else(|| {
+            err(format!(
+                "tile {} holds {} hashes, {} needed",
+                tile_path(tl, tile, None),
+                hashes.len(),
+                off + count
+            ))
+        })?;
+        Ok(subtree_root(run))
+    }
+}
+
+/// `(seq, timestamp_ns, digest)` of records `[from, to)` of a log, handed to `sink` in seq
+/// order. Fails if a record in the range is missing (removed by retention, or damaged).
+pub(crate) fn leaf_fields(
+    inner: &crate::log::Inner,
+    from: u64,
+    to: u64,
+    mut sink: impl FnMut(u64, i64, Hash) -> Result<()>,
+) -> Result<()> {
+    let segs = inner.segments.read().clone();
+    let mut expected = from;
+    for seg in &segs {
+        if expected >= to {
+            break;
+        }
+        if let Some(e) = seg.load_error() {
+            return Err(Error::Corrupt {
+                file: seg.path.clone(),
+                offset: 0,
+                detail: e,
+            });
+        }
+        for (off, f) in seg.frames() {
+            if f.seq < expected {
+                continue;
+            }
+            if f.seq >= to {
+                break;
+            }
+            if f.seq != expected {
+                return Err(err(format!(
+                    "record {expected} is not in the log (next found: {} in {}); the Merkle tree \
+                     cannot be extended past a gap (removed by retention before the tree covered it, \
+                     or damaged: run `auditlog verify`)",
+                    f.seq,
+                    seg.path.display()
+                )));
+            }
+            let d = crate::codec::chained_digest(
+                &inner.chain,
+                &inner.log_id,
+                f.seq,
+                f.flags,
+                f.payload,
+            )
+            .map_err(|why| Error::Corrupt {
+                file: seg.path.clone(),
+                offset: off as u64,
+                detail: format!("record {}: {why}", f.seq),
+            })?;
+            sink(f.seq, f.ts, d)?;
+            expected += 1;
+        }
+        seg.check_mapped()?;
+    }
+    if expected < to {
+        return Err(err(format!(
+            "records {expected}..{to} are not in the log; the Merkle tree cannot be extended"
+        )));
+    }
+    Ok(())
+}
+
+/// Extends the data directory's tiles to cover every durable record of the log.
+pub(crate) fn sync(inner: &crate::log::Inner, durable_to: u64) -> Result<TreeState> {
+    let store = TileStore::new(&inner.dir);
+    let _one = WRITES.lock();
+    let st = store.state()?;
+    if durable_to < st.size {
+        return Err(err(format!(
+            "the stored Merkle tree has {} leaves but the log has only {durable_to} records \
+             (the log was rolled back or truncated)",
+            st.size
+        )));
+    }
+    if durable_to == st.size {
+        return Ok(st);
+    }
+    let mut size = st.size;
+    let mut batch = Vec::with_capacity(BATCH.min((durable_to - size) as usize));
+    leaf_fields(inner, st.size, durable_to, |seq, ts, d| {
+        batch.push(record_leaf_hash(seq, ts, &d));
+        if batch.len() == BATCH {
+            size = store.extend(size, &batch)?;
+            batch.clear();
+        }
+        Ok(())
+    })?;
+    size = store.extend(size, &batch)?;
+    let st = TreeState {
+        size,
+        root: tree_hash(&store.reader_unchecked(size), size)?,
+    };
+    store.write_state(&st)?;
+    Ok(st)
+}
+
+impl TileStore {
+    /// A reader over tiles written for `size` that the `tree` file does not name yet.
+    fn reader_unchecked(&self, size: u64) -> TileReader<'_> {
+        TileReader {
+            store: self,
+            stored: size,
+            size,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_encoding() {
+        assert_eq!(encode_index(0), "000");
+        assert_eq!(encode_index(7), "007");
+        assert_eq!(encode_index(1000), "x001/000");
+        assert_eq!(encode_index(1234067), "x001/x234/067");
+        assert_eq!(tile_path(0, 1234, Some(5)), "tile/0/x001/234.p/5");
+        assert_eq!(tile_path(2, 3, None), "tile/2/003");
+    }
+}

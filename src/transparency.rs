@@ -1,0 +1,396 @@
+//! Public verifiability: C2SP tlog checkpoints of the Merkle tree signed as notes, and
+//! inclusion and consistency proofs that anyone holding only the verifier key can check.
+//!
+//! A checkpoint's body is the C2SP tlog-checkpoint text:
+//!
+//! ```text
+//! <origin>\n<tree size, decimal>\n<base64 root hash>\n
+//! ```
+//!
+//! signed with a [`SignerKey`] (the origin is the key's name). The latest signed checkpoint
+//! is kept in `merkle/checkpoint` of the data directory; a new one is signed only when its
+//! tree is an extension of that one (checked with a consistency proof).
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{hex, unhex, Hash};
+use crate::error::{Error, Result};
+use crate::merkle::{
+    consistency_proof, inclusion_proof, record_leaf_hash, tree_hash, verify_consistency,
+    verify_inclusion,
+};
+use crate::note::{self, SignerKey, VerifierKey};
+use crate::tiles::{TileStore, MERKLE_DIR};
+use crate::Log;
+
+/// The latest signed checkpoint, inside `merkle/` of the data directory.
+pub const SIGNED_CHECKPOINT_FILE: &str = "checkpoint";
+
+fn err(m: impl Into<String>) -> Error {
+    Error::Transparency(m.into())
+}
+
+/// A tlog checkpoint: origin, tree size, root hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+}
+
+impl TreeCheckpoint {
+    /// The checkpoint's note text.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
+    }
+
+    /// Parses a checkpoint's note text (extension lines after the root are allowed and
+    /// ignored).
+    pub fn parse_body(text: &str) -> Result<TreeCheckpoint> {
+        let mut lines = text.split('\n');
+        let origin = lines.next().unwrap_or_default();
+        if origin.is_empty() {
+            return Err(err("checkpoint: the origin line is empty"));
+        }
+        let size_line = lines.next().unwrap_or_default();
+        let size = size_line
+            .parse::<u64>()
+            .ok()
+            .filter(|_| {
+                size_line.bytes().all(|b| b.is_ascii_digit())
+                    && (size_line == "0" || !size_line.starts_with('0'))
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "checkpoint: tree size line {size_line:?} is not a decimal number"
+                ))
+            })?;
+        let root_line = lines.next().unwrap_or_default();
+        let root = B64
+            .decode(root_line)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                err(format!(
+                    "checkpoint: root hash line {root_line:?} is not base64 of 32 bytes"
+                ))
+            })?;
+        if !text.ends_with('\n') {
+            return Err(err("checkpoint: the text does not end with a newline"));
+        }
+        Ok(TreeCheckpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
+    }
+
+    /// Opens a signed checkpoint note with `key`.
+    pub fn open(signed: &str, key: &VerifierKey) -> Result<TreeCheckpoint> {
+        let opened = note::open(signed, std::slice::from_ref(key))?;
+        let cp = Self::parse_body(&opened.text)?;
+        if cp.origin != key.name() {
+            return Err(err(format!(
+                "checkpoint origin {:?} is not the key's name {:?}",
+                cp.origin,
+                key.name()
+            )));
+        }
+        Ok(cp)
+    }
+}
+
+/// The latest signed checkpoint note kept in data directory `dir`, if any.
+pub fn last_signed(dir: &std::path::Path) -> Result<Option<String>> {
+    let path = dir.join(MERKLE_DIR).join(SIGNED_CHECKPOINT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", &path, e)),
+    }
+}
+
+/// Extends the tree to every record (`Log::merkle_sync`), signs a checkpoint of it with `key`
+/// and keeps it as the latest. Refuses when the tree is not an extension of the latest
+/// signed checkpoint (a smaller tree, another origin, or a failed consistency proof).
+pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
+    let st = log.merkle_sync()?;
+    let store = TileStore::new(log.dir());
+    if let Some(prev_note) = last_signed(log.dir())? {
+        let file = store.path().join(SIGNED_CHECKPOINT_FILE);
+        let (text, _) =
+            note::parse(&prev_note).map_err(|e| err(format!("{}: {e}", file.display())))?;
+        let prev = TreeCheckpoint::parse_body(&text)
+            .map_err(|e| err(format!("{}: {e}", file.display())))?;
+        if prev.origin != key.name() {
+            return Err(err(format!(
+                "the last signed checkpoint ({}) has origin {:?}, this key is named {:?}; \
+                 sign with the same name",
+                file.display(),
+                prev.origin,
+                key.name()
+            )));
+        }
+        let refuse = |why: String| {
+            err(format!(
+                "refusing to sign: the tree of size {} is not an extension of the last signed \
+                 checkpoint (size {}, {}): {why}",
+                st.size,
+                prev.size,
+                file.display()
+            ))
+        };
+        if prev.size > st.size {
+            return Err(refuse("the tree is smaller".into()));
+        }
+        if prev.size == 0 {
+            if prev.root != crate::merkle::empty_root() {
+                return Err(refuse("its root is not the empty tree's".into()));
+            }
+        } else {
+            let r = store.reader(st.size)?;
+            let p = consistency_proof(&r, prev.size, st.size)?;
+            verify_consistency(prev.size, st.size, &prev.root, &st.root, &p)
+                .map_err(|e| refuse(e.to_string()))?;
+        }
+    }
+    let cp = TreeCheckpoint {
+        origin: key.name().to_string(),
+        size: st.size,
+        root: st.root,
+    };
+    let signed = key.sign(&cp.body())?;
+    crate::segment::write_atomic(
+        "merkle.checkpoint",
+        store.path(),
+        SIGNED_CHECKPOINT_FILE,
+        signed.as_bytes(),
+    )?;
+    Ok(signed)
+}
+
+/// Proof that record `seq` is leaf `leaf_index` of the tree of `tree_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// Always `"inclusion"`.
+    pub kind: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// The record's timestamp (UTC nanoseconds) and payload digest (hex) the leaf commits to.
+    pub timestamp_ns: i64,
+    pub digest: String,
+    /// The record's event id, when it has one (not covered by the proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// base64 leaf hash `SHA-256(0x00 || le64(seq) || le64(ts) || digest)`.
+    pub leaf_hash: String,
+    /// base64 audit path, leaf side first (RFC 9162 PATH).
+    pub hashes: Vec<String>,
+    /// base64 root of the tree of `tree_size`.
+    pub root: String,
+    /// The signed checkpoint of `tree_size`, when the proof is against one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// Proof that the tree of `old_size` is a prefix of the tree of `new_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// Always `"consistency"`.
+    pub kind: String,
+    pub old_size: u64,
+    pub new_size: u64,
+    pub old_root: String,
+    pub new_root: String,
+    /// base64 hashes (RFC 9162 PROOF).
+    pub hashes: Vec<String>,
+    /// The signed checkpoint of `new_size`, when it is the latest signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+fn b64s(hs: &[Hash]) -> Vec<String> {
+    hs.iter().map(|h| B64.encode(h)).collect()
+}
+
+fn unb64(s: &str, what: &str) -> Result<Hash> {
+    B64.decode(s)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| err(format!("{what} {s:?} is not base64 of 32 bytes")))
+}
+
+fn unb64s(v: &[String], what: &str) -> Result<Vec<Hash>> {
+    v.iter()
+        .enumerate()
+        .map(|(i, s)| unb64(s, &format!("{what}[{i}]")))
+        .collect()
+}
+
+/// The latest signed checkpoint's note and tree size, read without a key (it is only
+/// attached to proofs; verifiers check it).
+fn signed_for(log: &Log) -> Result<Option<(String, TreeCheckpoint)>> {
+    let Some(n) = last_signed(log.dir())? else {
+        return Ok(None);
+    };
+    let (text, _) = note::parse(&n)?;
+    Ok(Some((n.clone(), TreeCheckpoint::parse_body(&text)?)))
+}
+
+/// The inclusion proof of record `seq`, against the latest signed checkpoint (`size` None)
+/// or the stored tree of `size` leaves.
+pub fn prove_inclusion(log: &Log, seq: u64, size: Option<u64>) -> Result<InclusionProof> {
+    let signed = signed_for(log)?;
+    let size = match (size, &signed) {
+        (Some(s), _) => s,
+        (None, Some((_, cp))) => cp.size,
+        (None, None) => {
+            return Err(err(
+                "no signed checkpoint yet: run `auditlog checkpoint --signed --key FILE` or give --size",
+            ))
+        }
+    };
+    let store = TileStore::new(log.dir());
+    let r = store.reader(size)?;
+    let hashes = inclusion_proof(&r, seq, size)?;
+    let root = tree_hash(&r, size)?;
+    let (ts, digest) = log.merkle_leaf(seq)?;
+    let leaf = record_leaf_hash(seq, ts, &digest);
+    let stored = r.node(0, seq)?;
+    if stored != leaf {
+        return Err(err(format!(
+            "leaf {seq} in the tiles does not match the record in the log (tiles damaged, or \
+             the record was altered: run `auditlog verify`)"
+        )));
+    }
+    let checkpoint = signed
+        .filter(|(_, cp)| cp.size == size && cp.root == root)
+        .map(|(n, _)| n);
+    let event_id = log.get(seq)?.and_then(|r| r.event.event_id);
+    Ok(InclusionProof {
+        kind: "inclusion".into(),
+        leaf_index: seq,
+        tree_size: size,
+        timestamp_ns: ts,
+        digest: hex(&digest),
+        event_id,
+        leaf_hash: B64.encode(leaf),
+        hashes: b64s(&hashes),
+        root: B64.encode(root),
+        checkpoint,
+    })
+}
+
+/// The consistency proof between the stored trees of `old` and `new` leaves.
+pub fn prove_consistency(log: &Log, old: u64, new: u64) -> Result<ConsistencyProof> {
+    let store = TileStore::new(log.dir());
+    let r = store.reader(new)?;
+    let hashes = consistency_proof(&r, old, new)?;
+    let new_root = tree_hash(&r, new)?;
+    let checkpoint = signed_for(log)?
+        .filter(|(_, cp)| cp.size == new && cp.root == new_root)
+        .map(|(n, _)| n);
+    Ok(ConsistencyProof {
+        kind: "consistency".into(),
+        old_size: old,
+        new_size: new,
+        old_root: B64.encode(tree_hash(&r, old)?),
+        new_root: B64.encode(new_root),
+        hashes: b64s(&hashes),
+        checkpoint,
+    })
+}
+
+use crate::merkle::NodeSource as _;
+
+/// What a verified proof established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed checkpoint the proof is against.
+    pub checkpoint: TreeCheckpoint,
+    /// For a consistency proof: the old tree's size and root, now proven a prefix.
+    pub old: Option<(u64, Hash)>,
+}
+
+/// Verifies a proof (the JSON of `auditlog prove` or `prove-consistency`) with only the
+/// verifier key: the checkpoint's signature, its size and root, and the proof's hashes.
+pub fn verify_proof(json: &str, key: &VerifierKey) -> Result<Verified> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| err(format!("proof is not JSON: {e}")))?;
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    fn need_cp(c: &Option<String>) -> Result<&str> {
+        c.as_deref().ok_or_else(|| {
+            err("the proof carries no signed checkpoint (it was made against an unsigned tree size)")
+        })
+    }
+    match kind {
+        "inclusion" => {
+            let p: InclusionProof =
+                serde_json::from_value(v).map_err(|e| err(format!("inclusion proof: {e}")))?;
+            let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
+            check_against(&cp, p.tree_size, &unb64(&p.root, "root")?)?;
+            let digest = unhex::<32>(&p.digest)
+                .ok_or_else(|| err(format!("digest {:?} is not 64 hex digits", p.digest)))?;
+            let leaf = record_leaf_hash(p.leaf_index, p.timestamp_ns, &digest);
+            if leaf != unb64(&p.leaf_hash, "leaf_hash")? {
+                return Err(err(
+                    "leaf_hash is not the hash of leaf_index, timestamp_ns and digest",
+                ));
+            }
+            verify_inclusion(
+                &leaf,
+                p.leaf_index,
+                p.tree_size,
+                &unb64s(&p.hashes, "hashes")?,
+                &cp.root,
+            )?;
+            Ok(Verified {
+                checkpoint: cp,
+                old: None,
+            })
+        }
+        "consistency" => {
+            let p: ConsistencyProof =
+                serde_json::from_value(v).map_err(|e| err(format!("consistency proof: {e}")))?;
+            let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
+            check_against(&cp, p.new_size, &unb64(&p.new_root, "new_root")?)?;
+            let old_root = unb64(&p.old_root, "old_root")?;
+            verify_consistency(
+                p.old_size,
+                p.new_size,
+                &old_root,
+                &cp.root,
+                &unb64s(&p.hashes, "hashes")?,
+            )?;
+            Ok(Verified {
+                checkpoint: cp,
+                old: Some((p.old_size, old_root)),
+            })
+        }
+        other => Err(err(format!(
+            "proof kind {other:?} is not \"inclusion\" or \"consistency\""
+        ))),
+    }
+}
+
+fn check_against(cp: &TreeCheckpoint, size: u64, root: &Hash) -> Result<()> {
+    if cp.size != size {
+        return Err(err(format!(
+            "the proof is for tree size {size}, its signed checkpoint has size {}",
+            cp.size
+        )));
+    }
+    if cp.root != *root {
+        return Err(err("the proof's root is not the signed checkpoint's root"));
+    }
+    Ok(())
+}
