@@ -65,8 +65,8 @@ pub use event::{
 pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use ingest::{Admitted, IngestPolicy};
 pub use log::{
-    Durability, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport, Stats,
-    TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
+    Durability, Follow, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport,
+    Stats, Subscription, TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
 pub use query::{
     parse_time, AuditLogEntry, Facet, FacetValue, IpNet, Order, Page, Query, Verification,
