@@ -52,6 +52,7 @@ pub mod sample;
 mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod siem;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
