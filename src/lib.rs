@@ -53,6 +53,7 @@ mod segment;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod siem;
+pub mod sink;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
