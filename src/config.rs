@@ -16,6 +16,9 @@ pub struct Config {
     /// `auditlog serve`'s section; unused by the library itself.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Sinks that deliver events to SIEMs and webhooks (`docs/SINKS.md`).
+    #[serde(default)]
+    pub sinks: Vec<crate::sink::SinkConfig>,
 }
 
 /// The `server` section: what `auditlog serve` listens on, who may call it, and its limits
@@ -303,7 +306,9 @@ impl Config {
 
     /// Parses config JSON text.
     pub fn from_json(text: &str) -> Result<Config> {
-        serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))
+        let c: Config = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        crate::sink::check_all(&c.sinks)?;
+        Ok(c)
     }
 
     /// Applies the seed's environment variables over the file's values:

@@ -17,6 +17,67 @@ pub enum ExportFormat {
     /// RFC 4180 CSV with a header row; nested fields flattened with dotted names and
     /// `details` as JSON text.
     Csv,
+    /// OCSF 1.8.0 events, one JSON object per line (mapping in `docs/SINKS.md`).
+    Ocsf,
+    /// ArcSight CEF lines (`CEF:0|auditlog|auditlog|version|type:action|name|severity|…`).
+    Cef,
+    /// RFC 5424 syslog lines with structured data, facility 13 (log audit).
+    Syslog,
+    /// Splunk HTTP Event Collector event envelopes, one per line.
+    Hec,
+    /// Elasticsearch bulk NDJSON: a `create` action line, then the document.
+    Elastic,
+}
+
+impl ExportFormat {
+    /// Every format, in the order of the help texts.
+    pub const ALL: [ExportFormat; 7] = [
+        ExportFormat::Jsonl,
+        ExportFormat::Csv,
+        ExportFormat::Ocsf,
+        ExportFormat::Cef,
+        ExportFormat::Syslog,
+        ExportFormat::Hec,
+        ExportFormat::Elastic,
+    ];
+
+    /// The name `FromStr` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Ocsf => "ocsf",
+            ExportFormat::Cef => "cef",
+            ExportFormat::Syslog => "syslog",
+            ExportFormat::Hec => "hec",
+            ExportFormat::Elastic => "elastic",
+        }
+    }
+
+    /// The HTTP content type of an export in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl
+            | ExportFormat::Ocsf
+            | ExportFormat::Hec
+            | ExportFormat::Elastic => "application/x-ndjson",
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Cef | ExportFormat::Syslog => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// The file name extension of an export in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Ocsf => "ocsf.jsonl",
+            ExportFormat::Cef => "cef",
+            ExportFormat::Syslog => "syslog",
+            ExportFormat::Hec => "hec.json",
+            ExportFormat::Elastic => "bulk.ndjson",
+        }
+    }
 }
 
 impl std::str::FromStr for ExportFormat {
@@ -25,9 +86,17 @@ impl std::str::FromStr for ExportFormat {
         match s.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json-lines" => Ok(ExportFormat::Jsonl),
             "csv" => Ok(ExportFormat::Csv),
+            "ocsf" => Ok(ExportFormat::Ocsf),
+            "cef" => Ok(ExportFormat::Cef),
+            "syslog" | "rfc5424" => Ok(ExportFormat::Syslog),
+            "hec" | "splunk" => Ok(ExportFormat::Hec),
+            "elastic" | "elasticsearch" | "bulk" => Ok(ExportFormat::Elastic),
             _ => Err(Error::InvalidQuery {
                 param: "format".into(),
-                message: format!("{s:?}: expected jsonl or csv"),
+                message: format!(
+                    "{s:?}: expected one of {}",
+                    ExportFormat::ALL.map(|f| f.name()).join(", ")
+                ),
             }),
         }
     }
@@ -124,6 +193,12 @@ pub(crate) fn export(
             .map_err(io)?;
         out.write_all(b"\r\n").map_err(io)?;
     }
+    let ctx = crate::siem::FormatContext::new(crate::chain::hex(&inner.log_id));
+    let json_line = |out: &mut dyn Write, v: &serde_json::Value| -> Result<()> {
+        serde_json::to_writer(&mut *out, v)
+            .map_err(|x| Error::io("writing export to", "output", x.into()))?;
+        out.write_all(b"\n").map_err(io)
+    };
     let mut sum = ExportSummary::default();
     for_each_match(inner, q, |seg, h| {
         let e = entry(seg, h, &inner.chain, &inner.log_id, q.include_details)?;
@@ -134,6 +209,22 @@ pub(crate) fn export(
                 out.write_all(b"\n").map_err(io)?;
             }
             ExportFormat::Csv => out.write_all(csv_row(&e).as_bytes()).map_err(io)?,
+            ExportFormat::Ocsf => json_line(out, &crate::siem::ocsf(&e, &ctx))?,
+            ExportFormat::Hec => json_line(out, &crate::siem::hec(&e, &ctx))?,
+            ExportFormat::Elastic => {
+                let (action, doc) = crate::siem::elastic(&e, &ctx);
+                json_line(out, &action)?;
+                json_line(out, &doc)?;
+            }
+            ExportFormat::Cef | ExportFormat::Syslog => {
+                let mut line = if format == ExportFormat::Cef {
+                    crate::siem::cef(&e, &ctx)
+                } else {
+                    crate::siem::syslog(&e, &ctx)
+                };
+                line.push('\n');
+                out.write_all(line.as_bytes()).map_err(io)?;
+            }
         }
         sum.records += 1;
         if e.verification.verified {
@@ -158,6 +249,18 @@ pub(crate) fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in ExportFormat::ALL {
+            assert_eq!(f.name().parse::<ExportFormat>().unwrap(), f);
+        }
+        let err = "xml".parse::<ExportFormat>().unwrap_err().to_string();
+        assert!(
+            err.contains("format") && err.contains("ocsf") && err.contains("elastic"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn csv_quoting() {

@@ -56,6 +56,8 @@ pub mod sample;
 mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod siem;
+pub mod sink;
 pub mod tiles;
 #[cfg(feature = "transparency")]
 pub mod transparency;
@@ -72,8 +74,8 @@ pub use event::{
 pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use ingest::{Admitted, IngestPolicy};
 pub use log::{
-    Durability, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport, Stats,
-    TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
+    Durability, Follow, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport,
+    Stats, Subscription, TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
 };
 pub use query::{
     parse_time, AuditLogEntry, Facet, FacetValue, IpNet, Order, Page, Query, Verification,

@@ -102,11 +102,11 @@ enum Command {
         #[arg(long)]
         ndjson: bool,
     },
-    /// Export every matching event as JSON Lines or CSV, verifying each record.
+    /// Export every matching event (JSON Lines, CSV or a SIEM format), verifying each record.
     Export {
         #[command(flatten)]
         filters: Filters,
-        /// `jsonl` or `csv`.
+        /// `jsonl`, `csv`, `ocsf`, `cef`, `syslog`, `hec` or `elastic`.
         #[arg(long, default_value = "jsonl")]
         format: String,
         /// Output file (default stdout).

@@ -1,6 +1,7 @@
 //! The engine: a data directory of segments, one writer with group commit, readers over
 //! memory maps, recovery on open and a background worker that seals, syncs and checkpoints.
 
+mod follow;
 mod open;
 mod options;
 mod reader;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use follow::{Follow, Subscription};
 pub(crate) use open::set_aside_removed;
 pub use open::{RecoveryReport, TornTail};
 pub use options::{Durability, Options, Preallocation, WritePath, MIN_SEGMENT_BYTES};
@@ -92,6 +94,7 @@ impl Drop for CloseGuard {
         if !self.0.read_only {
             writer::close(&self.0);
         }
+        self.0.follow.close();
     }
 }
 
@@ -128,6 +131,8 @@ pub(crate) struct Inner {
     pub(crate) maintenance: Mutex<()>,
     /// The policy log (retention runs, legal holds) as read at open and appended since.
     pub(crate) policy: Mutex<crate::retention::policy::PolicyLog>,
+    /// Wakes [`Subscription`]s when records are appended or synced.
+    pub(crate) follow: follow::Notify,
 }
 
 impl Inner {
@@ -288,6 +293,17 @@ impl Log {
     /// Every record from `from_seq` on, in seq order, over a snapshot taken now.
     pub fn iter_from(&self, from_seq: u64) -> RecordIter {
         reader::iter_from(&self.inner, from_seq)
+    }
+
+    /// Follows the log from `from_seq` on: yields every durable record (see
+    /// [`Follow::Durable`]) in seq order, then waits for new ones, across segment rolls.
+    pub fn subscribe(&self, from_seq: u64) -> Subscription {
+        self.subscribe_with(from_seq, Follow::Durable)
+    }
+
+    /// Like [`subscribe`](Self::subscribe), choosing which records are handed out.
+    pub fn subscribe_with(&self, from_seq: u64, follow: Follow) -> Subscription {
+        Subscription::new(self.inner.clone(), from_seq, follow)
     }
 
     /// Every record, in seq order, over a snapshot taken now.

@@ -463,6 +463,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         last_checkpoint_seq: AtomicU64::new(u64::MAX),
         maintenance: Mutex::new(()),
         policy: Mutex::new(policy),
+        follow: Default::default(),
     });
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
@@ -758,6 +759,7 @@ impl Inner {
             last_checkpoint_seq: AtomicU64::new(u64::MAX),
             maintenance: Mutex::new(()),
             policy: Mutex::new(Default::default()),
+            follow: Default::default(),
         }
     }
 }

@@ -343,6 +343,8 @@ fn finish_locked(inner: &Inner, w: &mut WriterState, n: u64) -> bool {
 fn after_append(inner: &Inner, last_seq: u64, want_checkpoint: bool) -> Result<()> {
     if inner.opts.durability == Durability::Sync {
         sync_to(inner, last_seq)?;
+    } else {
+        inner.follow.bump();
     }
     if want_checkpoint {
         if let Some(wk) = inner.worker.lock().as_ref() {
@@ -583,6 +585,7 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
     };
     drop(st);
     inner.sync.done.notify_all();
+    inner.follow.bump();
     outcome
 }
 

@@ -1135,7 +1135,7 @@ async fn export(
         "log_export",
         &route,
         json!({
-            "format": match format { ExportFormat::Jsonl => "jsonl", ExportFormat::Csv => "csv" },
+            "format": format.name(),
             "query": params.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
         }),
     )
@@ -1159,10 +1159,7 @@ async fn export(
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    let (ctype, ext) = match format {
-        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
+    let (ctype, ext) = (format.content_type(), format.extension());
     Ok((
         [
             (header::CONTENT_TYPE, ctype.to_string()),

@@ -203,8 +203,8 @@ pub fn document() -> Value {
         let mut ex = filter_params();
         ex.push(str_param(
             "format",
-            "jsonl (default) or csv.",
-            json!({"type": "string", "enum": ["jsonl", "csv"]}),
+            "jsonl (default), csv, or a SIEM format: ocsf, cef, syslog, hec, elastic.",
+            json!({"type": "string", "enum": crate::ExportFormat::ALL.map(|f| f.name())}),
         ));
         ex.push(str_param(
             "order",
@@ -222,7 +222,8 @@ pub fn document() -> Value {
             "Stream every matching event", "export", ex,
             with_errors(json!({"200": {"description": "The events, streamed.", "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
-                "text/csv": {"schema": {"type": "string"}}}}}), &[("400", "A bad parameter.")]))}),
+                "text/csv": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}}}}}), &[("400", "A bad parameter.")]))}),
         );
         paths.insert(format!("{p}/verify"), json!({
             "get": operation(&format!("{tag}verify"), "Verify every record, the chain and the checkpoints", "read",

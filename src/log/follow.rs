@@ -1,0 +1,209 @@
+//! Following a log: a [`Subscription`] yields every record from a seq on, then blocks until
+//! more are appended, without reopening. Appenders bump a generation counter and notify a
+//! condvar after each append (and after each sync, which is when records become durable);
+//! a follower reads the bound it may read up to outside that lock, then waits only if the
+//! generation has not moved since, so no notification is ever missed. A short wait cap
+//! covers paths that make records visible without notifying (a roll's sync, retention).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::reader::{self, Record, RecordIter};
+use super::Inner;
+use crate::error::Result;
+
+/// The longest a follower sleeps before rechecking on its own.
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// Wakes followers when records are appended or become durable.
+#[derive(Default)]
+pub(crate) struct Notify {
+    generation: Mutex<u64>,
+    cv: Condvar,
+    closed: AtomicBool,
+}
+
+impl Notify {
+    pub(crate) fn bump(&self) {
+        *self.generation.lock() += 1;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.bump();
+    }
+
+    fn generation(&self) -> u64 {
+        *self.generation.lock()
+    }
+
+    /// Waits until the generation moves past `seen` or `timeout` passes.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let mut g = self.generation.lock();
+        if *g == seen {
+            self.cv.wait_for(&mut g, timeout);
+        }
+    }
+}
+
+/// Which records a [`Subscription`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Only records known durable (synced to disk): what a crash cannot take back. With
+    /// `Durability::Sync` that is every record as soon as its append returns; with
+    /// `Interval` after the next interval's sync; with `Buffered` only at seals,
+    /// checkpoints and `flush`.
+    Durable,
+    /// Every record as soon as it is visible to readers, durable or not.
+    Visible,
+}
+
+/// A follower of a log: yields the records from a seq on, in order and without gaps, then
+/// waits for new ones. Created by [`Log::subscribe`](crate::Log::subscribe). It does not
+/// keep the log open: once the last `Log` handle is dropped it ends (`next` returns `None`,
+/// [`is_closed`](Self::is_closed) is true).
+pub struct Subscription {
+    inner: Arc<Inner>,
+    follow: Follow,
+    next_seq: u64,
+    iter: Option<RecordIter>,
+    /// A record read ahead of the bound (visible but not yet durable).
+    pending: Option<Record>,
+}
+
+impl Subscription {
+    pub(crate) fn new(inner: Arc<Inner>, from_seq: u64, follow: Follow) -> Subscription {
+        Subscription {
+            inner,
+            follow,
+            next_seq: from_seq,
+            iter: None,
+            pending: None,
+        }
+    }
+
+    /// The seq of the next record this subscription will yield (past any records removed
+    /// by retention, it moves on to the first one still held).
+    pub fn position(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether the log was closed (its last handle dropped).
+    pub fn is_closed(&self) -> bool {
+        self.inner.follow.closed.load(Ordering::Acquire)
+    }
+
+    /// The first seq not yet readable under this subscription's [`Follow`].
+    fn bound(&self) -> u64 {
+        let inner = &self.inner;
+        if inner.read_only {
+            return reader::next_seq(inner);
+        }
+        match self.follow {
+            Follow::Durable => inner.sync.durable.load(Ordering::Acquire),
+            Follow::Visible => reader::next_seq(inner),
+        }
+    }
+
+    /// Returns the next record if one is readable now, without waiting.
+    pub fn try_next(&mut self) -> Result<Option<Record>> {
+        let bound = self.bound();
+        self.read_below(bound)
+    }
+
+    fn read_below(&mut self, bound: u64) -> Result<Option<Record>> {
+        if self.next_seq >= bound {
+            return Ok(None);
+        }
+        if let Some(r) = self.pending.take() {
+            if r.seq < bound {
+                self.next_seq = r.seq + 1;
+                return Ok(Some(r));
+            }
+            self.pending = Some(r);
+            return Ok(None);
+        }
+        // Two passes: the snapshot's segment list may predate a roll; a fresh one sees it.
+        for _ in 0..2 {
+            let it = self
+                .iter
+                .get_or_insert_with(|| reader::iter_from(&self.inner, self.next_seq));
+            match it.next() {
+                Some(Ok(r)) if r.seq < self.next_seq => continue,
+                Some(Ok(r)) if r.seq < bound => {
+                    self.next_seq = r.seq + 1;
+                    return Ok(Some(r));
+                }
+                Some(Ok(r)) => {
+                    self.pending = Some(r);
+                    return Ok(None);
+                }
+                Some(Err(e)) => {
+                    self.iter = None;
+                    return Err(e);
+                }
+                None => self.iter = None,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next record, waiting at most `timeout` for one to be appended (and, under
+    /// [`Follow::Durable`], synced). `Ok(None)` when the time ran out or the log closed.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.inner.follow.generation();
+            if let Some(r) = self.try_next()? {
+                return Ok(Some(r));
+            }
+            if self.is_closed() {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.inner.follow.wait(seen, (deadline - now).min(RECHECK));
+        }
+    }
+
+    /// Up to `max` records: waits at most `timeout` for the first, then takes only those
+    /// readable without waiting.
+    pub fn next_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        if let Some(r) = self.next_timeout(timeout)? {
+            out.push(r);
+        }
+        while out.len() < max && !out.is_empty() {
+            match self.try_next()? {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = Result<Record>;
+
+    /// Blocks until the next record is readable; `None` once the log is closed.
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            match self.next_timeout(Duration::from_secs(3600)) {
+                Ok(Some(r)) => return Some(Ok(r)),
+                Ok(None) if self.is_closed() => return None,
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
