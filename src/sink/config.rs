@@ -262,7 +262,9 @@ impl SinkConfig {
             return bad("batch.max_bytes: must be at least 1024".into());
         }
         if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
-            return bad("retry: initial_ms must be at least 1 and max_ms at least initial_ms".into());
+            return bad(
+                "retry: initial_ms must be at least 1 and max_ms at least initial_ms".into(),
+            );
         }
         Ok(())
     }

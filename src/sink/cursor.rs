@@ -32,11 +32,13 @@ pub(crate) fn read(path: &Path) -> Result<Option<CursorState>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("reading sink cursor", path, e)),
     };
-    serde_json::from_slice(&text).map(Some).map_err(|e| Error::Corrupt {
-        file: path.to_path_buf(),
-        offset: e.column() as u64,
-        detail: format!("sink cursor file does not parse: {e}"),
-    })
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            file: path.to_path_buf(),
+            offset: e.column() as u64,
+            detail: format!("sink cursor file does not parse: {e}"),
+        })
 }
 
 pub(crate) fn write(path: &Path, c: &CursorState) -> Result<()> {
@@ -47,7 +49,8 @@ pub(crate) fn write(path: &Path, c: &CursorState) -> Result<()> {
     let body = serde_json::to_vec_pretty(c).expect("a cursor serializes");
     let mut f = fsio::create_truncate("sink.cursor.create", &tmp)
         .map_err(|e| Error::io("creating", &tmp, e))?;
-    f.write_all(&body).map_err(|e| Error::io("writing", &tmp, e))?;
+    f.write_all(&body)
+        .map_err(|e| Error::io("writing", &tmp, e))?;
     fsio::sync_all("sink.cursor.sync", &f).map_err(|e| Error::io("syncing", &tmp, e))?;
     drop(f);
     fsio::rename("sink.cursor.rename", &tmp, path)

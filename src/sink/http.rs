@@ -58,10 +58,7 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 fn short(body: &str) -> &str {
-    let end = body
-        .char_indices()
-        .nth(300)
-        .map_or(body.len(), |(i, _)| i);
+    let end = body.char_indices().nth(300).map_or(body.len(), |(i, _)| i);
     &body[..end]
 }
 
@@ -151,7 +148,11 @@ impl Transport for WebhookTransport {
         if let Some(s) = &self.secret {
             match webhook_signature(s, &id, ts, &body) {
                 Ok(sig) => req = req.set("webhook-signature", &sig),
-                Err(e) => return Outcome::Permanent { reason: e.to_string() },
+                Err(e) => {
+                    return Outcome::Permanent {
+                        reason: e.to_string(),
+                    }
+                }
             }
         }
         for (k, v) in &self.headers {
@@ -161,7 +162,9 @@ impl Transport for WebhookTransport {
             Reply::Transport(e) => transport_retry(&self.url, e),
             Reply::Status { code, .. } if (200..300).contains(&code) => Outcome::Delivered,
             Reply::Status {
-                code, retry_after, body,
+                code,
+                retry_after,
+                body,
             } if code == 408 || code == 429 || code >= 500 => Outcome::Retry {
                 resend: None,
                 after: retry_after,
@@ -218,13 +221,17 @@ impl Transport for HecTransport {
             Reply::Transport(e) => transport_retry(&self.url, e),
             Reply::Status { code: 200, .. } => Outcome::Delivered,
             Reply::Status {
-                code, retry_after, body,
+                code,
+                retry_after,
+                body,
             } if code == 408 || code == 429 || (code >= 500 && code != 501) => Outcome::Retry {
                 resend: None,
                 after: retry_after,
                 reason: format!("HEC {}: {code} {}", self.url, short(&body)),
             },
-            Reply::Status { code: 400, body, .. } => {
+            Reply::Status {
+                code: 400, body, ..
+            } => {
                 let n = serde_json::from_str::<Value>(&body)
                     .ok()
                     .and_then(|v| v.get("invalid-event-number").and_then(Value::as_u64));
@@ -310,7 +317,9 @@ impl Transport for ElasticTransport {
         let text = match post(req, &body) {
             Reply::Transport(e) => return transport_retry(&self.url, e),
             Reply::Status {
-                code, retry_after, body,
+                code,
+                retry_after,
+                body,
             } if code == 429 || code >= 500 => {
                 return Outcome::Retry {
                     resend: None,
@@ -469,7 +478,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        let e = webhook_signature("whsec_!!!", "a", 1, b"").unwrap_err().to_string();
+        let e = webhook_signature("whsec_!!!", "a", 1, b"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("whsec_"), "{e}");
     }
 

@@ -21,10 +21,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub use config::{check_all, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter, StartAt};
+pub use config::{
+    check_all, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter,
+    StartAt,
+};
 pub use cursor::{CursorState, CURSOR_DIR};
 #[cfg(feature = "sinks")]
-pub use http::{transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport};
+pub use http::{
+    transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
+};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Subscription};
@@ -55,7 +60,7 @@ pub trait Transport: Send {
 }
 
 /// Live counters of a running sink (also persisted in its cursor file).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkStats {
     /// Last seq acknowledged (every event up to it delivered or filtered out); `u64::MAX`
     /// when none.
@@ -83,10 +88,24 @@ pub struct SinkStatus {
     pub last_error: Option<String>,
 }
 
+impl Default for SinkStats {
+    fn default() -> Self {
+        SinkStats {
+            acked: AtomicU64::new(u64::MAX),
+            delivered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            parked: Mutex::new(None),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
 impl SinkStats {
     fn from_cursor(c: &CursorState) -> SinkStats {
         let s = SinkStats::default();
-        s.acked.store(c.acked_seq.unwrap_or(u64::MAX), Ordering::Release);
+        s.acked
+            .store(c.acked_seq.unwrap_or(u64::MAX), Ordering::Release);
         s.delivered.store(c.delivered, Ordering::Release);
         s.retried.store(c.retried, Ordering::Release);
         s.filtered.store(c.filtered, Ordering::Release);
@@ -327,10 +346,21 @@ impl Worker {
                         upto = Some(r.seq);
                         continue;
                     }
-                    let Some(e) = self.log.event_at(r.seq)? else {
-                        // Removed by retention between the read and now.
-                        upto = Some(r.seq);
-                        continue;
+                    // The MAC-rechecked entry; the lookup can briefly miss a record
+                    // that was just published, so it is retried before giving up.
+                    let mut found = None;
+                    for _ in 0..200 {
+                        found = self.log.event_at(r.seq)?;
+                        if found.is_some() || self.stopped() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    let Some(e) = found else {
+                        return Err(Error::InvalidQuery {
+                            param: "seq".into(),
+                            message: format!("record {} was read but cannot be looked up", r.seq),
+                        });
                     };
                     let n = serde_json::to_vec(&e).map_or(0, |v| v.len());
                     if !batch.is_empty() && bytes + n > b.max_bytes {
@@ -392,10 +422,8 @@ impl Worker {
                     self.stats.retried.fetch_add(1, Ordering::AcqRel);
                     *self.stats.last_error.lock() = Some(reason.clone());
                     if let Some(idx) = resend {
-                        let keep: Vec<AuditLogEntry> = idx
-                            .iter()
-                            .filter_map(|&i| batch.get(i).cloned())
-                            .collect();
+                        let keep: Vec<AuditLogEntry> =
+                            idx.iter().filter_map(|&i| batch.get(i).cloned()).collect();
                         let accepted = batch.len() as u64 - keep.len() as u64;
                         self.stats.delivered.fetch_add(accepted, Ordering::AcqRel);
                         remaining -= accepted;
