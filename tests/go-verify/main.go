@@ -1,0 +1,439 @@
+// Command go-verify cross-checks auditlog's transparency log with Go's reference
+// implementation, golang.org/x/mod/sumdb/note and golang.org/x/mod/sumdb/tlog (from Debian's
+// golang-golang-x-mod-dev). It is built and driven by tests/merkle_go.rs.
+//
+// It reads one JSON request on stdin and writes one JSON answer on stdout.
+//
+//	{"op": "check", ...}  verifies what auditlog made: its signed checkpoint (note.Open with
+//	                      the verifier key), its inclusion proofs (tlog.CheckRecord), its
+//	                      consistency proofs (tlog.CheckTree), and reads its tiles through
+//	                      tlog.TileHashReader (which authenticates every tile against the
+//	                      checkpoint's root) to recompute the root and the proofs.
+//	{"op": "make", ...}   builds a tree of the given leaves with tlog, signs checkpoints with
+//	                      a fresh note key and writes proofs in auditlog's JSON proof format,
+//	                      for auditlog's verifier to check.
+//
+// Leaves are auditlog's: leaf bytes = le64(seq) || le64(timestamp_ns) || digest, and the leaf
+// hash is tlog.RecordHash of them (SHA-256(0x00 || bytes)), computed here independently.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// inclusionProof is auditlog's JSON inclusion proof (src/transparency.rs InclusionProof).
+type inclusionProof struct {
+	Kind        string   `json:"kind"`
+	LeafIndex   int64    `json:"leaf_index"`
+	TreeSize    int64    `json:"tree_size"`
+	TimestampNs int64    `json:"timestamp_ns"`
+	Digest      string   `json:"digest"`
+	EventID     *string  `json:"event_id,omitempty"`
+	LeafHash    string   `json:"leaf_hash"`
+	Hashes      []string `json:"hashes"`
+	Root        string   `json:"root"`
+	Checkpoint  string   `json:"checkpoint,omitempty"`
+}
+
+// consistencyProof is auditlog's JSON consistency proof.
+type consistencyProof struct {
+	Kind       string   `json:"kind"`
+	OldSize    int64    `json:"old_size"`
+	NewSize    int64    `json:"new_size"`
+	OldRoot    string   `json:"old_root"`
+	NewRoot    string   `json:"new_root"`
+	Hashes     []string `json:"hashes"`
+	Checkpoint string   `json:"checkpoint,omitempty"`
+}
+
+type leaf struct {
+	TimestampNs int64  `json:"timestamp_ns"`
+	Digest      string `json:"digest"`
+}
+
+type request struct {
+	Op string `json:"op"`
+	// check
+	VerifierKey string             `json:"vkey"`
+	Checkpoint  string             `json:"checkpoint"`
+	Tiles       string             `json:"tiles"`
+	Inclusion   []inclusionProof   `json:"inclusion"`
+	Consistency []consistencyProof `json:"consistency"`
+	// make
+	Name         string     `json:"name"`
+	Leaves       []leaf     `json:"leaves"`
+	ProveRecords [][2]int64 `json:"prove_records"` // [index, size]
+	ProveTrees   [][2]int64 `json:"prove_trees"`   // [old, new]
+}
+
+type checked struct {
+	Origin string `json:"origin"`
+	Size   int64  `json:"size"`
+	Root   string `json:"root"`
+}
+
+type checkAnswer struct {
+	Checkpoint      *checked `json:"checkpoint,omitempty"`
+	CheckpointError string   `json:"checkpoint_error,omitempty"`
+	// "ok" or the error, one per proof of the request.
+	Inclusion   []string `json:"inclusion"`
+	Consistency []string `json:"consistency"`
+	// From the tiles, for the checkpoint's tree: its root, and for every inclusion proof
+	// against that tree whether tlog.ProveRecord over the tiles gives the same hashes.
+	TileRoot        string   `json:"tile_root,omitempty"`
+	TileError       string   `json:"tile_error,omitempty"`
+	TileProofsEqual []string `json:"tile_proofs_equal"`
+}
+
+type makeAnswer struct {
+	VerifierKey string             `json:"vkey"`
+	Inclusion   []inclusionProof   `json:"inclusion"`
+	Consistency []consistencyProof `json:"consistency"`
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "go-verify: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func main() {
+	var req request
+	dec := json.NewDecoder(os.Stdin)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail("reading the request: %v", err)
+	}
+	var out interface{}
+	switch req.Op {
+	case "check":
+		out = check(&req)
+	case "make":
+		a, err := makeProofs(&req)
+		if err != nil {
+			fail("make: %v", err)
+		}
+		out = a
+	default:
+		fail("unknown op %q", req.Op)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(out); err != nil {
+		fail("writing the answer: %v", err)
+	}
+}
+
+func leafBytes(seq, ts int64, digestHex string) ([]byte, error) {
+	d, err := hex.DecodeString(digestHex)
+	if err != nil || len(d) != 32 {
+		return nil, fmt.Errorf("digest %q is not 64 hex digits", digestHex)
+	}
+	b := make([]byte, 16, 48)
+	binary.LittleEndian.PutUint64(b[0:8], uint64(seq))
+	binary.LittleEndian.PutUint64(b[8:16], uint64(ts))
+	return append(b, d...), nil
+}
+
+func parseHash(s string) (tlog.Hash, error) {
+	var h tlog.Hash
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != tlog.HashSize {
+		return h, fmt.Errorf("%q is not base64 of a 32-byte hash", s)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+func parseHashes(v []string) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(v))
+	for i, s := range v {
+		h, err := parseHash(s)
+		if err != nil {
+			return nil, fmt.Errorf("hashes[%d]: %v", i, err)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+// openCheckpoint verifies a signed checkpoint with note.Open and parses its body as C2SP
+// tlog-checkpoint text (origin, decimal size, base64 root), the origin being the key's name.
+func openCheckpoint(signed string, verifiers note.Verifiers, origin string) (tlog.Tree, error) {
+	n, err := note.Open([]byte(signed), verifiers)
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("note.Open: %v", err)
+	}
+	lines := strings.SplitN(n.Text, "\n", 4)
+	if len(lines) < 4 {
+		return tlog.Tree{}, errors.New("checkpoint body has fewer than three lines")
+	}
+	if lines[0] != origin {
+		return tlog.Tree{}, fmt.Errorf("checkpoint origin %q is not %q", lines[0], origin)
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return tlog.Tree{}, fmt.Errorf("checkpoint size %q is not decimal", lines[1])
+	}
+	root, err := parseHash(lines[2])
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("checkpoint root: %v", err)
+	}
+	return tlog.Tree{N: size, Hash: root}, nil
+}
+
+func checkInclusion(p *inclusionProof, verifiers note.Verifiers, origin string) error {
+	if p.Kind != "inclusion" {
+		return fmt.Errorf("kind %q", p.Kind)
+	}
+	tree, err := openCheckpoint(p.Checkpoint, verifiers, origin)
+	if err != nil {
+		return err
+	}
+	if tree.N != p.TreeSize {
+		return fmt.Errorf("proof for size %d, checkpoint of size %d", p.TreeSize, tree.N)
+	}
+	lb, err := leafBytes(p.LeafIndex, p.TimestampNs, p.Digest)
+	if err != nil {
+		return err
+	}
+	h := tlog.RecordHash(lb)
+	if b64(h) != p.LeafHash {
+		return errors.New("leaf_hash is not tlog.RecordHash of the leaf bytes")
+	}
+	hashes, err := parseHashes(p.Hashes)
+	if err != nil {
+		return err
+	}
+	return tlog.CheckRecord(hashes, tree.N, tree.Hash, p.LeafIndex, h)
+}
+
+func checkConsistency(p *consistencyProof, verifiers note.Verifiers, origin string) error {
+	if p.Kind != "consistency" {
+		return fmt.Errorf("kind %q", p.Kind)
+	}
+	tree, err := openCheckpoint(p.Checkpoint, verifiers, origin)
+	if err != nil {
+		return err
+	}
+	if tree.N != p.NewSize {
+		return fmt.Errorf("proof to size %d, checkpoint of size %d", p.NewSize, tree.N)
+	}
+	old, err := parseHash(p.OldRoot)
+	if err != nil {
+		return fmt.Errorf("old_root: %v", err)
+	}
+	hashes, err := parseHashes(p.Hashes)
+	if err != nil {
+		return err
+	}
+	return tlog.CheckTree(hashes, tree.N, tree.Hash, p.OldSize, old)
+}
+
+// tileDir reads auditlog's tiles: tlog names a tile tile/<H>/<L>/<N>[.p/<W>] with the height
+// H (8 here) in the path, C2SP tlog-tiles and auditlog write tile/<L>/<N>[.p/<W>].
+type tileDir struct{ root string }
+
+func (tileDir) Height() int { return 8 }
+
+func (d tileDir) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		p := t.Path()
+		prefix := fmt.Sprintf("tile/%d/", t.H)
+		if !strings.HasPrefix(p, prefix) {
+			return nil, fmt.Errorf("unexpected tile path %q", p)
+		}
+		ours := filepath.Join(d.root, "tile", strings.TrimPrefix(p, prefix))
+		data, err := os.ReadFile(ours)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) != t.W*tlog.HashSize {
+			return nil, fmt.Errorf("%s: %d bytes, want %d", ours, len(data), t.W*tlog.HashSize)
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (tileDir) SaveTiles([]tlog.Tile, [][]byte) {}
+
+func check(req *request) *checkAnswer {
+	ans := &checkAnswer{Inclusion: []string{}, Consistency: []string{}, TileProofsEqual: []string{}}
+	v, err := note.NewVerifier(req.VerifierKey)
+	if err != nil {
+		fail("note.NewVerifier(%q): %v", req.VerifierKey, err)
+	}
+	verifiers := note.VerifierList(v)
+	result := func(err error) string {
+		if err != nil {
+			return err.Error()
+		}
+		return "ok"
+	}
+	for i := range req.Inclusion {
+		ans.Inclusion = append(ans.Inclusion, result(checkInclusion(&req.Inclusion[i], verifiers, v.Name())))
+	}
+	for i := range req.Consistency {
+		ans.Consistency = append(ans.Consistency, result(checkConsistency(&req.Consistency[i], verifiers, v.Name())))
+	}
+	if req.Checkpoint == "" {
+		return ans
+	}
+	tree, err := openCheckpoint(req.Checkpoint, verifiers, v.Name())
+	if err != nil {
+		ans.CheckpointError = err.Error()
+		return ans
+	}
+	ans.Checkpoint = &checked{Origin: v.Name(), Size: tree.N, Root: b64(tree.Hash)}
+	if req.Tiles == "" {
+		return ans
+	}
+	hr := tlog.TileHashReader(tree, tileDir{req.Tiles})
+	root, err := tlog.TreeHash(tree.N, hr)
+	if err != nil {
+		ans.TileError = err.Error()
+		return ans
+	}
+	ans.TileRoot = b64(root)
+	for _, p := range req.Inclusion {
+		if p.TreeSize != tree.N {
+			continue
+		}
+		rp, err := tlog.ProveRecord(tree.N, p.LeafIndex, hr)
+		if err != nil {
+			ans.TileProofsEqual = append(ans.TileProofsEqual, err.Error())
+			continue
+		}
+		same := len(rp) == len(p.Hashes)
+		for j := 0; same && j < len(rp); j++ {
+			same = b64(rp[j]) == p.Hashes[j]
+		}
+		if same {
+			ans.TileProofsEqual = append(ans.TileProofsEqual, "ok")
+		} else {
+			ans.TileProofsEqual = append(ans.TileProofsEqual, fmt.Sprintf("leaf %d: tlog.ProveRecord over the tiles differs", p.LeafIndex))
+		}
+	}
+	return ans
+}
+
+// memStore keeps tlog's stored hashes (tlog.StoredHashIndex order) in memory.
+type memStore []tlog.Hash
+
+func (s *memStore) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= int64(len(*s)) {
+			return nil, fmt.Errorf("stored hash %d not present (%d stored)", x, len(*s))
+		}
+		out[i] = (*s)[x]
+	}
+	return out, nil
+}
+
+func makeProofs(req *request) (*makeAnswer, error) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, err
+	}
+	store := &memStore{}
+	for i, l := range req.Leaves {
+		lb, err := leafBytes(int64(i), l.TimestampNs, l.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("leaf %d: %v", i, err)
+		}
+		hs, err := tlog.StoredHashesForRecordHash(int64(i), tlog.RecordHash(lb), store)
+		if err != nil {
+			return nil, err
+		}
+		*store = append(*store, hs...)
+	}
+	cps := map[int64]string{}
+	roots := map[int64]tlog.Hash{}
+	treeAt := func(n int64) (tlog.Hash, string, error) {
+		if c, ok := cps[n]; ok {
+			return roots[n], c, nil
+		}
+		root, err := tlog.TreeHash(n, store)
+		if err != nil {
+			return root, "", err
+		}
+		text := fmt.Sprintf("%s\n%d\n%s\n", req.Name, n, b64(root))
+		signed, err := note.Sign(&note.Note{Text: text}, signer)
+		if err != nil {
+			return root, "", err
+		}
+		roots[n], cps[n] = root, string(signed)
+		return root, string(signed), nil
+	}
+	ans := &makeAnswer{VerifierKey: vkey, Inclusion: []inclusionProof{}, Consistency: []consistencyProof{}}
+	for _, q := range req.ProveRecords {
+		idx, size := q[0], q[1]
+		if idx < 0 || idx >= int64(len(req.Leaves)) {
+			return nil, fmt.Errorf("no leaf %d", idx)
+		}
+		root, cp, err := treeAt(size)
+		if err != nil {
+			return nil, err
+		}
+		rp, err := tlog.ProveRecord(size, idx, store)
+		if err != nil {
+			return nil, err
+		}
+		l := req.Leaves[idx]
+		lb, _ := leafBytes(idx, l.TimestampNs, l.Digest)
+		p := inclusionProof{
+			Kind: "inclusion", LeafIndex: idx, TreeSize: size, TimestampNs: l.TimestampNs,
+			Digest: l.Digest, LeafHash: b64(tlog.RecordHash(lb)), Hashes: []string{},
+			Root: b64(root), Checkpoint: cp,
+		}
+		for _, h := range rp {
+			p.Hashes = append(p.Hashes, b64(h))
+		}
+		ans.Inclusion = append(ans.Inclusion, p)
+	}
+	for _, q := range req.ProveTrees {
+		old, size := q[0], q[1]
+		oldRoot, err := tlog.TreeHash(old, store)
+		if err != nil {
+			return nil, err
+		}
+		root, cp, err := treeAt(size)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := tlog.ProveTree(size, old, store)
+		if err != nil {
+			return nil, err
+		}
+		p := consistencyProof{
+			Kind: "consistency", OldSize: old, NewSize: size, OldRoot: b64(oldRoot),
+			NewRoot: b64(root), Hashes: []string{}, Checkpoint: cp,
+		}
+		for _, h := range tp {
+			p.Hashes = append(p.Hashes, b64(h))
+		}
+		ans.Consistency = append(ans.Consistency, p)
+	}
+	return ans, nil
+}
