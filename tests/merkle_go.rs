@@ -154,7 +154,9 @@ fn go_verifies_our_checkpoints_proofs_and_tiles() {
             .map(|i| transparency::prove_inclusion(&log, i, None).unwrap())
             .collect();
         // An older tree's proof (with no checkpoint attached) is not Go's to check here.
-        assert!(inclusion.iter().all(|p| p.checkpoint.as_deref() == Some(&cp_note)));
+        assert!(inclusion
+            .iter()
+            .all(|p| p.checkpoint.as_deref() == Some(&cp_note)));
         let consistency: Vec<ConsistencyProof> = signed_sizes
             .iter()
             .chain(std::iter::once(&n))
@@ -328,7 +330,10 @@ fn we_verify_go_signed_checkpoints_and_proofs() {
         let v = transparency::verify_proof(&s, &vkey)
             .unwrap_or_else(|e| panic!("our verifier rejects Go's proof {p}: {e}"));
         // Go's root is ours for the same leaves.
-        assert_eq!(v.checkpoint.root, tree_hash(&mem, v.checkpoint.size).unwrap());
+        assert_eq!(
+            v.checkpoint.root,
+            tree_hash(&mem, v.checkpoint.size).unwrap()
+        );
         assert!(
             transparency::verify_proof(&s, &wrong).is_err(),
             "accepted with the wrong key"

@@ -20,11 +20,17 @@ pub(crate) enum TlogCommand {
         #[arg(long, default_value = "auditlog-signer.key")]
         out: PathBuf,
     },
-    /// Print the inclusion proof of record SEQ (JSON), against the latest signed checkpoint
-    /// or the stored tree of --size leaves.
+    /// Print the inclusion proof (JSON) of record --seq N or of the event --event-id ID,
+    /// against the latest signed checkpoint or the stored tree of --size leaves.
     Prove {
+        #[arg(
+            long,
+            conflicts_with = "event_id",
+            required_unless_present = "event_id"
+        )]
+        seq: Option<u64>,
         #[arg(long)]
-        seq: u64,
+        event_id: Option<String>,
         #[arg(long)]
         size: Option<u64>,
     },
@@ -101,10 +107,27 @@ pub(crate) fn run(
             println!("{}", k.verifier());
             Ok(0)
         }
-        TlogCommand::Prove { seq, size } => {
+        TlogCommand::Prove {
+            seq,
+            event_id,
+            size,
+        } => {
             let (key, opts) = hmac()?;
             let log = open_any(data, key, opts)?;
-            let p = transparency::prove_inclusion(&log, *seq, *size)?;
+            let seq = match (seq, event_id) {
+                (Some(s), _) => *s,
+                (None, Some(id)) => {
+                    log.find_event(id)?
+                        .ok_or_else(|| {
+                            Error::Transparency(format!(
+                                "--event-id: no event with event_id {id:?}"
+                            ))
+                        })?
+                        .seq
+                }
+                (None, None) => unreachable!("clap requires --seq or --event-id"),
+            };
+            let p = transparency::prove_inclusion(&log, seq, *size)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&p).expect("proof serializes")
