@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// HTTPS instead of plain HTTP: a PEM certificate chain and its PEM private key.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Signer key file (from `auditlog keygen`) for C2SP signed checkpoints of the Merkle
+    /// tree: `GET …/{event_id}/proof` then signs the current tree and attaches the checkpoint.
+    #[serde(default)]
+    pub checkpoint_signing_key: Option<std::path::PathBuf>,
 }
 
 /// `server.tls`: the files `auditlog serve` answers HTTPS with (rustls; TLS 1.2 and 1.3).
@@ -117,6 +121,7 @@ impl Default for ServerConfig {
             checkpoint_interval_secs: default_checkpoint_interval(),
             retention_interval_secs: default_retention_interval(),
             tls: None,
+            checkpoint_signing_key: None,
         }
     }
 }

@@ -60,6 +60,8 @@ pub mod siem;
 pub mod sink;
 pub mod tiles;
 #[cfg(feature = "transparency")]
+pub mod tlog_proof;
+#[cfg(feature = "transparency")]
 pub mod transparency;
 mod verify;
 

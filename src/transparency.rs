@@ -394,3 +394,50 @@ fn check_against(cp: &TreeCheckpoint, size: u64, root: &Hash) -> Result<()> {
     }
     Ok(())
 }
+
+/// Serializes the proof makers that read tiles a concurrent sync may replace (a partial
+/// tile is removed once its full version is written).
+static PROVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The inclusion proof of record `seq` for the service: the tree is first extended to every
+/// record; with `signer`, the current tree is signed (unless the latest signed checkpoint is
+/// already of it) and the proof is against it, checkpoint attached; `tree_size` instead
+/// picks an older tree (its checkpoint attached only when it is the latest signed one).
+/// A `tree_size` of 0, at most `seq`, or larger than the tree is an
+/// [`Error::InvalidQuery`] naming `tree_size`.
+pub fn prove_current(
+    log: &Log,
+    seq: u64,
+    tree_size: Option<u64>,
+    signer: Option<&SignerKey>,
+) -> Result<InclusionProof> {
+    let _one = PROVING.lock().unwrap_or_else(|p| p.into_inner());
+    let st = log.merkle_sync()?;
+    if let Some(n) = tree_size {
+        if n > st.size || n <= seq {
+            return Err(Error::InvalidQuery {
+                param: "tree_size".into(),
+                message: format!(
+                    "{n} is not a tree holding record {seq}: give a size from {} to the current \
+                     size {}",
+                    seq + 1,
+                    st.size
+                ),
+            });
+        }
+    }
+    let mut size = st.size;
+    if let Some(key) = signer {
+        let current = match signed_for(log)? {
+            Some((_, cp)) => cp.origin == key.name() && cp.size == st.size && cp.root == st.root,
+            None => false,
+        };
+        if !current {
+            // It syncs again: records appended meanwhile are in the signed tree.
+            let signed = sign_checkpoint(log, key)?;
+            let (text, _) = note::parse(&signed)?;
+            size = TreeCheckpoint::parse_body(&text)?.size;
+        }
+    }
+    prove_inclusion(log, seq, Some(tree_size.unwrap_or(size)))
+}

@@ -21,7 +21,8 @@ pub(crate) enum TlogCommand {
         out: PathBuf,
     },
     /// Print the inclusion proof (JSON) of record --seq N or of the event --event-id ID,
-    /// against the latest signed checkpoint or the stored tree of --size leaves.
+    /// against the latest signed checkpoint or the stored tree of --size leaves; with
+    /// `--format tlog-proof`, an offline receipt in the C2SP tlog-proof@v1 shape.
     Prove {
         #[arg(
             long,
@@ -33,6 +34,10 @@ pub(crate) enum TlogCommand {
         event_id: Option<String>,
         #[arg(long)]
         size: Option<u64>,
+        /// `json` (auditlog's proof) or `tlog-proof` (c2sp.org/tlog-proof@v1; needs a signed
+        /// checkpoint of the tree, so no --size other than the latest signed one).
+        #[arg(long, default_value = "json", value_parser = ["json", "tlog-proof"])]
+        format: String,
     },
     /// Print the consistency proof (JSON) between the stored trees of OLD and NEW leaves.
     ProveConsistency { old: u64, new: u64 },
@@ -41,7 +46,7 @@ pub(crate) enum TlogCommand {
         /// The verifier key string (`name+id+key`) or a file holding it.
         #[arg(long)]
         key: String,
-        /// The proof (from `prove` or `prove-consistency`); `-` reads stdin.
+        /// The proof (from `prove`, either format, or `prove-consistency`); `-` reads stdin.
         #[arg(long)]
         proof: PathBuf,
     },
@@ -111,6 +116,7 @@ pub(crate) fn run(
             seq,
             event_id,
             size,
+            format,
         } => {
             let (key, opts) = hmac()?;
             let log = open_any(data, key, opts)?;
@@ -128,10 +134,14 @@ pub(crate) fn run(
                 (None, None) => unreachable!("clap requires --seq or --event-id"),
             };
             let p = transparency::prove_inclusion(&log, seq, *size)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&p).expect("proof serializes")
-            );
+            if format == "tlog-proof" {
+                print!("{}", auditlog::tlog_proof::format(&p)?);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&p).expect("proof serializes")
+                );
+            }
             Ok(0)
         }
         TlogCommand::ProveConsistency { old, new } => {
@@ -160,6 +170,25 @@ pub(crate) fn run(
             } else {
                 std::fs::read_to_string(proof).map_err(|e| Error::io("reading proof", proof, e))?
             };
+            if auditlog::tlog_proof::is_receipt(&json) {
+                return match auditlog::tlog_proof::verify(&json, &vk) {
+                    Ok(v) => {
+                        println!(
+                            "ok: record {} (timestamp_ns {}, digest {}) is in the tree of size {} signed by {}",
+                            v.seq,
+                            v.timestamp_ns,
+                            v.digest,
+                            v.checkpoint.size,
+                            vk.name()
+                        );
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        eprintln!("proof does not verify: {e}");
+                        Ok(1)
+                    }
+                };
+            }
             match transparency::verify_proof(&json, &vk) {
                 Ok(v) => {
                     match v.old {

@@ -54,7 +54,8 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/audit-hash"), post(audit_hash))
             .route(&format!("{p}/reports"), post(report_post))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
-            .route(&format!("{p}/{{event_id}}/verify"), get(event_verify));
+            .route(&format!("{p}/{{event_id}}/verify"), get(event_verify))
+            .route(&format!("{p}/{{event_id}}/proof"), get(event_proof));
     }
     r.route("/", get(super::console::index_html))
         .route("/console/app.js", get(super::console::app_js))
@@ -974,6 +975,66 @@ async fn event_verify(
         "valid": entry.verification.verified,
         "hash": entry.verification.hash,
     })))
+}
+
+/// `GET …/{event_id}/proof[?tree_size=N]`: the event's Merkle inclusion proof against the
+/// current tree (signed first when `server.checkpoint_signing_key` is set) or the tree of
+/// `tree_size` leaves (docs/TRANSPARENCY.md).
+async fn event_proof(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    id: std::result::Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let route = format!("{}/{{event_id}}/proof", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let id = event_id_of(id)?;
+    let mut tree_size: Option<u64> = None;
+    for (k, v) in parse_params(uri.query())? {
+        if k != "tree_size" {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("`{k}` is not a parameter of the proof route (only tree_size)"),
+            )
+            .param(k));
+        }
+        if tree_size.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "tree_size: given more than once",
+            )
+            .param("tree_size"));
+        }
+        let n = v
+            .parse::<u64>()
+            .ok()
+            .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("tree_size: {v:?} is not a decimal number of leaves"),
+                )
+                .param("tree_size")
+            })?;
+        tree_size = Some(n);
+    }
+    let entry = find(&app, &id).await?;
+    let seq = entry.seq;
+    let a = app.clone();
+    let proof = blocking(move || {
+        crate::transparency::prove_current(&a.log, seq, tree_size, a.signer.as_deref())
+    })
+    .await?;
+    record_access(
+        &app,
+        &caller,
+        "log_proof",
+        &route,
+        json!({"event_id": id, "seq": seq, "tree_size": proof.tree_size}),
+    )
+    .await?;
+    Ok(json_ok(proof))
 }
 
 async fn filterdata(

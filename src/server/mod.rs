@@ -41,6 +41,8 @@ pub(crate) struct App {
     /// Set once shutdown begins, so that endless responses (the live tail) end and the
     /// graceful shutdown is not held open by them.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// `server.checkpoint_signing_key`, read at start.
+    pub signer: Option<Arc<crate::note::SignerKey>>,
 }
 
 /// A server ready to run: the log, its config, and the address it listens on.
@@ -70,6 +72,27 @@ impl Server {
             .as_ref()
             .map(tls::server_config)
             .transpose()?;
+        let signer = cfg
+            .server
+            .checkpoint_signing_key
+            .as_deref()
+            .map(|p| {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
+                    Error::Config(format!(
+                        "server.checkpoint_signing_key: reading {}: {e}",
+                        p.display()
+                    ))
+                })?);
+                crate::note::SignerKey::parse(&text)
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "server.checkpoint_signing_key: {}: {e}",
+                            p.display()
+                        ))
+                    })
+            })
+            .transpose()?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| Error::Config(format!("server.listen: cannot listen on {listen}: {e}")))?;
         listener
@@ -84,6 +107,7 @@ impl Server {
                 metrics: metrics::Metrics::default(),
                 sessions: console::Sessions::default(),
                 closing: tokio::sync::watch::channel(false).0,
+                signer,
                 cfg,
             }),
             listener,

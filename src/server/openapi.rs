@@ -143,6 +143,8 @@ fn receipts_with_links(tag: &str) -> Value {
             "parameters": {"event_id": "$response.body#/receipts/0/event_id"}},
         "VerifyEvent": {"operationId": format!("{tag}event_verify"),
             "parameters": {"event_id": "$response.body#/receipts/0/event_id"}},
+        "ProveEvent": {"operationId": format!("{tag}event_proof"),
+            "parameters": {"event_id": "$response.body#/receipts/0/event_id"}},
     });
     r
 }
@@ -308,6 +310,18 @@ pub fn document() -> Value {
                                "seq": {"type": "integer"}, "event_id": {"type": "string"}}}))}),
                 &[("400", "The event_id is not valid UTF-8 once percent-decoded."), ("404", "No such event.")]))}),
         );
+        paths.insert(
+            format!("{p}/{{event_id}}/proof"),
+            json!({"get": operation(&format!("{tag}event_proof"),
+            "The event's RFC 9162 Merkle inclusion proof", "read",
+            vec![json!({"name": "event_id", "in": "path", "required": true, "schema": {"type": "string"}}),
+                 json!({"name": "tree_size", "in": "query", "required": false,
+                    "description": "Prove against the tree of this many leaves (greater than the event's seq, at most the current size); default: the current tree, signed first when the server has a checkpoint signing key.",
+                    "schema": {"type": "integer", "minimum": 1}})],
+            with_errors(json!({"200": ok("The proof (docs/TRANSPARENCY.md); `auditlog verify-proof` checks it with the verifier key.",
+                json!({"$ref": "#/components/schemas/InclusionProof"}))}),
+                &[("400", "A bad event_id or tree_size, named in error.param."), ("404", "No such event.")]))}),
+        );
     }
     paths.insert(
         "/health".into(),
@@ -408,6 +422,14 @@ fn schemas() -> Value {
             "log_id": {"type": "string"}, "seq": {"type": "integer"}, "hash": {"type": "string"},
             "count": {"type": "integer"}, "time": {"type": "string"}, "time_ns": {"type": "integer"},
             "mac": {"type": "string"}}},
+        "InclusionProof": {"type": "object", "additionalProperties": false,
+            "required": ["kind", "leaf_index", "tree_size", "timestamp_ns", "digest", "leaf_hash", "hashes", "root"], "properties": {
+            "kind": {"type": "string", "enum": ["inclusion"]},
+            "leaf_index": {"type": "integer", "minimum": 0}, "tree_size": {"type": "integer", "minimum": 1},
+            "timestamp_ns": {"type": "integer"}, "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "event_id": {"type": "string"},
+            "leaf_hash": {"type": "string"}, "hashes": strs, "root": {"type": "string"},
+            "checkpoint": {"type": "string", "description": "The C2SP signed checkpoint note of tree_size, when it is the latest signed one."}}},
         "VerifyReport": {"type": "object", "required": ["ok", "records"], "properties": {
             "ok": {"type": "boolean"}, "records": {"type": "integer"}, "segments": {"type": "integer"},
             "first_seq": {"type": ["integer", "null"]}, "last_seq": {"type": ["integer", "null"]},
