@@ -32,6 +32,14 @@ fn err(m: impl Into<String>) -> Error {
     Error::Transparency(format!("tlog-proof: {}", m.into()))
 }
 
+/// An inner error under `what`, without repeating the error kind.
+fn inner(what: &str, e: Error) -> Error {
+    match e {
+        Error::Transparency(m) => err(format!("{what}{m}")),
+        e => e,
+    }
+}
+
 /// The receipt of an inclusion proof made against a signed checkpoint.
 pub fn format(p: &InclusionProof) -> Result<String> {
     let cp = p.checkpoint.as_deref().ok_or_else(|| {
@@ -134,7 +142,7 @@ pub fn verify(text: &str, key: &VerifierKey) -> Result<VerifiedReceipt> {
             return Err(err("more than 64 proof hashes"));
         }
     }
-    let cp = TreeCheckpoint::open(rest, key).map_err(|e| err(format!("checkpoint: {e}")))?;
+    let cp = TreeCheckpoint::open(rest, key).map_err(|e| inner("checkpoint: ", e))?;
     let extra = extra.ok_or_else(|| {
         err("no `extra` line: auditlog receipts carry the leaf bytes (seq, timestamp, digest) there")
     })?;
@@ -152,7 +160,7 @@ pub fn verify(text: &str, key: &VerifierKey) -> Result<VerifiedReceipt> {
     }
     let ts = i64::from_le_bytes(extra[8..16].try_into().expect("8 bytes"));
     verify_inclusion(&leaf_hash(&extra), index, cp.size, &hashes, &cp.root)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| inner("", e))?;
     Ok(VerifiedReceipt {
         seq,
         timestamp_ns: ts,
