@@ -1,0 +1,136 @@
+//! Figures of the Merkle tree for docs/TRANSPARENCY.md (not a benchmark of record):
+//! `cargo run --release --example merkle_figures -- [leaves] [events]`
+//!
+//! 1. Tiles for `leaves` synthetic leaf hashes (default 1,000,000) written with
+//!    `TileStore::append_leaves` in batches of 10,000: tile bytes per leaf, inclusion and
+//!    consistency proof sizes, and the time to make (from tiles) and to verify them.
+//! 2. Append throughput of `events` events (default 200,000, Buffered, batches of 1,000) into a
+//!    log, without the tree and with `Log::merkle_sync()` after every 10 batches.
+use std::time::Instant;
+
+use auditlog::merkle::{
+    consistency_proof, inclusion_proof, leaf_hash, tree_hash, verify_consistency, verify_inclusion,
+};
+use auditlog::tiles::TileStore;
+use auditlog::{sample::Generator, Durability, HmacKey, Log, Options};
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: u64 = args.get(1).map_or(1_000_000, |s| s.parse().unwrap());
+    let events: usize = args.get(2).map_or(200_000, |s| s.parse().unwrap());
+    let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
+
+    // 1. Tiles and proofs.
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let store = TileStore::new(dir.path());
+    let t = Instant::now();
+    let mut at = 0u64;
+    while at < n {
+        let end = (at + 10_000).min(n);
+        let leaves: Vec<_> = (at..end).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        store.append_leaves(&leaves).unwrap();
+        at = end;
+    }
+    let build = t.elapsed();
+    let st = store.state().unwrap();
+    let bytes = dir_bytes(&dir.path().join("merkle"));
+    println!(
+        "tiles: {n} leaves in {:.2} s, {bytes} bytes = {:.3} bytes/leaf",
+        build.as_secs_f64(),
+        bytes as f64 / n as f64
+    );
+    let r = store.reader(n).unwrap();
+    assert_eq!(tree_hash(&r, n).unwrap(), st.root);
+    let samples = 1000u64;
+    let (mut make_ns, mut verify_ns, mut hashes) = (0u128, 0u128, 0usize);
+    for k in 0..samples {
+        let idx = (k * 7_919_993) % n;
+        // A fresh reader each time: the proof reads its tiles from disk (page cache).
+        let r = store.reader(n).unwrap();
+        let t = Instant::now();
+        let p = inclusion_proof(&r, idx, n).unwrap();
+        make_ns += t.elapsed().as_nanos();
+        let leaf = leaf_hash(&idx.to_le_bytes());
+        let t = Instant::now();
+        verify_inclusion(&leaf, idx, n, &p, &st.root).unwrap();
+        verify_ns += t.elapsed().as_nanos();
+        hashes += p.len();
+    }
+    println!(
+        "inclusion at {n}: {:.1} hashes = {:.0} bytes on average; make from tiles {:.1} µs, verify {:.1} µs",
+        hashes as f64 / samples as f64,
+        32.0 * hashes as f64 / samples as f64,
+        make_ns as f64 / samples as f64 / 1e3,
+        verify_ns as f64 / samples as f64 / 1e3
+    );
+    let old = n / 3 + 1;
+    let r = store.reader(n).unwrap();
+    let t = Instant::now();
+    let p = consistency_proof(&r, old, n).unwrap();
+    let make = t.elapsed();
+    let old_root = tree_hash(&r, old).unwrap();
+    let t = Instant::now();
+    verify_consistency(old, n, &old_root, &st.root, &p).unwrap();
+    println!(
+        "consistency {old} -> {n}: {} hashes = {} bytes; make {:.1} µs, verify {:.1} µs",
+        p.len(),
+        32 * p.len(),
+        make.as_secs_f64() * 1e6,
+        t.elapsed().as_secs_f64() * 1e6
+    );
+    drop(dir);
+
+    // 2. Append throughput without and with the tree.
+    let evs: Vec<_> = Generator::standard(1).take(events).collect();
+    let mut rates = Vec::new();
+    for with_tree in [false, true, false, true] {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let log = Log::open(
+            dir.path(),
+            Options::new(HmacKey::from_bytes(&[7; 32]).unwrap()).durability(Durability::Buffered),
+        )
+        .unwrap();
+        let t = Instant::now();
+        for (i, chunk) in evs.chunks(1000).enumerate() {
+            log.append_batch(chunk).unwrap();
+            if with_tree && i % 10 == 9 {
+                log.merkle_sync().unwrap();
+            }
+        }
+        log.flush().unwrap();
+        if with_tree {
+            log.merkle_sync().unwrap();
+        }
+        let s = t.elapsed().as_secs_f64();
+        let rate = events as f64 / s;
+        println!(
+            "append {events} events, merkle_sync every 10,000: {with_tree}: {rate:.0} events/s"
+        );
+        rates.push((with_tree, rate));
+    }
+    let best = |w: bool| {
+        rates
+            .iter()
+            .filter(|r| r.0 == w)
+            .map(|r| r.1)
+            .fold(0.0, f64::max)
+    };
+    println!(
+        "with the tree / without (best of 2 each): {:.1}%",
+        100.0 * best(true) / best(false)
+    );
+}
