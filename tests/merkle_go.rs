@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 
 use auditlog::merkle::{record_leaf_hash, tree_hash, MemoryTree};
 use auditlog::note::{SignerKey, VerifierKey};
+use auditlog::tlog_proof;
 use auditlog::transparency::{self, ConsistencyProof, InclusionProof};
 use auditlog::Log;
 use serde_json::{json, Value};
@@ -162,6 +163,10 @@ fn go_verifies_our_checkpoints_proofs_and_tiles() {
             .chain(std::iter::once(&n))
             .map(|&old| transparency::prove_consistency(&log, old, n).unwrap())
             .collect();
+        let receipts: Vec<String> = inclusion
+            .iter()
+            .map(|p| tlog_proof::format(p).unwrap())
+            .collect();
         let req = json!({
             "op": "check",
             "vkey": vkey,
@@ -169,6 +174,7 @@ fn go_verifies_our_checkpoints_proofs_and_tiles() {
             "tiles": dir.path().join("merkle"),
             "inclusion": inclusion,
             "consistency": consistency,
+            "receipts": receipts,
         });
         let ans = run_go(bin, &req);
         let ours = transparency::TreeCheckpoint::open(&cp_note, &key.verifier()).unwrap();
@@ -193,6 +199,10 @@ fn go_verifies_our_checkpoints_proofs_and_tiles() {
                 consistency[i].old_size
             );
         }
+        for (i, r) in strs(&ans["receipts"]).iter().enumerate() {
+            assert_eq!(r, "ok", "size {n}: tlog-proof receipt {i} rejected by Go");
+        }
+        assert_eq!(strs(&ans["receipts"]).len(), receipts.len());
         assert_eq!(ans["tile_error"], Value::Null, "size {n}: {ans}");
         assert_eq!(
             ans["tile_root"].as_str().unwrap(),
@@ -244,16 +254,28 @@ fn go_verifies_our_checkpoints_proofs_and_tiles() {
                 .is_some_and(|e| e.contains("note.Open")),
             "size {n}: Go accepted our checkpoint with another key: {ans}"
         );
+        // A receipt whose leaf (extra) names another timestamp.
+        let bad_receipts: Vec<String> = bad_inc
+            .iter()
+            .map(|p| {
+                let mut q = p.clone();
+                q.checkpoint = Some(cp_note.clone());
+                q.timestamp_ns += 1;
+                tlog_proof::format(&q).unwrap()
+            })
+            .collect();
         let ans = run_go(
             bin,
             &json!({
                 "op": "check", "vkey": vkey, "checkpoint": "",
-                "inclusion": bad_inc, "consistency": bad_con,
+                "inclusion": bad_inc, "consistency": bad_con, "receipts": bad_receipts,
             }),
         );
+        assert_eq!(strs(&ans["receipts"]).len(), bad_receipts.len());
         for r in strs(&ans["inclusion"])
             .iter()
             .chain(strs(&ans["consistency"]).iter())
+            .chain(strs(&ans["receipts"]).iter())
         {
             assert_ne!(r, "ok", "size {n}: Go accepted a tampered proof");
         }
@@ -320,6 +342,17 @@ fn we_verify_go_signed_checkpoints_and_proofs() {
             .enumerate()
             .map(|(i, (ts, d))| record_leaf_hash(i as u64, *ts, d)),
     );
+    // Go's receipts, written from the tlog-proof spec, verify with our verifier.
+    let go_receipts = strs(&ans["receipts"]);
+    assert_eq!(go_receipts.len(), prove_records.len());
+    for (r, q) in go_receipts.iter().zip(&prove_records) {
+        let v = tlog_proof::verify(r, &vkey)
+            .unwrap_or_else(|e| panic!("our verifier rejects Go's receipt {q}: {e}"));
+        assert_eq!(json!([v.seq, v.checkpoint.size]), *q);
+        assert!(tlog_proof::verify(r, &wrong).is_err());
+        let tampered = r.replacen("index ", "index 1", 1);
+        assert!(tlog_proof::verify(&tampered, &vkey).is_err(), "{tampered}");
+    }
     let inc = ans["inclusion"].as_array().unwrap();
     let con = ans["consistency"].as_array().unwrap();
     assert_eq!(inc.len(), prove_records.len());

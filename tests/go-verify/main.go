@@ -72,6 +72,8 @@ type request struct {
 	Tiles       string             `json:"tiles"`
 	Inclusion   []inclusionProof   `json:"inclusion"`
 	Consistency []consistencyProof `json:"consistency"`
+	// Offline receipts in the c2sp.org/tlog-proof@v1 text format.
+	Receipts []string `json:"receipts"`
 	// make
 	Name         string     `json:"name"`
 	Leaves       []leaf     `json:"leaves"`
@@ -91,6 +93,7 @@ type checkAnswer struct {
 	// "ok" or the error, one per proof of the request.
 	Inclusion   []string `json:"inclusion"`
 	Consistency []string `json:"consistency"`
+	Receipts    []string `json:"receipts"`
 	// From the tiles, for the checkpoint's tree: its root, and for every inclusion proof
 	// against that tree whether tlog.ProveRecord over the tiles gives the same hashes.
 	TileRoot        string   `json:"tile_root,omitempty"`
@@ -99,8 +102,10 @@ type checkAnswer struct {
 }
 
 type makeAnswer struct {
-	VerifierKey string             `json:"vkey"`
-	Inclusion   []inclusionProof   `json:"inclusion"`
+	VerifierKey string           `json:"vkey"`
+	Inclusion   []inclusionProof `json:"inclusion"`
+	// One c2sp.org/tlog-proof@v1 receipt per inclusion proof, written here from the spec.
+	Receipts    []string           `json:"receipts"`
 	Consistency []consistencyProof `json:"consistency"`
 }
 
@@ -244,6 +249,50 @@ func checkConsistency(p *consistencyProof, verifiers note.Verifiers, origin stri
 	return tlog.CheckTree(hashes, tree.N, tree.Hash, p.OldSize, old)
 }
 
+// checkReceipt parses a c2sp.org/tlog-proof@v1 receipt written from the spec (header line,
+// optional "extra <base64>", "index <N>", base64 path hashes, an empty line, the signed
+// checkpoint), opens the checkpoint and checks the path with tlog.CheckRecord, the leaf
+// being tlog.RecordHash of the extra bytes, whose first 8 bytes (le64 seq) must be the index.
+func checkReceipt(text string, verifiers note.Verifiers, origin string) error {
+	head, cp, ok := strings.Cut(text, "\n\n")
+	if !ok {
+		return errors.New("receipt: no empty line before the checkpoint")
+	}
+	lines := strings.Split(head, "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" {
+		return fmt.Errorf("receipt: first line %q", lines[0])
+	}
+	lines = lines[1:]
+	var extra []byte
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		var err error
+		if extra, err = base64.StdEncoding.DecodeString(strings.TrimPrefix(lines[0], "extra ")); err != nil {
+			return fmt.Errorf("receipt: extra: %v", err)
+		}
+		lines = lines[1:]
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
+		return errors.New("receipt: no index line")
+	}
+	is := strings.TrimPrefix(lines[0], "index ")
+	index, err := strconv.ParseInt(is, 10, 64)
+	if err != nil || index < 0 || strconv.FormatInt(index, 10) != is {
+		return fmt.Errorf("receipt: index %q", is)
+	}
+	hashes, err := parseHashes(lines[1:])
+	if err != nil {
+		return fmt.Errorf("receipt: %v", err)
+	}
+	tree, err := openCheckpoint(cp, verifiers, origin)
+	if err != nil {
+		return err
+	}
+	if len(extra) != 48 || int64(binary.LittleEndian.Uint64(extra[:8])) != index {
+		return errors.New("receipt: extra is not the 48 leaf bytes of the record at index")
+	}
+	return tlog.CheckRecord(hashes, tree.N, tree.Hash, index, tlog.RecordHash(extra))
+}
+
 // tileDir reads auditlog's tiles: tlog names a tile tile/<H>/<L>/<N>[.p/<W>] with the height
 // H (8 here) in the path, C2SP tlog-tiles and auditlog write tile/<L>/<N>[.p/<W>].
 type tileDir struct{ root string }
@@ -274,7 +323,7 @@ func (d tileDir) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 func (tileDir) SaveTiles([]tlog.Tile, [][]byte) {}
 
 func check(req *request) *checkAnswer {
-	ans := &checkAnswer{Inclusion: []string{}, Consistency: []string{}, TileProofsEqual: []string{}}
+	ans := &checkAnswer{Inclusion: []string{}, Consistency: []string{}, Receipts: []string{}, TileProofsEqual: []string{}}
 	v, err := note.NewVerifier(req.VerifierKey)
 	if err != nil {
 		fail("note.NewVerifier(%q): %v", req.VerifierKey, err)
@@ -291,6 +340,9 @@ func check(req *request) *checkAnswer {
 	}
 	for i := range req.Consistency {
 		ans.Consistency = append(ans.Consistency, result(checkConsistency(&req.Consistency[i], verifiers, v.Name())))
+	}
+	for _, r := range req.Receipts {
+		ans.Receipts = append(ans.Receipts, result(checkReceipt(r, verifiers, v.Name())))
 	}
 	if req.Checkpoint == "" {
 		return ans
@@ -386,7 +438,7 @@ func makeProofs(req *request) (*makeAnswer, error) {
 		roots[n], cps[n] = root, string(signed)
 		return root, string(signed), nil
 	}
-	ans := &makeAnswer{VerifierKey: vkey, Inclusion: []inclusionProof{}, Consistency: []consistencyProof{}}
+	ans := &makeAnswer{VerifierKey: vkey, Inclusion: []inclusionProof{}, Receipts: []string{}, Consistency: []consistencyProof{}}
 	for _, q := range req.ProveRecords {
 		idx, size := q[0], q[1]
 		if idx < 0 || idx >= int64(len(req.Leaves)) {
@@ -407,10 +459,15 @@ func makeProofs(req *request) (*makeAnswer, error) {
 			Digest: l.Digest, LeafHash: b64(tlog.RecordHash(lb)), Hashes: []string{},
 			Root: b64(root), Checkpoint: cp,
 		}
+		var rb strings.Builder
+		fmt.Fprintf(&rb, "c2sp.org/tlog-proof@v1\nextra %s\nindex %d\n", base64.StdEncoding.EncodeToString(lb), idx)
 		for _, h := range rp {
 			p.Hashes = append(p.Hashes, b64(h))
+			rb.WriteString(b64(h) + "\n")
 		}
+		rb.WriteString("\n" + cp)
 		ans.Inclusion = append(ans.Inclusion, p)
+		ans.Receipts = append(ans.Receipts, rb.String())
 	}
 	for _, q := range req.ProveTrees {
 		old, size := q[0], q[1]
