@@ -1,11 +1,12 @@
 //! Figures of the Merkle tree for docs/TRANSPARENCY.md (not a benchmark of record):
-//! `cargo run --release --example merkle_figures -- [leaves] [events]`
+//! `cargo run --release --example merkle_figures -- [leaves] [events] [sync_every]`
 //!
 //! 1. Tiles for `leaves` synthetic leaf hashes (default 1,000,000) written with
 //!    `TileStore::append_leaves` in batches of 10,000: tile bytes per leaf, inclusion and
 //!    consistency proof sizes, and the time to make (from tiles) and to verify them.
 //! 2. Append throughput of `events` events (default 200,000, Buffered, batches of 1,000) into a
-//!    log, without the tree and with `Log::merkle_sync()` after every 10 batches.
+//!    log, without the tree and with `Log::merkle_sync()` after every `sync_every` batches
+//!    (default 10) and once at the end.
 use std::time::Instant;
 
 use auditlog::merkle::{
@@ -32,6 +33,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args.get(1).map_or(1_000_000, |s| s.parse().unwrap());
     let events: usize = args.get(2).map_or(200_000, |s| s.parse().unwrap());
+    let every: usize = args.get(3).map_or(10, |s| s.parse().unwrap());
     let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
 
     // 1. Tiles and proofs.
@@ -107,7 +109,7 @@ fn main() {
         let t = Instant::now();
         for (i, chunk) in evs.chunks(1000).enumerate() {
             log.append_batch(chunk).unwrap();
-            if with_tree && i % 10 == 9 {
+            if with_tree && i % every == every - 1 {
                 log.merkle_sync().unwrap();
             }
         }
@@ -118,7 +120,8 @@ fn main() {
         let s = t.elapsed().as_secs_f64();
         let rate = events as f64 / s;
         println!(
-            "append {events} events, merkle_sync every 10,000: {with_tree}: {rate:.0} events/s"
+            "append {events} events, tree {with_tree} (merkle_sync every {} events): {rate:.0} events/s",
+            every * 1000
         );
         rates.push((with_tree, rate));
     }

@@ -113,17 +113,34 @@ impl TileStore {
         Ok(TreeState { size, root })
     }
 
-    fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+    /// Writes a tile as a temporary file renamed into place, not yet synced: the caller
+    /// syncs every file of a round at once ([`Pending::sync`]) before the `tree` file that
+    /// names them is written (one fsync per tile and directory would dominate the cost).
+    fn write_file(&self, rel: &str, bytes: &[u8], pending: &mut Pending) -> Result<()> {
         let dst = self.root.join(rel);
-        let parent = dst.parent().expect("tile paths have a parent");
-        fsio::create_dir_all("merkle.mkdir", parent)
-            .map_err(|e| Error::io("creating directory", parent, e))?;
-        let name = dst
-            .file_name()
-            .expect("file name")
-            .to_string_lossy()
-            .into_owned();
-        crate::segment::write_atomic("merkle.write", parent, &name, bytes)
+        let parent = dst
+            .parent()
+            .expect("tile paths have a parent")
+            .to_path_buf();
+        fsio::create_dir_all("merkle.mkdir", &parent)
+            .map_err(|e| Error::io("creating directory", &parent, e))?;
+        let tmp = parent.join(format!(
+            "{}.tmp",
+            dst.file_name().expect("file name").to_string_lossy()
+        ));
+        let f = (|| -> std::io::Result<std::fs::File> {
+            let f = fsio::create_truncate("merkle.write", &tmp)?;
+            fsio::write_at("merkle.write", &f, bytes, 0)?;
+            fsio::rename("merkle.write", &tmp, &dst)?;
+            Ok(f)
+        })()
+        .map_err(|e| {
+            let _ = fsio::remove_if_exists("leftover.remove", &tmp);
+            Error::io("writing", &dst, e)
+        })?;
+        pending.files.push((f, dst));
+        pending.dirs.insert(parent);
+        Ok(())
     }
 
     /// Reads tile (`level`, `index`): the full tile if present, else the partial tile of
@@ -162,6 +179,7 @@ impl TileStore {
     /// disk); writes the tiles, not the `tree` file. Returns the new size.
     fn extend(&self, old: u64, leaves: &[Hash]) -> Result<u64> {
         let new = old + leaves.len() as u64;
+        let mut pending = Pending::default();
         let mut incoming: Vec<Hash> = leaves.to_vec();
         let mut level: u8 = 0;
         loop {
@@ -187,23 +205,21 @@ impl TileStore {
                 let t = first_tile + i as u64;
                 let bytes: Vec<u8> = chunk.iter().flatten().copied().collect();
                 if chunk.len() as u64 == TILE_WIDTH {
-                    self.write_file(&tile_path(level, t, None), &bytes)?;
-                    let pdir = self.root.join(format!("{}.p", tile_path(level, t, None)));
-                    match std::fs::remove_dir_all(&pdir) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(Error::io("removing partial tiles", &pdir, e))
-                        }
-                        _ => {}
-                    }
+                    self.write_file(&tile_path(level, t, None), &bytes, &mut pending)?;
+                    // Removed only once the full tile is durable.
+                    pending
+                        .partials
+                        .push(self.root.join(format!("{}.p", tile_path(level, t, None))));
                     up.push(subtree_root(chunk));
                 } else {
                     let w = chunk.len() as u64;
-                    self.write_file(&tile_path(level, t, Some(w)), &bytes)?;
+                    self.write_file(&tile_path(level, t, Some(w)), &bytes, &mut pending)?;
                 }
             }
             incoming = up;
             level += 1;
         }
+        pending.sync()?;
         Ok(new)
     }
 
@@ -249,6 +265,37 @@ impl TileStore {
 }
 
 static WRITES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Tiles written in one round, not yet synced, and the partial tiles their full versions
+/// replace.
+#[derive(Default)]
+struct Pending {
+    files: Vec<(std::fs::File, PathBuf)>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+    partials: Vec<PathBuf>,
+}
+
+impl Pending {
+    /// Syncs every file and then every directory written (so the tiles are durable before
+    /// the `tree` file names them), then removes the replaced partial tiles.
+    fn sync(self) -> Result<()> {
+        for (f, path) in &self.files {
+            fsio::sync_all("merkle.write", f).map_err(|e| Error::io("syncing", path, e))?;
+        }
+        for d in &self.dirs {
+            crate::segment::sync_dir(d)?;
+        }
+        for pdir in &self.partials {
+            match std::fs::remove_dir_all(pdir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("removing partial tiles", pdir, e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Root of a power-of-two run of hashes.
 fn subtree_root(hashes: &[Hash]) -> Hash {
