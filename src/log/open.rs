@@ -713,7 +713,9 @@ fn load_one_read_only(path: PathBuf, writer: bool) -> Result<Arc<Segment>> {
         SegmentData::Sealed(m) => m.bytes(),
         SegmentData::Loaded(v) => v,
         SegmentData::Active(_) | SegmentData::Archived(_) => {
-            unreachable!("read-only loads never create active maps; archived ones are handled above")
+            unreachable!(
+                "read-only loads never create active maps; archived ones are handled above"
+            )
         }
     };
     // A damaged header is kept with an empty body so that `verify` can report it.

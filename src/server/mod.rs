@@ -41,6 +41,8 @@ pub(crate) struct App {
     /// Set once shutdown begins, so that endless responses (the live tail) end and the
     /// graceful shutdown is not held open by them.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The configured sinks, running in-process on `log` until shutdown.
+    pub sinks: parking_lot::Mutex<Option<crate::sink::Sinks>>,
 }
 
 /// A server ready to run: the log, its config, and the address it listens on.
@@ -75,6 +77,8 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::Config(format!("server.listen: {listen}: {e}")))?;
+        // Last, so that nothing is started for a server that cannot listen.
+        let sinks = crate::sink::Sinks::start(&log, &cfg.sinks, &[])?;
         Ok(Server {
             app: Arc::new(App {
                 guard: auth::Guard::new(&cfg.server),
@@ -84,6 +88,7 @@ impl Server {
                 metrics: metrics::Metrics::default(),
                 sessions: console::Sessions::default(),
                 closing: tokio::sync::watch::channel(false).0,
+                sinks: parking_lot::Mutex::new(Some(sinks)),
                 cfg,
             }),
             listener,
@@ -138,6 +143,12 @@ impl Server {
                     .await
             }
         };
+        // The sinks stop before the flush (a delivery in flight finishes its attempt and
+        // writes its cursor); they resume from their cursors at the next start.
+        let sinks = self.app.sinks.lock().take();
+        if let Some(s) = sinks {
+            let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+        }
         let log = self.app.log.clone();
         let flushed = tokio::task::spawn_blocking(move || log.flush())
             .await

@@ -13,6 +13,7 @@ mod config;
 mod cursor;
 #[cfg(feature = "sinks")]
 mod http;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +31,7 @@ pub use cursor::{CursorState, CURSOR_DIR};
 pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
 };
+pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Subscription};
@@ -170,6 +172,11 @@ impl SinkHandle {
     /// Whether the thread ended (parked, stopped, or the log closed).
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Asks the sink to stop, without waiting (see [`stop`](Self::stop)).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
     }
 
     /// Stops the sink and waits for its thread: a batch in flight finishes its current
