@@ -14,6 +14,7 @@ mod cursor;
 #[cfg(feature = "sinks")]
 mod http;
 mod run;
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
