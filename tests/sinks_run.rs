@@ -29,6 +29,8 @@ struct Receiver {
     url: String,
     events: Arc<Mutex<Vec<Value>>>,
     requests: Arc<AtomicU64>,
+    /// The `Authorization` header of every request.
+    auth: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl Receiver {
@@ -37,7 +39,8 @@ impl Receiver {
         let url = format!("http://{}/hook", l.local_addr().unwrap());
         let events = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(AtomicU64::new(0));
-        let (evs, reqs) = (events.clone(), requests.clone());
+        let auth = Arc::new(Mutex::new(Vec::new()));
+        let (evs, reqs, au) = (events.clone(), requests.clone(), auth.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(mut s) = conn else { continue };
@@ -47,6 +50,7 @@ impl Receiver {
                     continue;
                 }
                 let mut len = 0usize;
+                let mut authorization = None;
                 loop {
                     let mut h = String::new();
                     if r.read_line(&mut h).unwrap_or(0) == 0 {
@@ -60,12 +64,16 @@ impl Receiver {
                         if k.trim().eq_ignore_ascii_case("content-length") {
                             len = v.trim().parse().unwrap();
                         }
+                        if k.trim().eq_ignore_ascii_case("authorization") {
+                            authorization = Some(v.trim().to_string());
+                        }
                     }
                 }
                 let mut body = vec![0; len];
                 if r.read_exact(&mut body).is_err() {
                     continue;
                 }
+                au.lock().unwrap().push(authorization);
                 std::thread::sleep(Duration::from_millis(delay_ms));
                 let n = reqs.fetch_add(1, Ordering::AcqRel);
                 let status = if n < fail_first {
@@ -86,6 +94,7 @@ impl Receiver {
             url,
             events,
             requests,
+            auth,
         }
     }
 
@@ -183,8 +192,9 @@ fn serve_runs_the_sinks_reports_them_in_metrics_and_stops_them_at_shutdown() {
     let refuse_url = refusing_receiver();
     let mut only_auth = hook("auth", &rx.url, 5);
     only_auth["filter"] = json!({"event_types": ["authentication"]});
+    only_auth["destination"]["bearer_token"] = json!("env.HOOK_TOKEN");
     let cfg = config_with_sinks(json!([only_auth, hook("denied", &refuse_url, 5)]));
-    let s = Server::start(tmp.path(), &cfg, &[]);
+    let s = Server::start(tmp.path(), &cfg, &[("HOOK_TOKEN", "tok-123")]);
     let evs: Vec<Value> = (0..12).map(|i| seed_event(&format!("ev-{i}"), i)).collect();
     let r = s.post_json("/api/audit-logs", Some(INGESTER), &Value::Array(evs));
     assert!(r.status < 300, "ingest: {}", r.status);
@@ -196,6 +206,13 @@ fn serve_runs_the_sinks_reports_them_in_metrics_and_stops_them_at_shutdown() {
             .collect();
         (0..12).all(|i| ids.contains(&format!("ev-{i}")))
     });
+    // Bearer auth from the environment on every request.
+    assert!(rx
+        .auth
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|a| a.as_deref() == Some("Bearer tok-123")));
     // Only authentication events: the server's own data_access events are filtered out.
     assert!(rx
         .events()

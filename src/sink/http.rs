@@ -14,14 +14,14 @@ use crate::error::{Error, Result};
 use crate::query::AuditLogEntry;
 use crate::siem::{self, FormatContext};
 
-fn agent(timeout_secs: Option<u64>) -> ureq::Agent {
+pub(super) fn agent(timeout_secs: Option<u64>) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(timeout_secs.unwrap_or(30).max(1)))
         .build()
 }
 
 /// A response, or why there was none.
-enum Reply {
+pub(super) enum Reply {
     Status {
         code: u16,
         retry_after: Option<Duration>,
@@ -30,7 +30,7 @@ enum Reply {
     Transport(String),
 }
 
-fn post(req: ureq::Request, body: &[u8]) -> Reply {
+pub(super) fn post(req: ureq::Request, body: &[u8]) -> Reply {
     let resp = match req.send_bytes(body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
@@ -57,12 +57,12 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms as u64))
 }
 
-fn short(body: &str) -> &str {
+pub(super) fn short(body: &str) -> &str {
     let end = body.char_indices().nth(300).map_or(body.len(), |(i, _)| i);
     &body[..end]
 }
 
-fn transport_retry(url: &str, e: String) -> Outcome {
+pub(super) fn transport_retry(url: &str, e: String) -> Outcome {
     Outcome::Retry {
         resend: None,
         after: None,
@@ -399,16 +399,21 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
             url,
             secret,
             headers,
+            bearer_token,
             timeout_secs,
         } => {
             let secret = secret
                 .as_deref()
                 .map(|s| resolve_secret(s, &what("secret")))
                 .transpose()?;
-            let headers = headers
+            let mut headers = headers
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), resolve_secret(v, &what("headers"))?)))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(t) = bearer_token {
+                let t = resolve_secret(t, &what("bearer_token"))?;
+                headers.push(("authorization".into(), format!("Bearer {t}")));
+            }
             Box::new(
                 WebhookTransport::new(url, secret, headers, log_id, *timeout_secs)
                     .map_err(|e| Error::Config(format!("{}: {e}", what("secret"))))?,
@@ -458,6 +463,31 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
                 pipeline.as_deref(),
                 ctx,
                 *timeout_secs,
+            ))
+        }
+        Destination::Datadog {
+            api_key,
+            site,
+            url,
+            service,
+            source,
+            hostname,
+            tags,
+            timeout_secs,
+        } => {
+            let url = super::datadog::intake_url(site.as_deref(), url.as_deref())
+                .map_err(|m| Error::Config(what(&m)))?;
+            Box::new(super::datadog::DatadogTransport::new(
+                url,
+                resolve_secret(api_key, &what("api_key"))?,
+                log_id,
+                super::datadog::DatadogOptions {
+                    source: source.clone(),
+                    service: service.clone(),
+                    hostname: hostname.clone(),
+                    tags: tags.clone(),
+                    timeout_secs: *timeout_secs,
+                },
             ))
         }
     })

@@ -12,6 +12,8 @@
 mod config;
 mod cursor;
 #[cfg(feature = "sinks")]
+mod datadog;
+#[cfg(feature = "sinks")]
 mod http;
 mod run;
 pub mod seed;
@@ -24,10 +26,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use config::{
-    check_all, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter,
+    check_all, datadog_intake_url, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter,
     StartAt,
 };
 pub use cursor::{CursorState, CURSOR_DIR};
+#[cfg(feature = "sinks")]
+pub use datadog::{DatadogOptions, DatadogTransport};
 #[cfg(feature = "sinks")]
 pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
