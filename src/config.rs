@@ -19,6 +19,9 @@ pub struct Config {
     /// Sinks that deliver events to SIEMs and webhooks (`docs/SINKS.md`).
     #[serde(default)]
     pub sinks: Vec<crate::sink::SinkConfig>,
+    /// Alert triggers evaluated on the stream by `auditlog serve` (docs/SINKS.md).
+    #[serde(default)]
+    pub alerts: crate::sink::alert::AlertConfig,
 }
 
 /// The `server` section: what `auditlog serve` listens on, who may call it, and its limits
@@ -326,6 +329,7 @@ impl Config {
         )?;
         c.sinks.extend(seeded);
         crate::sink::check_all(&c.sinks)?;
+        c.alerts.validate()?;
         Ok(c)
     }
 

@@ -15,6 +15,7 @@ mod cursor;
 mod datadog;
 #[cfg(feature = "sinks")]
 mod http;
+pub mod alert;
 mod run;
 pub mod seed;
 
