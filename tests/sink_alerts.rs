@@ -75,32 +75,81 @@ fn rules_fire_once_with_their_triggers_and_survive_restarts() {
         // Five failed logins for alice from one IP: brute-user fires at the third (then is
         // in cooldown), brute-ip at the fourth.
         for _ in 0..5 {
-            log.append(&ev("authentication", "login", "failure", "alice", "10.0.0.1"))
-                .unwrap();
+            log.append(&ev(
+                "authentication",
+                "login",
+                "failure",
+                "alice",
+                "10.0.0.1",
+            ))
+            .unwrap();
         }
         // A successful login does not count.
         log.append(&ev("authentication", "login", "success", "bob", "10.0.0.2"))
             .unwrap();
-        let mut crit = ev("configuration_change", "disable_mfa", "success", "eve", "10.0.0.3");
+        let mut crit = ev(
+            "configuration_change",
+            "disable_mfa",
+            "success",
+            "eve",
+            "10.0.0.3",
+        );
         crit.severity = Severity::Critical;
         log.append(&crit).unwrap();
         for _ in 0..2 {
-            log.append(&ev("security", "rate_limit_exceeded", "blocked", "x", "10.0.0.9"))
-                .unwrap();
+            log.append(&ev(
+                "security",
+                "rate_limit_exceeded",
+                "blocked",
+                "x",
+                "10.0.0.9",
+            ))
+            .unwrap();
         }
         // root's first IP is the baseline; a second one is news.
-        log.append(&ev("authentication", "login", "success", "root", "192.0.2.1"))
-            .unwrap();
-        log.append(&ev("authentication", "login", "success", "root", "192.0.2.1"))
-            .unwrap();
-        log.append(&ev("authentication", "login", "success", "root", "192.0.2.7"))
-            .unwrap();
-        log.append(&ev("data_access", "verify", "failed", "auditor", "10.0.0.4"))
-            .unwrap();
+        log.append(&ev(
+            "authentication",
+            "login",
+            "success",
+            "root",
+            "192.0.2.1",
+        ))
+        .unwrap();
+        log.append(&ev(
+            "authentication",
+            "login",
+            "success",
+            "root",
+            "192.0.2.1",
+        ))
+        .unwrap();
+        log.append(&ev(
+            "authentication",
+            "login",
+            "success",
+            "root",
+            "192.0.2.7",
+        ))
+        .unwrap();
+        log.append(&ev(
+            "data_access",
+            "verify",
+            "failed",
+            "auditor",
+            "10.0.0.4",
+        ))
+        .unwrap();
         let a = wait_for(&log, 6);
         assert_eq!(
             rules_fired(&a),
-            ["admin-ip", "brute-ip", "brute-user", "critical", "rate", "verify"]
+            [
+                "admin-ip",
+                "brute-ip",
+                "brute-user",
+                "critical",
+                "rate",
+                "verify"
+            ]
         );
         let bu = a.iter().find(|d| d["rule"] == "brute-user").unwrap();
         assert_eq!(bu["trigger_seqs"], serde_json::json!([0, 1, 2]));
@@ -122,13 +171,31 @@ fn rules_fire_once_with_their_triggers_and_survive_restarts() {
         let log = Log::open(dir.path(), opts()).unwrap();
         let h = alert::spawn(&log, &rules()).unwrap();
         for _ in 0..3 {
-            log.append(&ev("authentication", "login", "failure", "alice", "10.0.0.5"))
-                .unwrap();
+            log.append(&ev(
+                "authentication",
+                "login",
+                "failure",
+                "alice",
+                "10.0.0.5",
+            ))
+            .unwrap();
         }
-        log.append(&ev("authentication", "login", "success", "root", "192.0.2.7"))
-            .unwrap();
-        log.append(&ev("authentication", "login", "success", "root", "198.51.100.1"))
-            .unwrap();
+        log.append(&ev(
+            "authentication",
+            "login",
+            "success",
+            "root",
+            "192.0.2.7",
+        ))
+        .unwrap();
+        log.append(&ev(
+            "authentication",
+            "login",
+            "success",
+            "root",
+            "198.51.100.1",
+        ))
+        .unwrap();
         let a = wait_for(&log, 7);
         std::thread::sleep(Duration::from_millis(400));
         let a2 = alerts(&log);
@@ -143,8 +210,7 @@ fn rules_fire_once_with_their_triggers_and_survive_restarts() {
         let log = Log::open(dir.path(), opts()).unwrap();
         let h = alert::spawn(&log, &rules()).unwrap();
         let t = Instant::now();
-        while h.evaluated() < Some(log.next_seq() - 1) && t.elapsed() < Duration::from_secs(20)
-        {
+        while h.evaluated() < Some(log.next_seq() - 1) && t.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -157,10 +223,22 @@ fn rules_fire_once_with_their_triggers_and_survive_restarts() {
 fn bad_rules_are_refused_naming_the_rule() {
     for (rule, needle) in [
         (r#"{"name": "a", "kind": "nope"}"#, "alerts.rules[0]: kind"),
-        (r#"{"name": "a", "kind": "failed_logins", "window": "5m"}"#, "threshold"),
-        (r#"{"name": "a", "kind": "failed_logins", "threshold": 3}"#, "window"),
-        (r#"{"name": "a", "kind": "failed_logins", "threshold": 3, "window": "5 eons"}"#, "alerts.rules[0].window"),
-        (r#"{"name": "a", "kind": "failed_logins", "threshold": 3, "window": "5m", "by": "planet"}"#, "by"),
+        (
+            r#"{"name": "a", "kind": "failed_logins", "window": "5m"}"#,
+            "threshold",
+        ),
+        (
+            r#"{"name": "a", "kind": "failed_logins", "threshold": 3}"#,
+            "window",
+        ),
+        (
+            r#"{"name": "a", "kind": "failed_logins", "threshold": 3, "window": "5 eons"}"#,
+            "alerts.rules[0].window",
+        ),
+        (
+            r#"{"name": "a", "kind": "failed_logins", "threshold": 3, "window": "5m", "by": "planet"}"#,
+            "by",
+        ),
     ] {
         let text = format!(r#"{{"alerts": {{"rules": [{rule}]}}}}"#);
         let e = auditlog::Config::from_json(&text).unwrap_err().to_string();

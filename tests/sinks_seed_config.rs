@@ -76,7 +76,10 @@ fn the_seed_sections_become_sinks() {
             sourcetype,
             ..
         } => {
-            assert_eq!(url, "https://splunk.company.com:8088/services/collector/event");
+            assert_eq!(
+                url,
+                "https://splunk.company.com:8088/services/collector/event"
+            );
             assert_eq!(token, "env.SPLUNK_HEC_TOKEN", "secrets stay references");
             assert_eq!(index.as_deref(), Some("security"));
             assert_eq!(sourcetype.as_deref(), Some("bifrost:audit"));
@@ -88,7 +91,10 @@ fn the_seed_sections_become_sinks() {
 
     let dd = serde_json::to_string(&format!("{:?}", c.sinks[1].destination)).unwrap();
     assert!(dd.contains("Datadog"), "{dd}");
-    assert!(dd.contains("env.DATADOG_API_KEY") && dd.contains("bifrost"), "{dd}");
+    assert!(
+        dd.contains("env.DATADOG_API_KEY") && dd.contains("bifrost"),
+        "{dd}"
+    );
 
     match &c.sinks[2].destination {
         Destination::Elastic {
@@ -108,8 +114,14 @@ fn the_seed_sections_become_sinks() {
 
     let hook = &c.sinks[3];
     let d = format!("{:?}", hook.destination);
-    assert!(d.contains("https://security.company.com/webhooks/audit"), "{d}");
-    assert!(d.contains("env.WEBHOOK_AUTH_TOKEN"), "the bearer token is kept: {d}");
+    assert!(
+        d.contains("https://security.company.com/webhooks/audit"),
+        "{d}"
+    );
+    assert!(
+        d.contains("env.WEBHOOK_AUTH_TOKEN"),
+        "the bearer token is kept: {d}"
+    );
     assert_eq!(hook.filter.event_types, ["security_incident"]);
     assert_eq!(hook.filter.severities.len(), 2);
     assert_eq!(hook.retry.max_attempts, 3);
@@ -118,10 +130,20 @@ fn the_seed_sections_become_sinks() {
 #[test]
 fn disabled_sections_give_disabled_sinks() {
     let text = SEED
-        .replace("\"enabled\": true,\n        \"hec_endpoint\"", "\"enabled\": false,\n        \"hec_endpoint\"")
-        .replace("\"webhooks\": {\n      \"enabled\": true", "\"webhooks\": {\n      \"enabled\": false");
+        .replace(
+            "\"enabled\": true,\n        \"hec_endpoint\"",
+            "\"enabled\": false,\n        \"hec_endpoint\"",
+        )
+        .replace(
+            "\"webhooks\": {\n      \"enabled\": true",
+            "\"webhooks\": {\n      \"enabled\": false",
+        );
     let c = Config::from_json(&text).unwrap();
-    let enabled: Vec<(&str, bool)> = c.sinks.iter().map(|s| (s.name.as_str(), s.enabled)).collect();
+    let enabled: Vec<(&str, bool)> = c
+        .sinks
+        .iter()
+        .map(|s| (s.name.as_str(), s.enabled))
+        .collect();
     assert_eq!(
         enabled,
         [
@@ -136,11 +158,27 @@ fn disabled_sections_give_disabled_sinks() {
 #[test]
 fn bad_values_are_refused_naming_the_field() {
     let cases = [
-        ("\"10s\"", "\"10 parsecs\"", "siem_integration.splunk.flush_interval"),
-        ("\"exponential\"", "\"fibonacci\"", "webhooks.endpoints[0].retry.backoff"),
+        (
+            "\"10s\"",
+            "\"10 parsecs\"",
+            "siem_integration.splunk.flush_interval",
+        ),
+        (
+            "\"exponential\"",
+            "\"fibonacci\"",
+            "webhooks.endpoints[0].retry.backoff",
+        ),
         ("\"bearer\"", "\"basic\"", "webhooks.endpoints[0].auth.type"),
-        ("\"batch_size\": 100", "\"batch_size\": 0", "siem_integration.splunk.batch_size"),
-        ("\"index\": \"security\"", "\"indexx\": \"security\"", "indexx"),
+        (
+            "\"batch_size\": 100",
+            "\"batch_size\": 0",
+            "siem_integration.splunk.batch_size",
+        ),
+        (
+            "\"index\": \"security\"",
+            "\"indexx\": \"security\"",
+            "indexx",
+        ),
     ];
     for (from, to, needle) in cases {
         let text = SEED.replacen(from, to, 1);

@@ -141,7 +141,10 @@ impl AlertConfig {
                     .window
                     .as_deref()
                     .ok_or_else(|| bad("window: required (e.g. \"5m\")".into()))?;
-                (t as usize, ns(parse_duration(w, &format!("{what}.window"))?))
+                (
+                    t as usize,
+                    ns(parse_duration(w, &format!("{what}.window"))?),
+                )
             } else {
                 (1, 0)
             };

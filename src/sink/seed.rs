@@ -171,10 +171,7 @@ impl std::fmt::Debug for SiemIntegration {
             )
             .field(
                 "datadog",
-                &self
-                    .datadog
-                    .as_ref()
-                    .map(|d| (&d.site, shown(&d.api_key))),
+                &self.datadog.as_ref().map(|d| (&d.site, shown(&d.api_key))),
             )
             .field(
                 "elastic",
