@@ -205,11 +205,12 @@ enum Command {
         #[command(subcommand)]
         action: SinksAction,
     },
-    /// Run the configured sinks beside a writer process (`append`, `serve`): reopens the log
-    /// read-only every --poll-ms and delivers the new records, each sink resuming from its
-    /// cursor file. Stops on SIGTERM or SIGINT; fails when every sink parked.
+    /// Run the configured sinks beside a writer process (`append`, `serve`): follows the log
+    /// read-only (new records and segments picked up from disk, a torn tail left out) and
+    /// delivers them, each sink resuming from its cursor file. Stops on SIGTERM or SIGINT;
+    /// fails when every sink parked.
     Ship {
-        /// How often to look for new records, in milliseconds.
+        /// How often to check the sinks (parked, read errors), in milliseconds.
         #[arg(long, default_value_t = 1000)]
         poll_ms: u64,
         /// Deliver what is in the log now, then exit (1 if a sink parked).

@@ -9,13 +9,13 @@
 //! parks the sink with its reason until it is restarted. The HTTP destinations (webhook,
 //! Splunk HEC, Elasticsearch) are in `http` behind the `sinks` feature.
 
+pub mod alert;
 mod config;
 mod cursor;
 #[cfg(feature = "sinks")]
 mod datadog;
 #[cfg(feature = "sinks")]
 mod http;
-pub mod alert;
 mod run;
 pub mod seed;
 
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use config::{
-    check_all, datadog_intake_url, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter,
-    StartAt,
+    check_all, datadog_intake_url, resolve_secret, BatchConfig, Destination, RetryConfig,
+    SinkConfig, SinkFilter, StartAt,
 };
 pub use cursor::{CursorState, CURSOR_DIR};
 #[cfg(feature = "sinks")]

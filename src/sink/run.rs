@@ -119,7 +119,7 @@ pub fn statuses_on_disk(dir: &Path, cfgs: &[SinkConfig], next_seq: u64) -> Resul
         .collect()
 }
 
-/// How `ship` follows a writer: how often it reopens the log to look for new records.
+/// How `ship` runs: how often it checks its sinks (parked ones, read errors, `once`).
 #[derive(Debug, Clone)]
 pub struct ShipOptions {
     pub poll: Duration,
@@ -137,19 +137,27 @@ impl Default for ShipOptions {
     }
 }
 
+/// The start of the park reason of a sink whose reading of the log failed.
+const READ_ERROR: &str = "stopped by an error reading the log";
+
+/// How many times in a row `ship` reopens the log for sinks whose reading failed before it
+/// leaves them parked.
+const MAX_REOPENS: u32 = 5;
+
 /// Runs the sinks of `cfgs` over the log in `dir` while another process writes it.
 ///
-/// A read-only open sees the records on disk when it opened (its scan of the unsealed
-/// segment stops at the first frame whose length or CRC does not check out, so a torn or
-/// half-written tail is never read, and every event handed to a sink has its MAC checked).
-/// `ship` therefore reopens the log read-only every `poll` once every sink has delivered
-/// all of the current view; when the new view holds more records the sinks are stopped
-/// (nothing is in flight then) and started again on it, each resuming from its durable
-/// cursor: nothing is skipped. Killed at any point, a restart resends at most the batch
-/// that was in flight (at-least-once). A sink that parks stays parked until `ship` is
-/// restarted; when every sink parked, `ship` returns an error naming why. Returns the
-/// final statuses when `stop` is set (or, with `once`, when the sinks caught up with the
-/// first view).
+/// The log is opened read-only once; each sink follows it with a subscription, which on a
+/// read-only handle rereads the segment files' tail when caught up ([`Log::refresh`]): new
+/// records and segments of the writer become visible, validated by their frame CRCs (a torn
+/// or half-written tail is left out until it is whole), and every event handed to a sink
+/// has its chained MAC rechecked. A sink resumes from its durable cursor, so `ship` killed
+/// at any point and restarted resends at most the batch that was in flight (at-least-once)
+/// and skips nothing. When a sink stops on an error reading the log (the writer's retention
+/// removed files under it, say), `ship` opens the log afresh and restarts the sinks from
+/// their cursors, up to [`MAX_REOPENS`] times in a row. A sink parked by its receiver stays
+/// parked until `ship` is restarted; when every sink parked, `ship` returns an error naming
+/// why. Returns the final statuses when `stop` is set (or, with `once`, when the sinks
+/// caught up with the records present at the start).
 pub fn ship(
     dir: &Path,
     key: &crate::HmacKey,
@@ -165,21 +173,39 @@ pub fn ship(
     }
     let open = || Log::open_read_only(dir, key.clone());
     let mut log = open()?;
+    let target = log.next_seq();
     let mut parked: Vec<String> = Vec::new();
     let mut sinks = Sinks::start(&log, cfgs, &parked)?;
+    let mut reopens = 0u32;
     loop {
-        let seen = log.next_seq();
         let until = Instant::now() + opts.poll;
         while Instant::now() < until && !stop.load(Ordering::Acquire) {
-            if opts.once && sinks.caught_up(seen) {
+            if opts.once && sinks.caught_up(target) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if stop.load(Ordering::Acquire) || (opts.once && sinks.caught_up(seen)) {
+        if stop.load(Ordering::Acquire) || (opts.once && sinks.caught_up(target)) {
             let st = sinks.statuses();
             sinks.stop();
             return Ok(st);
+        }
+        let statuses = sinks.statuses();
+        let read_failed = statuses.iter().any(|s| {
+            s.parked
+                .as_deref()
+                .is_some_and(|p| p.starts_with(READ_ERROR))
+        });
+        if read_failed && reopens < MAX_REOPENS {
+            reopens += 1;
+            sinks.stop();
+            // Restarted from their cursors, the sinks clear the read error's park.
+            log = open()?;
+            sinks = Sinks::start(&log, cfgs, &parked)?;
+            continue;
+        }
+        if !read_failed {
+            reopens = 0;
         }
         for p in sinks.parked() {
             if !parked.contains(&p) {
@@ -191,8 +217,7 @@ pub fn ship(
             .filter(|c| c.enabled)
             .all(|c| parked.contains(&c.name))
         {
-            let why: Vec<String> = sinks
-                .statuses()
+            let why: Vec<String> = statuses
                 .into_iter()
                 .map(|s| format!("{}: {}", s.name, s.parked.unwrap_or_default()))
                 .collect();
@@ -201,17 +226,6 @@ pub fn ship(
                 "every sink parked, nothing left to ship ({})",
                 why.join("; ")
             )));
-        }
-        // Switch views only between batches: once every sink delivered all of the current
-        // view, nothing is in flight, and a batch is never cut short by the switch.
-        if !sinks.caught_up(seen) {
-            continue;
-        }
-        let fresh = open()?;
-        if fresh.next_seq() > seen {
-            sinks.stop();
-            log = fresh;
-            sinks = Sinks::start(&log, cfgs, &parked)?;
         }
     }
 }
