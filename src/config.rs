@@ -320,8 +320,7 @@ impl Config {
 
     /// Parses config JSON text.
     pub fn from_json(text: &str) -> Result<Config> {
-        let mut c: Config =
-            serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut c: Config = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         // The seed's integration sections become sinks beside the `sinks` list.
         let seeded = crate::sink::seed::sinks_from_seed(
             c.audit_logs.siem_integration.as_ref(),
