@@ -250,3 +250,53 @@ fn bad_rules_are_refused_naming_the_rule() {
         .to_string()
         .contains("unique"));
 }
+
+/// Records what it is given; accepts everything.
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<auditlog::AuditLogEntry>>>);
+
+impl auditlog::sink::Transport for Collect {
+    fn send(&mut self, batch: &[auditlog::AuditLogEntry]) -> auditlog::sink::Outcome {
+        self.0.lock().unwrap().extend_from_slice(batch);
+        auditlog::sink::Outcome::Delivered
+    }
+}
+
+#[test]
+fn an_alert_reaches_a_sink_that_subscribes_to_security_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cfg: auditlog::sink::SinkConfig = serde_json::from_value(serde_json::json!({
+        "name": "soc",
+        "destination": {"type": "webhook", "url": "http://127.0.0.1:9/unused"},
+        "filter": {"event_types": ["security"], "actions": [ALERT_ACTION]},
+        "batch": {"max_events": 10, "flush_interval_ms": 20}
+    }))
+    .unwrap();
+    let sink = auditlog::sink::spawn(&log, cfg, Box::new(Collect(got.clone()))).unwrap();
+    let alerts_h = alert::spawn(&log, &rules()).unwrap();
+    for _ in 0..3 {
+        log.append(&ev(
+            "authentication",
+            "login",
+            "denied",
+            "mallory",
+            "203.0.113.5",
+        ))
+        .unwrap();
+    }
+    let t = Instant::now();
+    while got.lock().unwrap().is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    alerts_h.stop().unwrap();
+    let seq = log.next_seq() - 1;
+    assert!(sink.wait_acked(seq, Duration::from_secs(20)));
+    sink.stop();
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "only the alert passes the sink's filter");
+    assert_eq!(got[0].event.action, ALERT_ACTION);
+    let d = serde_json::to_value(&got[0].event.details).unwrap();
+    assert_eq!(d["rule"], "brute-user");
+    assert_eq!(d["trigger_seqs"], serde_json::json!([0, 1, 2]));
+}
