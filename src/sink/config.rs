@@ -78,6 +78,14 @@ pub enum Destination {
         sourcetype: Option<String>,
         #[serde(default)]
         timeout_secs: Option<u64>,
+        /// Indexer acknowledgement: send `X-Splunk-Request-Channel`, poll
+        /// `…/services/collector/ack` with the returned `ackId`, and count the batch as
+        /// delivered only once it is acknowledged (default false).
+        #[serde(default)]
+        indexer_ack: bool,
+        /// How long to poll for an acknowledgement before resending the batch (default 30).
+        #[serde(default)]
+        ack_timeout_secs: Option<u64>,
     },
     /// Elasticsearch / OpenSearch `_bulk` with `create` actions and `_id` `<log_id>-<seq>`.
     Elastic {
