@@ -66,3 +66,64 @@ fn read_only_subscription_sees_later_appends_and_rolls() {
     ro.refresh().unwrap();
     assert_eq!(ro.next_seq(), evs.len() as u64);
 }
+
+/// A record half-written at the tail (a writer caught mid-append, as a separate process
+/// sees it) is never handed out; once its remaining bytes land, it is.
+#[test]
+fn read_only_follower_never_trusts_a_torn_tail() {
+    use common::{copy_dir, layouts};
+    let orig = tempfile::tempdir().unwrap();
+    let evs = events(5, 21);
+    {
+        let log = Log::open(orig.path(), Options::new(key())).unwrap();
+        log.append_batch(&evs[..20]).unwrap();
+    }
+    let torn = tempfile::tempdir().unwrap();
+    copy_dir(orig.path(), torn.path());
+    {
+        let log = Log::open(orig.path(), Options::new(key())).unwrap();
+        log.append(&evs[20]).unwrap();
+    }
+    let seg = layouts(orig.path()).pop().unwrap();
+    let f = *seg.frames.last().unwrap();
+    assert_eq!(f.seq, 20);
+    let frame = std::fs::read(&seg.path).unwrap()[f.offset..f.offset + f.len].to_vec();
+    let path = torn.path().join(&seg.name);
+    let before = layouts(torn.path()).pop().unwrap();
+    assert_eq!(
+        before.name, seg.name,
+        "the record went into the same segment"
+    );
+    assert!(before.footer.is_none(), "that segment is unsealed");
+    let write_at = |off: usize, bytes: &[u8]| {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(bytes, off as u64).unwrap();
+    };
+    let half = f.len / 2;
+    write_at(f.offset, &frame[..half]);
+
+    let ro = Log::open_read_only(torn.path(), key()).unwrap();
+    assert_eq!(ro.next_seq(), 20, "the torn record is not counted");
+    let mut sub = ro.subscribe(0);
+    for i in 0..20u64 {
+        let r = sub.next_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(r.seq, i);
+    }
+    // Several refreshes: still nothing.
+    assert!(sub
+        .next_timeout(Duration::from_millis(700))
+        .unwrap()
+        .is_none());
+    assert_eq!(ro.next_seq(), 20);
+
+    // The rest of the frame lands: the record is whole, chained, and handed out.
+    write_at(f.offset + half, &frame[half..]);
+    let r = sub
+        .next_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("the completed record");
+    assert_eq!(r.seq, 20);
+    assert_eq!(r.event.action, evs[20].action);
+    assert!(ro.event_at(20).unwrap().is_some(), "its MAC rechecks");
+}
