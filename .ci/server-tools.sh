@@ -13,7 +13,9 @@ cat >"$work/config.json" <<JSON
 {"audit_logs": {"hmac_key": "env.AUDIT_HMAC_KEY", "retention_days": 365,
                 "hmac_fields": ["/api_key"], "field_hmac_key": "ci-field-key-0123456789abcdef0123456"},
  "server": {"tokens": [{"name": "ci", "token": "env.CI_ADMIN_TOKEN", "roles": ["admin"]}],
-            "lockout_threshold": 0}}
+            "lockout_threshold": 0},
+ "sinks": [{"name": "ci-hook", "destination": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+            "retry": {"initial_ms": 100, "max_ms": 1000}}]}
 JSON
 "$bin" --data "$work/data" --config "$work/config.json" serve --listen 127.0.0.1:0 \
     >"$work/stdout" 2>"$work/stderr" &
@@ -38,6 +40,9 @@ curl -sf "$addr/api/audit-logs/verify" -H "$auth" >/dev/null
 echo "== promtool check metrics"
 curl -sf "$addr/metrics" -H "$auth" >"$work/metrics.txt"
 promtool check metrics <"$work/metrics.txt"
+# The sink (its receiver is down: retried for ever) has its series.
+grep -q '^auditlog_sink_lag_events{sink="ci-hook"}' "$work/metrics.txt" ||
+    { echo "no per-sink series in /metrics"; exit 1; }
 echo "promtool: $(grep -c '^auditlog_' "$work/metrics.txt") samples, no problem found"
 
 echo "== schemathesis against /api/openapi.json (${SCHEMATHESIS_EXAMPLES:=25} examples per operation)"

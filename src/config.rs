@@ -19,6 +19,9 @@ pub struct Config {
     /// Sinks that deliver events to SIEMs and webhooks (`docs/SINKS.md`).
     #[serde(default)]
     pub sinks: Vec<crate::sink::SinkConfig>,
+    /// Alert triggers evaluated on the stream by `auditlog serve` (docs/SINKS.md).
+    #[serde(default)]
+    pub alerts: crate::sink::alert::AlertConfig,
 }
 
 /// The `server` section: what `auditlog serve` listens on, who may call it, and its limits
@@ -238,6 +241,13 @@ pub struct AuditConfig {
     /// key. Required when `hmac_fields` is not empty.
     #[serde(default)]
     pub field_hmac_key: Option<String>,
+    /// The seed's `siem_integration {splunk, datadog, elastic}`: mapped onto sinks
+    /// (`crate::sink::seed`, docs/SINKS.md).
+    #[serde(default)]
+    pub siem_integration: Option<crate::sink::seed::SiemIntegration>,
+    /// The seed's `webhooks {enabled, endpoints}`: one sink per endpoint.
+    #[serde(default)]
+    pub webhooks: Option<crate::sink::seed::Webhooks>,
 }
 
 fn yes() -> bool {
@@ -276,6 +286,8 @@ impl std::fmt::Debug for AuditConfig {
                     }
                 }),
             )
+            .field("siem_integration", &self.siem_integration)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -294,6 +306,8 @@ impl Default for AuditConfig {
             omit_ip_addresses: false,
             hmac_fields: Vec::new(),
             field_hmac_key: None,
+            siem_integration: None,
+            webhooks: None,
         }
     }
 }
@@ -311,8 +325,15 @@ impl Config {
 
     /// Parses config JSON text.
     pub fn from_json(text: &str) -> Result<Config> {
-        let c: Config = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut c: Config = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        // The seed's integration sections become sinks beside the `sinks` list.
+        let seeded = crate::sink::seed::sinks_from_seed(
+            c.audit_logs.siem_integration.as_ref(),
+            c.audit_logs.webhooks.as_ref(),
+        )?;
+        c.sinks.extend(seeded);
         crate::sink::check_all(&c.sinks)?;
+        c.alerts.validate()?;
         Ok(c)
     }
 

@@ -200,6 +200,33 @@ enum Command {
     },
     #[command(flatten)]
     Tlog(transparency::TlogCommand),
+    /// The configured sinks (the config's `sinks` list, docs/SINKS.md).
+    Sinks {
+        #[command(subcommand)]
+        action: SinksAction,
+    },
+    /// Run the configured sinks beside a writer process (`append`, `serve`): follows the log
+    /// read-only (new records and segments picked up from disk, a torn tail left out) and
+    /// delivers them, each sink resuming from its cursor file. Stops on SIGTERM or SIGINT;
+    /// fails when every sink parked.
+    Ship {
+        /// How often to check the sinks (parked, read errors), in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+        /// Deliver what is in the log now, then exit (1 if a sink parked).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SinksAction {
+    /// Per sink: acknowledged seq, lag, delivered, retried, filtered, parked, last error,
+    /// read from the cursor files and the log.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -435,9 +462,13 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
             let s = log.stats()?;
             if *json {
+                let mut v = serde_json::to_value(&s).expect("stats serialize");
+                let sinks =
+                    auditlog::sink::statuses_on_disk(&cli.data, &cfg.sinks, log.next_seq())?;
+                v["sinks"] = serde_json::to_value(sinks).expect("sink statuses serialize");
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&s).expect("stats serialize")
+                    serde_json::to_string_pretty(&v).expect("stats serialize")
                 );
             } else {
                 println!("log {}", s.log_id);
@@ -707,7 +738,82 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             Ok((cfg.audit_logs.key()?, write_options(&cli, &cfg)?))
         }),
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::Sinks {
+            action: SinksAction::Status { json },
+        } => {
+            let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
+            let st = auditlog::sink::statuses_on_disk(&cli.data, &cfg.sinks, log.next_seq())?;
+            print_sink_statuses(&st, *json);
+            Ok(0)
+        }
+        Command::Ship { poll_ms, once } => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            watch_for_shutdown(stop.clone());
+            let opts = auditlog::sink::ShipOptions {
+                poll: Duration::from_millis((*poll_ms).max(10)),
+                once: *once,
+            };
+            let key = cfg.audit_logs.key()?;
+            let st = auditlog::sink::ship(&cli.data, &key, &cfg.sinks, &opts, &stop)?;
+            print_sink_statuses(&st, false);
+            Ok(if st.iter().any(|s| s.parked.is_some()) {
+                1
+            } else {
+                0
+            })
+        }
     }
+}
+
+fn print_sink_statuses(st: &[auditlog::sink::SinkStatus], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(st).expect("sink statuses serialize")
+        );
+        return;
+    }
+    if st.is_empty() {
+        println!("no sinks configured");
+    }
+    for s in st {
+        let acked = s.acked_seq.map_or("-".to_string(), |a| a.to_string());
+        println!(
+            "{:<20} acked {acked:<10} lag {:<8} delivered {:<8} retried {:<6} filtered {:<8} {}",
+            s.name,
+            s.lag,
+            s.delivered,
+            s.retried,
+            s.filtered,
+            match (&s.parked, &s.last_error) {
+                (Some(p), _) => format!("PARKED: {p}"),
+                (None, Some(e)) => format!("ok (last error: {e})"),
+                (None, None) => "ok".to_string(),
+            }
+        );
+    }
+}
+
+/// Sets `stop` on SIGTERM or SIGINT (with the `server` feature's signal handling; without
+/// it those signals end the process, which the sinks' durable cursors make safe).
+fn watch_for_shutdown(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    #[cfg(feature = "server")]
+    {
+        let _ = std::thread::Builder::new()
+            .name("ship-signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(auditlog::server::shutdown_signal());
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            });
+    }
+    #[cfg(not(feature = "server"))]
+    let _ = stop;
 }
 
 /// Appends buffered JSON lines in batches (`append_json_batch`: parsed with borrowed fields

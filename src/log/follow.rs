@@ -18,6 +18,10 @@ use crate::error::Result;
 /// The longest a follower sleeps before rechecking on its own.
 const RECHECK: Duration = Duration::from_millis(50);
 
+/// How often a follower on a read-only handle, having caught up, rereads the files' tail
+/// to see what a writer process appended (nothing notifies it across processes).
+const REFRESH: Duration = Duration::from_millis(200);
+
 /// Wakes followers when records are appended or become durable.
 #[derive(Default)]
 pub(crate) struct Notify {
@@ -73,6 +77,8 @@ pub struct Subscription {
     iter: Option<RecordIter>,
     /// A record read ahead of the bound (visible but not yet durable).
     pending: Option<Record>,
+    /// Read-only handles: when the files were last reread.
+    refreshed: Option<Instant>,
 }
 
 impl Subscription {
@@ -83,6 +89,7 @@ impl Subscription {
             next_seq: from_seq,
             iter: None,
             pending: None,
+            refreshed: None,
         }
     }
 
@@ -109,10 +116,25 @@ impl Subscription {
         }
     }
 
-    /// Returns the next record if one is readable now, without waiting.
+    /// Returns the next record if one is readable now, without waiting. On a read-only
+    /// handle (beside a writer process), once caught up it rereads the files' tail (at most
+    /// every 200 ms) to pick up records and segments appended since: see
+    /// [`Log::refresh`](crate::Log::refresh).
     pub fn try_next(&mut self) -> Result<Option<Record>> {
         let bound = self.bound();
-        self.read_below(bound)
+        if let Some(r) = self.read_below(bound)? {
+            return Ok(Some(r));
+        }
+        if self.inner.read_only && self.refreshed.is_none_or(|t| t.elapsed() >= REFRESH) {
+            self.refreshed = Some(Instant::now());
+            super::open::refresh_read_only(&self.inner)?;
+            // The old iterator's snapshot predates the refresh.
+            self.iter = None;
+            self.pending = None;
+            let bound = self.bound();
+            return self.read_below(bound);
+        }
+        Ok(None)
     }
 
     fn read_below(&mut self, bound: u64) -> Result<Option<Record>> {

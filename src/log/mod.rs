@@ -504,6 +504,18 @@ impl Log {
         &self.inner
     }
 
+    /// On a read-only handle, rereads the segment files' tail so that records and segments
+    /// a writer process appended since the open become visible (records are validated by
+    /// their frame CRCs, a torn tail is left out until it is whole, and readers recheck each
+    /// record's chained MAC). A no-op on a writable handle. Subscriptions on a read-only
+    /// handle do this on their own when caught up.
+    pub fn refresh(&self) -> Result<()> {
+        if self.inner.read_only {
+            open::refresh_read_only(&self.inner)?;
+        }
+        Ok(())
+    }
+
     /// Seq the next append will get.
     pub fn next_seq(&self) -> u64 {
         reader::next_seq(&self.inner)

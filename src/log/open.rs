@@ -697,45 +697,98 @@ fn load_read_only(
 pub(crate) fn load_segments_read_only(dir: &Path, writer: bool) -> Result<Vec<Arc<Segment>>> {
     let mut out = Vec::new();
     for (_, path) in segment::list_segments(dir)? {
-        if crate::archive::is_archived(&path) {
-            out.push(archived_segment(path)?);
-            continue;
-        }
-        let file =
-            crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
-        let (footer, data, records_end) = load_read_only(&path, &file, writer)?;
-        let all: &[u8] = match &data {
-            SegmentData::Sealed(m) => m.bytes(),
-            SegmentData::Loaded(v) => v,
-            SegmentData::Active(_) | SegmentData::Archived(_) => {
-                unreachable!(
-                    "read-only loads never create active maps; archived ones are handled above"
-                )
-            }
-        };
-        // A damaged header is kept with an empty body so that `verify` can report it.
-        let header = SegmentHeader::decode(all).unwrap_or(SegmentHeader {
-            version: 0,
-            flags: 0,
-            log_id: [0; 16],
-            first_seq: segment::parse_segment_name(
-                &path.file_name().unwrap_or_default().to_string_lossy(),
-            )
-            .unwrap_or(0),
-            created_ns: 0,
-            prev_hash: [0; 32],
-        });
-        out.push(Arc::new(Segment {
-            path,
-            header,
-            footer,
-            data,
-            records_end,
-            index: crate::index::Slot::lazy(),
-            index_writable: false,
-        }));
+        out.push(load_one_read_only(path, writer)?);
     }
     Ok(out)
+}
+
+/// One segment file for a read-only log (see [`load_read_only`]).
+fn load_one_read_only(path: PathBuf, writer: bool) -> Result<Arc<Segment>> {
+    if crate::archive::is_archived(&path) {
+        return archived_segment(path);
+    }
+    let file = crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
+    let (footer, data, records_end) = load_read_only(&path, &file, writer)?;
+    let all: &[u8] = match &data {
+        SegmentData::Sealed(m) => m.bytes(),
+        SegmentData::Loaded(v) => v,
+        SegmentData::Active(_) | SegmentData::Archived(_) => {
+            unreachable!(
+                "read-only loads never create active maps; archived ones are handled above"
+            )
+        }
+    };
+    // A damaged header is kept with an empty body so that `verify` can report it.
+    let header = SegmentHeader::decode(all).unwrap_or(SegmentHeader {
+        version: 0,
+        flags: 0,
+        log_id: [0; 16],
+        first_seq: segment::parse_segment_name(
+            &path.file_name().unwrap_or_default().to_string_lossy(),
+        )
+        .unwrap_or(0),
+        created_ns: 0,
+        prev_hash: [0; 32],
+    });
+    Ok(Arc::new(Segment {
+        path,
+        header,
+        footer,
+        data,
+        records_end,
+        index: crate::index::Slot::lazy(),
+        index_writable: false,
+    }))
+}
+
+/// Brings a read-only log's view up to date with what a writer process appended since it
+/// was opened (or last refreshed): lists the segment files again, keeps the sealed and
+/// archived segments already loaded (a sealed file never changes), and loads the others
+/// afresh — the unsealed tail is copied again and scanned frame by frame, so a torn or
+/// half-written frame at its end is left out (its CRC does not match) until it is whole.
+/// New segments (rolls) are picked up, and segments a retention run removed are set aside
+/// as at open. Records are only ever added at the end of the view: a refresh whose view
+/// would end before the current one (a file that shrank, damage) is refused, and the view
+/// stays as it was. Readers (and a [`Subscription`](crate::Subscription)) recheck each
+/// record's chained MAC when they hand out entries, as for any read-only open.
+pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
+    debug_assert!(inner.read_only);
+    let old = inner.segments.read().clone();
+    let before = super::reader::next_seq(inner);
+    let mut fresh = Vec::new();
+    let writer = writer_holds_lock(&inner.dir);
+    for (_, path) in segment::list_segments(&inner.dir)? {
+        let kept = old.iter().find(|s| {
+            s.path == path && (s.footer.is_some() || matches!(s.data, SegmentData::Archived(_)))
+        });
+        match kept {
+            Some(s) => fresh.push(s.clone()),
+            None => fresh.push(load_one_read_only(path, writer)?),
+        }
+    }
+    let policy = crate::retention::policy::read(&inner.dir, &inner.chain, &inner.log_id)?;
+    let fresh = set_aside_removed(fresh, policy.retained_to().map(|r| r.0));
+    let after = fresh
+        .iter()
+        .rev()
+        .find_map(|s| match &s.footer {
+            Some(f) => Some(f.last_seq + 1),
+            None => s.frames().last().map(|(_, f)| f.seq + 1),
+        })
+        .unwrap_or(0);
+    if after < before {
+        return Err(Error::Corrupt {
+            file: inner.dir.clone(),
+            offset: 0,
+            detail: format!(
+                "the log's files now end before seq {before}, which this reader already saw \
+                 (they end at {after}); run `auditlog verify`"
+            ),
+        });
+    }
+    *inner.segments.write() = fresh;
+    *inner.policy.lock() = policy;
+    Ok(())
 }
 
 impl Inner {

@@ -1917,6 +1917,13 @@ async fn metrics(
         index_memory_bytes: s.index_memory_bytes,
         next_seq: app.log.next_seq(),
     });
+    let sinks = app
+        .sinks
+        .lock()
+        .as_ref()
+        .map(|s| s.statuses())
+        .unwrap_or_default();
+    let text = text + &super::metrics::render_sinks(&sinks);
     Ok((
         [(
             header::CONTENT_TYPE,

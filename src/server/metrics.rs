@@ -241,6 +241,55 @@ impl Metrics {
     }
 }
 
+/// The per-sink series (`sink` label), empty when no sink runs.
+pub fn render_sinks(sinks: &[crate::sink::SinkStatus]) -> String {
+    let mut o = String::new();
+    if sinks.is_empty() {
+        return o;
+    }
+    type Get = fn(&crate::sink::SinkStatus) -> u64;
+    let series: [(&str, &str, &str, Get); 5] = [
+        (
+            "auditlog_sink_lag_events",
+            "gauge",
+            "Records of the log after the sink's last acknowledged one.",
+            |s| s.lag,
+        ),
+        (
+            "auditlog_sink_delivered_events_total",
+            "counter",
+            "Events the sink's receiver accepted.",
+            |s| s.delivered,
+        ),
+        (
+            "auditlog_sink_retries_total",
+            "counter",
+            "Deliveries the sink retried.",
+            |s| s.retried,
+        ),
+        (
+            "auditlog_sink_filtered_events_total",
+            "counter",
+            "Records the sink's filter left out.",
+            |s| s.filtered,
+        ),
+        (
+            "auditlog_sink_parked",
+            "gauge",
+            "1 when the sink stopped on a permanent error (see `auditlog sinks status`).",
+            |s| u64::from(s.parked.is_some()),
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for s in sinks {
+            let _ = writeln!(o, "{name}{{sink=\"{}\"}} {}", escape(&s.name), get(s));
+        }
+    }
+    o
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -273,5 +322,26 @@ mod tests {
         assert!(t.contains("auditlog_appended_events_total 5"));
         assert!(t.contains("auditlog_events 7"));
         assert!(!t.contains("auditlog_last_verify_ok"));
+    }
+
+    #[test]
+    fn renders_sink_series_with_escaped_labels() {
+        assert_eq!(render_sinks(&[]), "");
+        let s = crate::sink::SinkStatus {
+            name: "a\"b".into(),
+            acked_seq: Some(4),
+            lag: 3,
+            delivered: 5,
+            retried: 2,
+            filtered: 0,
+            parked: Some("HTTP 401".into()),
+            last_error: None,
+        };
+        let t = render_sinks(&[s]);
+        assert!(t.contains("# TYPE auditlog_sink_lag_events gauge\n"));
+        assert!(t.contains("auditlog_sink_lag_events{sink=\"a\\\"b\"} 3\n"));
+        assert!(t.contains("auditlog_sink_delivered_events_total{sink=\"a\\\"b\"} 5\n"));
+        assert!(t.contains("auditlog_sink_retries_total{sink=\"a\\\"b\"} 2\n"));
+        assert!(t.contains("auditlog_sink_parked{sink=\"a\\\"b\"} 1\n"));
     }
 }

@@ -43,6 +43,10 @@ pub(crate) struct App {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// `server.checkpoint_signing_key`, read at start.
     pub signer: Option<Arc<crate::note::SignerKey>>,
+    /// The configured sinks, running in-process on `log` until shutdown.
+    pub sinks: parking_lot::Mutex<Option<crate::sink::Sinks>>,
+    /// The alert rules (`alerts`), evaluated on the stream until shutdown.
+    pub alerts: parking_lot::Mutex<Option<crate::sink::alert::AlertHandle>>,
 }
 
 /// A server ready to run: the log, its config, and the address it listens on.
@@ -98,6 +102,13 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::Config(format!("server.listen: {listen}: {e}")))?;
+        // Last, so that nothing is started for a server that cannot listen.
+        let sinks = crate::sink::Sinks::start(&log, &cfg.sinks, &[])?;
+        let alerts = if cfg.alerts.rules.is_empty() {
+            None
+        } else {
+            Some(crate::sink::alert::spawn(&log, &cfg.alerts)?)
+        };
         Ok(Server {
             app: Arc::new(App {
                 guard: auth::Guard::new(&cfg.server),
@@ -108,6 +119,8 @@ impl Server {
                 sessions: console::Sessions::default(),
                 closing: tokio::sync::watch::channel(false).0,
                 signer,
+                sinks: parking_lot::Mutex::new(Some(sinks)),
+                alerts: parking_lot::Mutex::new(alerts),
                 cfg,
             }),
             listener,
@@ -162,6 +175,19 @@ impl Server {
                     .await
             }
         };
+        // The sinks stop before the flush (a delivery in flight finishes its attempt and
+        // writes its cursor); they resume from their cursors at the next start.
+        // Alerts first: one raised now is still delivered by the sinks at their next start.
+        let alerts = self.app.alerts.lock().take();
+        if let Some(a) = alerts {
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.stop()).await {
+                tracing::warn!(error = %e, "the alert rules stopped on an error");
+            }
+        }
+        let sinks = self.app.sinks.lock().take();
+        if let Some(s) = sinks {
+            let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+        }
         let log = self.app.log.clone();
         let flushed = tokio::task::spawn_blocking(move || log.flush())
             .await

@@ -58,6 +58,9 @@ pub enum Destination {
         /// Extra request headers.
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// Sent as `Authorization: Bearer <token>`; or `env.NAME`.
+        #[serde(default)]
+        bearer_token: Option<String>,
         /// Request timeout in seconds (default 30).
         #[serde(default)]
         timeout_secs: Option<u64>,
@@ -75,6 +78,14 @@ pub enum Destination {
         sourcetype: Option<String>,
         #[serde(default)]
         timeout_secs: Option<u64>,
+        /// Indexer acknowledgement: send `X-Splunk-Request-Channel`, poll
+        /// `…/services/collector/ack` with the returned `ackId`, and count the batch as
+        /// delivered only once it is acknowledged (default false).
+        #[serde(default)]
+        indexer_ack: bool,
+        /// How long to poll for an acknowledgement before resending the batch (default 30).
+        #[serde(default)]
+        ack_timeout_secs: Option<u64>,
     },
     /// Elasticsearch / OpenSearch `_bulk` with `create` actions and `_id` `<log_id>-<seq>`.
     Elastic {
@@ -92,6 +103,61 @@ pub enum Destination {
         #[serde(default)]
         timeout_secs: Option<u64>,
     },
+    /// Datadog logs intake v2 (`https://http-intake.logs.<site>/api/v2/logs`), gzip.
+    Datadog {
+        /// The API key (`DD-API-KEY`), or `env.NAME`.
+        api_key: String,
+        /// The Datadog site (default `datadoghq.com`; `us3.datadoghq.com`,
+        /// `us5.datadoghq.com`, `datadoghq.eu`, `ap1.datadoghq.com`, `ap2.datadoghq.com`,
+        /// `ddog-gov.com`, ...).
+        #[serde(default)]
+        site: Option<String>,
+        /// The intake URL, instead of the site's (a proxy, a test receiver).
+        #[serde(default)]
+        url: Option<String>,
+        /// `service` of every log (default `auditlog`).
+        #[serde(default)]
+        service: Option<String>,
+        /// `ddsource` of every log (default `auditlog`).
+        #[serde(default)]
+        source: Option<String>,
+        /// `hostname` of every log (default this machine's).
+        #[serde(default)]
+        hostname: Option<String>,
+        /// `ddtags`, e.g. `["env:production"]`.
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        timeout_secs: Option<u64>,
+    },
+}
+
+/// The intake URL of `site` (default `datadoghq.com`), or `url` when given (a proxy, a
+/// test receiver). `site` must be a host name: `datadoghq.com`, `us3.datadoghq.com`,
+/// `us5.datadoghq.com`, `datadoghq.eu`, `ap1.datadoghq.com`, `ap2.datadoghq.com`,
+/// `ddog-gov.com`, or any other site Datadog adds.
+pub fn datadog_intake_url(
+    site: Option<&str>,
+    url: Option<&str>,
+) -> std::result::Result<String, String> {
+    if let Some(u) = url {
+        return Ok(u.to_string());
+    }
+    let site = site.unwrap_or("datadoghq.com");
+    let host_like = !site.is_empty()
+        && site.len() <= 253
+        && site.contains('.')
+        && site
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !site.starts_with(['.', '-'])
+        && !site.ends_with(['.', '-']);
+    if !host_like {
+        return Err(format!(
+            "site {site:?}: not a Datadog site host name (like datadoghq.com or datadoghq.eu)"
+        ));
+    }
+    Ok(format!("https://http-intake.logs.{site}/api/v2/logs"))
 }
 
 /// Which events a sink delivers: each non-empty list must contain the event's value (the
@@ -248,7 +314,12 @@ impl SinkConfig {
         let url = match &self.destination {
             Destination::Webhook { url, .. }
             | Destination::SplunkHec { url, .. }
-            | Destination::Elastic { url, .. } => url,
+            | Destination::Elastic { url, .. } => url.clone(),
+            Destination::Datadog { site, url, .. } => {
+                datadog_intake_url(site.as_deref(), url.as_deref()).map_err(|m| {
+                    Error::Config(format!("sinks[{:?}]: destination.{m}", self.name))
+                })?
+            }
         };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return bad(format!(

@@ -14,14 +14,14 @@ use crate::error::{Error, Result};
 use crate::query::AuditLogEntry;
 use crate::siem::{self, FormatContext};
 
-fn agent(timeout_secs: Option<u64>) -> ureq::Agent {
+pub(super) fn agent(timeout_secs: Option<u64>) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(timeout_secs.unwrap_or(30).max(1)))
         .build()
 }
 
 /// A response, or why there was none.
-enum Reply {
+pub(super) enum Reply {
     Status {
         code: u16,
         retry_after: Option<Duration>,
@@ -30,7 +30,7 @@ enum Reply {
     Transport(String),
 }
 
-fn post(req: ureq::Request, body: &[u8]) -> Reply {
+pub(super) fn post(req: ureq::Request, body: &[u8]) -> Reply {
     let resp = match req.send_bytes(body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
@@ -57,12 +57,12 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms as u64))
 }
 
-fn short(body: &str) -> &str {
+pub(super) fn short(body: &str) -> &str {
     let end = body.char_indices().nth(300).map_or(body.len(), |(i, _)| i);
     &body[..end]
 }
 
-fn transport_retry(url: &str, e: String) -> Outcome {
+pub(super) fn transport_retry(url: &str, e: String) -> Outcome {
     Outcome::Retry {
         resend: None,
         after: None,
@@ -192,6 +192,26 @@ pub struct HecTransport {
     token: String,
     ctx: FormatContext,
     agent: ureq::Agent,
+    ack: Option<HecAck>,
+}
+
+/// Indexer acknowledgement: the channel, the ack endpoint and how long to poll it.
+struct HecAck {
+    channel: String,
+    url: String,
+    timeout: Duration,
+    poll: Duration,
+}
+
+/// The ack endpoint next to an event endpoint: `…/services/collector/event` (or
+/// `…/services/collector`, `…/services/collector/raw`) becomes `…/services/collector/ack`.
+pub fn hec_ack_url(event_url: &str) -> String {
+    let base = event_url.trim_end_matches('/');
+    let base = base
+        .strip_suffix("/event")
+        .or_else(|| base.strip_suffix("/raw"))
+        .unwrap_or(base);
+    format!("{base}/ack")
 }
 
 impl HecTransport {
@@ -201,6 +221,67 @@ impl HecTransport {
             token,
             ctx,
             agent: agent(timeout_secs),
+            ack: None,
+        }
+    }
+
+    /// Turns on indexer acknowledgement on a new channel (a fresh UUID): a batch counts as
+    /// delivered once `…/services/collector/ack` reports its `ackId` true, polled every
+    /// `poll` for at most `timeout` (then the batch is resent).
+    pub fn with_indexer_ack(mut self, timeout: Duration, poll: Duration) -> Self {
+        self.ack = Some(HecAck {
+            channel: uuid::Uuid::now_v7().to_string(),
+            url: hec_ack_url(&self.url),
+            timeout,
+            poll,
+        });
+        self
+    }
+
+    /// Polls the ack endpoint for `id` until it is acknowledged or the timeout passes.
+    fn await_ack(&self, ack: &HecAck, id: u64) -> Outcome {
+        let deadline = std::time::Instant::now() + ack.timeout;
+        let url = format!("{}?channel={}", ack.url, ack.channel);
+        let body = json!({ "acks": [id] }).to_string();
+        let mut last: String;
+        loop {
+            let req = self
+                .agent
+                .post(&url)
+                .set("authorization", &format!("Splunk {}", self.token))
+                .set("x-splunk-request-channel", &ack.channel)
+                .set("content-type", "application/json");
+            match post(req, body.as_bytes()) {
+                Reply::Status {
+                    code: 200, body, ..
+                } => {
+                    let v: Option<Value> = serde_json::from_str(&body).ok();
+                    let acked = v
+                        .as_ref()
+                        .and_then(|v| v.get("acks"))
+                        .and_then(|a| a.get(id.to_string()))
+                        .and_then(Value::as_bool);
+                    match acked {
+                        Some(true) => return Outcome::Delivered,
+                        Some(false) => last = format!("ackId {id} not yet indexed"),
+                        None => last = format!("unexpected ack answer {}", short(&body)),
+                    }
+                }
+                Reply::Status { code, body, .. } => last = format!("{code} {}", short(&body)),
+                Reply::Transport(e) => last = e,
+            }
+            if std::time::Instant::now() + ack.poll > deadline {
+                return Outcome::Retry {
+                    resend: None,
+                    after: None,
+                    reason: format!(
+                        "HEC {}: ackId {id} not acknowledged within {} s ({last}); resending the batch",
+                        ack.url,
+                        ack.timeout.as_secs()
+                    ),
+                };
+            }
+            std::thread::sleep(ack.poll);
         }
     }
 }
@@ -212,14 +293,36 @@ impl Transport for HecTransport {
             serde_json::to_writer(&mut body, &siem::hec(e, &self.ctx)).expect("serializes");
             body.push(b'\n');
         }
-        let req = self
+        let mut req = self
             .agent
             .post(&self.url)
             .set("authorization", &format!("Splunk {}", self.token))
             .set("content-type", "application/json");
+        if let Some(a) = &self.ack {
+            req = req.set("x-splunk-request-channel", &a.channel);
+        }
         match post(req, &body) {
             Reply::Transport(e) => transport_retry(&self.url, e),
-            Reply::Status { code: 200, .. } => Outcome::Delivered,
+            Reply::Status {
+                code: 200, body, ..
+            } => match &self.ack {
+                None => Outcome::Delivered,
+                Some(a) => {
+                    let id = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("ackId").and_then(Value::as_u64));
+                    match id {
+                        Some(id) => self.await_ack(a, id),
+                        None => Outcome::Permanent {
+                            reason: format!(
+                                "HEC {}: 200 without an ackId ({}): is indexer acknowledgement enabled on the token?",
+                                self.url,
+                                short(&body)
+                            ),
+                        },
+                    }
+                }
+            },
             Reply::Status {
                 code,
                 retry_after,
@@ -399,16 +502,21 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
             url,
             secret,
             headers,
+            bearer_token,
             timeout_secs,
         } => {
             let secret = secret
                 .as_deref()
                 .map(|s| resolve_secret(s, &what("secret")))
                 .transpose()?;
-            let headers = headers
+            let mut headers = headers
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), resolve_secret(v, &what("headers"))?)))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(t) = bearer_token {
+                let t = resolve_secret(t, &what("bearer_token"))?;
+                headers.push(("authorization".into(), format!("Bearer {t}")));
+            }
             Box::new(
                 WebhookTransport::new(url, secret, headers, log_id, *timeout_secs)
                     .map_err(|e| Error::Config(format!("{}: {e}", what("secret"))))?,
@@ -421,6 +529,8 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
             source,
             sourcetype,
             timeout_secs,
+            indexer_ack,
+            ack_timeout_secs,
         } => {
             let mut ctx = FormatContext::new(log_id);
             ctx.hec_index = index.clone();
@@ -430,12 +540,20 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
             if let Some(s) = sourcetype {
                 ctx.hec_sourcetype = s.clone();
             }
-            Box::new(HecTransport::new(
+            let t = HecTransport::new(
                 url,
                 resolve_secret(token, &what("token"))?,
                 ctx,
                 *timeout_secs,
-            ))
+            );
+            Box::new(if *indexer_ack {
+                t.with_indexer_ack(
+                    Duration::from_secs(ack_timeout_secs.unwrap_or(30).max(1)),
+                    Duration::from_millis(200),
+                )
+            } else {
+                t
+            })
         }
         Destination::Elastic {
             url,
@@ -460,6 +578,31 @@ pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport
                 *timeout_secs,
             ))
         }
+        Destination::Datadog {
+            api_key,
+            site,
+            url,
+            service,
+            source,
+            hostname,
+            tags,
+            timeout_secs,
+        } => {
+            let url = super::datadog::intake_url(site.as_deref(), url.as_deref())
+                .map_err(|m| Error::Config(what(&m)))?;
+            Box::new(super::datadog::DatadogTransport::new(
+                url,
+                resolve_secret(api_key, &what("api_key"))?,
+                log_id,
+                super::datadog::DatadogOptions {
+                    source: source.clone(),
+                    service: service.clone(),
+                    hostname: hostname.clone(),
+                    tags: tags.clone(),
+                    timeout_secs: *timeout_secs,
+                },
+            ))
+        }
     })
 }
 
@@ -482,6 +625,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("whsec_"), "{e}");
+    }
+
+    #[test]
+    fn hec_ack_endpoint() {
+        for u in [
+            "https://s:8088/services/collector/event",
+            "https://s:8088/services/collector/event/",
+            "https://s:8088/services/collector",
+            "https://s:8088/services/collector/raw",
+        ] {
+            assert_eq!(
+                hec_ack_url(u),
+                "https://s:8088/services/collector/ack",
+                "{u}"
+            );
+        }
     }
 
     #[test]

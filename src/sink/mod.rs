@@ -9,10 +9,15 @@
 //! parks the sink with its reason until it is restarted. The HTTP destinations (webhook,
 //! Splunk HEC, Elasticsearch) are in `http` behind the `sinks` feature.
 
+pub mod alert;
 mod config;
 mod cursor;
 #[cfg(feature = "sinks")]
+mod datadog;
+#[cfg(feature = "sinks")]
 mod http;
+mod run;
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,14 +27,17 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use config::{
-    check_all, resolve_secret, BatchConfig, Destination, RetryConfig, SinkConfig, SinkFilter,
-    StartAt,
+    check_all, datadog_intake_url, resolve_secret, BatchConfig, Destination, RetryConfig,
+    SinkConfig, SinkFilter, StartAt,
 };
 pub use cursor::{CursorState, CURSOR_DIR};
+#[cfg(feature = "sinks")]
+pub use datadog::{DatadogOptions, DatadogTransport};
 #[cfg(feature = "sinks")]
 pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
 };
+pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Subscription};
@@ -170,6 +178,11 @@ impl SinkHandle {
     /// Whether the thread ended (parked, stopped, or the log closed).
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Asks the sink to stop, without waiting (see [`stop`](Self::stop)).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
     }
 
     /// Stops the sink and waits for its thread: a batch in flight finishes its current
