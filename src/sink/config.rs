@@ -92,6 +92,10 @@ pub enum Destination {
         #[serde(default)]
         timeout_secs: Option<u64>,
     },
+    /// RFC 5424 syslog over UDP, TCP or TLS with RFC 6587 octet counting.
+    Syslog(super::syslog::SyslogDestination),
+    /// NATS JetStream: one message per event, `Nats-Msg-Id` `<log_id>-<seq>`.
+    Nats(super::nats::NatsDestination),
 }
 
 /// Which events a sink delivers: each non-empty list must contain the event's value (the
@@ -248,13 +252,28 @@ impl SinkConfig {
         let url = match &self.destination {
             Destination::Webhook { url, .. }
             | Destination::SplunkHec { url, .. }
-            | Destination::Elastic { url, .. } => url,
+            | Destination::Elastic { url, .. } => Some(url),
+            Destination::Syslog(d) => {
+                d.validate().or_else(bad)?;
+                None
+            }
+            Destination::Nats(d) => {
+                d.validate().or_else(bad)?;
+                None
+            }
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return bad(format!(
-                "destination.url {url:?}: must start with http:// or https://"
-            ));
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!(
+                    "destination.url {url:?}: must start with http:// or https://"
+                ));
+            }
         }
+        self.check_numbers()
+    }
+
+    fn check_numbers(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("sinks[{:?}]: {m}", self.name)));
         if self.batch.max_events == 0 {
             return bad("batch.max_events: must be at least 1".into());
         }

@@ -13,6 +13,8 @@ mod config;
 mod cursor;
 #[cfg(feature = "sinks")]
 mod http;
+pub mod nats;
+pub mod syslog;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +32,12 @@ pub use cursor::{CursorState, CURSOR_DIR};
 pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
 };
+pub use nats::NatsDestination;
+#[cfg(feature = "sinks")]
+pub use nats::{NatsAuth, NatsClient, NatsMessage, NatsTransport};
+#[cfg(feature = "sinks")]
+pub use syslog::SyslogTransport;
+pub use syslog::{SyslogDestination, SyslogProtocol};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Subscription};
