@@ -385,6 +385,9 @@ mod transport {
         // ring, as the server's TLS (src/server/tls.rs): deprecated by rustls only for
         // lacking a post-quantum key exchange.
         #[allow(deprecated)]
+        // ring, as the server's TLS (src/server/tls.rs) explains; deprecated by rustls only
+        // for lacking post-quantum key exchange.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
