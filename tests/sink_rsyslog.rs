@@ -25,18 +25,22 @@ fn rsyslogd() -> Option<PathBuf> {
         eprintln!("skipped: AUDITLOG_SKIP_RSYSLOG=1");
         return None;
     }
-    let found = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd", "/usr/local/sbin/rsyslogd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            let out = Command::new("sh")
-                .args(["-c", "command -v rsyslogd"])
-                .output()
-                .ok()?;
-            let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            (!p.is_empty()).then(|| PathBuf::from(p))
-        });
+    let found = [
+        "/usr/sbin/rsyslogd",
+        "/sbin/rsyslogd",
+        "/usr/local/sbin/rsyslogd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .or_else(|| {
+        let out = Command::new("sh")
+            .args(["-c", "command -v rsyslogd"])
+            .output()
+            .ok()?;
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    });
     match found {
         Some(p) => Some(p),
         None => panic!(
@@ -307,7 +311,11 @@ fn tcp_octet_counted_survives_an_rsyslog_restart() {
         json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "protocol": "tcp", "timeout_secs": 10}),
         10,
     );
-    assert!(h.wait_acked(119, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(119, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     // rsyslog goes away while more events come in: the sink retries and delivers nothing
     // out of order; once rsyslog is back everything arrives.
     rs.stop();
@@ -318,11 +326,21 @@ fn tcp_octet_counted_survives_an_rsyslog_restart() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let st = h.status();
-    assert!(st.acked_seq.unwrap() < 199, "acked while rsyslog was down: {st:?}");
-    assert!(st.last_error.as_deref().unwrap_or("").contains("syslog"), "{st:?}");
+    assert!(
+        st.acked_seq.unwrap() < 199,
+        "acked while rsyslog was down: {st:?}"
+    );
+    assert!(
+        st.last_error.as_deref().unwrap_or("").contains("syslog"),
+        "{st:?}"
+    );
     rs.restart();
     log.append_batch(&evs[200..]).unwrap();
-    assert!(h.wait_acked(299, Duration::from_secs(60)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(299, Duration::from_secs(60)),
+        "{:?}",
+        h.status()
+    );
     let st = h.status();
     assert_eq!(st.lag, 0);
     assert!(st.parked.is_none());
@@ -356,11 +374,19 @@ fn tcp_resumes_from_its_cursor_after_the_sink_restarts() {
     log.append_batch(&evs[..50]).unwrap();
     let dest = json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "confirm": false});
     let h = start_sink(&log, dest.clone(), 25);
-    assert!(h.wait_acked(49, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(49, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     h.stop();
     log.append_batch(&evs[50..]).unwrap();
     let h = start_sink(&log, dest, 25);
-    assert!(h.wait_acked(99, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(99, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     h.stop();
     let all: Vec<u64> = (0..100).collect();
     let got = rs.wait_for(&all);
@@ -395,7 +421,11 @@ fn udp_datagrams_reach_rsyslog() {
         json!({"type": "syslog", "address": format!("127.0.0.1:{udp}"), "protocol": "udp"}),
         20,
     );
-    assert!(h.wait_acked(59, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(59, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     h.stop();
     let all: Vec<u64> = (0..60).collect();
     let got = rs.wait_for(&all);
@@ -420,18 +450,40 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
     a.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=auditlog test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=auditlog test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     run(&a);
     let mut a = vec!["req"];
     a.extend(ec);
-    a.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    a.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
     run(&a);
     std::fs::write(
         dir.join("ext.cnf"),
@@ -440,10 +492,27 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
     .unwrap();
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
     ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 #[test]
@@ -490,7 +559,11 @@ fn tls_to_rsyslog_with_a_configured_ca() {
                "ca_file": ca.to_str().unwrap(), "server_name": "localhost"}),
         15,
     );
-    assert!(h.wait_acked(79, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(79, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     h.stop();
     let all: Vec<u64> = (0..80).collect();
     let got = rs.wait_for(&all);
@@ -526,8 +599,14 @@ fn bad_syslog_configs_are_refused_naming_the_field() {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains(needle), "{e:?} lacks {needle:?}");
     };
-    bad(json!({"type": "syslog", "address": "nohost"}), "destination.address");
-    bad(json!({"type": "syslog", "address": "h:0"}), "destination.address");
+    bad(
+        json!({"type": "syslog", "address": "nohost"}),
+        "destination.address",
+    );
+    bad(
+        json!({"type": "syslog", "address": "h:0"}),
+        "destination.address",
+    );
     bad(
         json!({"type": "syslog", "address": "h:514", "ca_file": "x.pem"}),
         "destination.ca_file",
@@ -546,5 +625,8 @@ fn bad_syslog_configs_are_refused_naming_the_field() {
         {"type": "syslog", "address": "h:1", "protocol": "tls", "ca_file": "/nonexistent/ca.pem"}}))
     .unwrap();
     let e = sink::transport_for(&c, "00").err().unwrap().to_string();
-    assert!(e.contains("ca_file") && e.contains("/nonexistent/ca.pem"), "{e}");
+    assert!(
+        e.contains("ca_file") && e.contains("/nonexistent/ca.pem"),
+        "{e}"
+    );
 }

@@ -19,19 +19,26 @@ use base64::Engine as _;
 use common::{events, key, SMALL_SEGMENT};
 use serde_json::{json, Value};
 
-fn have(tool: &str, skip_var: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return true;
+/// The program `tool` (on PATH or in /usr/sbin, where Debian puts both daemons); `None`
+/// (after saying why) when it is missing and `skip_var=1`; a panic when it is missing.
+fn tool(tool: &str, skip_var: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(tool))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let found = on_path
+        .into_iter()
+        .chain([Path::new("/usr/sbin").join(tool)])
+        .find(|p| p.is_file());
+    if found.is_some() {
+        return found;
     }
     if std::env::var(skip_var).as_deref() == Ok("1") {
         eprintln!("skipped: {tool} is not installed and {skip_var}=1");
-        return false;
+        return None;
     }
     panic!(
         "{tool} is not installed (apt-get install {}); set {skip_var}=1 to skip this test",
@@ -41,6 +48,14 @@ fn have(tool: &str, skip_var: &str) -> bool {
             tool
         }
     );
+}
+
+fn rsyslogd() -> Option<PathBuf> {
+    tool("rsyslogd", "AUDITLOG_SKIP_RSYSLOG")
+}
+
+fn nats_server() -> Option<PathBuf> {
+    tool("nats-server", "AUDITLOG_SKIP_NATS")
 }
 
 fn free_port() -> u16 {
@@ -89,6 +104,7 @@ fn start(log: &Log, c: SinkConfig) -> sink::SinkHandle {
 // ---------------------------------------------------------------- rsyslog
 
 struct Rsyslog {
+    bin: PathBuf,
     child: Child,
     conf: PathBuf,
     pid: PathBuf,
@@ -100,6 +116,7 @@ impl Rsyslog {
     /// rsyslogd with a TCP input (TLS when `tls` gives the CA, cert and key files) and,
     /// when `udp` is set, a UDP input; every message's raw text is appended to `out.log`.
     fn start(
+        bin: &Path,
         dir: &Path,
         tcp: u16,
         udp: Option<u16>,
@@ -143,7 +160,8 @@ impl Rsyslog {
         std::fs::write(&conf, c).unwrap();
         let pid = dir.join("rsyslog.pid");
         let mut r = Rsyslog {
-            child: Self::spawn(&conf, &pid),
+            child: Self::spawn(bin, &conf, &pid),
+            bin: bin.to_path_buf(),
             conf,
             pid,
             out,
@@ -153,9 +171,9 @@ impl Rsyslog {
         r
     }
 
-    fn spawn(conf: &Path, pid: &Path) -> Child {
+    fn spawn(bin: &Path, conf: &Path, pid: &Path) -> Child {
         let _ = std::fs::remove_file(pid);
-        Command::new("rsyslogd")
+        Command::new(bin)
             .arg("-n")
             .arg("-f")
             .arg(conf)
@@ -177,7 +195,7 @@ impl Rsyslog {
     }
 
     fn restart(&mut self) {
-        self.child = Self::spawn(&self.conf, &self.pid);
+        self.child = Self::spawn(&self.bin, &self.conf, &self.pid);
         wait_listening(self.tcp, &mut self.child, "rsyslogd");
     }
 
@@ -242,12 +260,10 @@ fn syslog_cfg(name: &str, dest: Value) -> SinkConfig {
 
 #[test]
 fn syslog_tcp_and_udp_into_rsyslog() {
-    if !have("rsyslogd", "AUDITLOG_SKIP_RSYSLOG") {
-        return;
-    }
+    let Some(bin) = rsyslogd() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (tcp, udp) = (free_port(), free_port());
-    let rs = Rsyslog::start(&dir.path().join("rs"), tcp, Some(udp), None);
+    let rs = Rsyslog::start(&bin, &dir.path().join("rs"), tcp, Some(udp), None);
     let log = open(&dir.path().join("log"));
     log.append_batch(&events(5, 300)).unwrap();
     for (name, proto, port, confirm) in [
@@ -301,12 +317,10 @@ fn syslog_tcp_and_udp_into_rsyslog() {
 
 #[test]
 fn syslog_tcp_survives_rsyslog_restarts_without_skipping() {
-    if !have("rsyslogd", "AUDITLOG_SKIP_RSYSLOG") {
-        return;
-    }
+    let Some(bin) = rsyslogd() else { return };
     let dir = tempfile::tempdir().unwrap();
     let tcp = free_port();
-    let mut rs = Rsyslog::start(&dir.path().join("rs"), tcp, None, None);
+    let mut rs = Rsyslog::start(&bin, &dir.path().join("rs"), tcp, None, None);
     let log = open(&dir.path().join("log"));
     let evs = events(8, 3000);
     log.append_batch(&evs[..1000]).unwrap();
@@ -428,13 +442,17 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 #[test]
 fn syslog_tls_into_rsyslog_checks_the_certificate() {
-    if !have("rsyslogd", "AUDITLOG_SKIP_RSYSLOG") {
-        return;
-    }
+    let Some(bin) = rsyslogd() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = make_certs(&dir.path().join("pki"));
     let tcp = free_port();
-    let rs = Rsyslog::start(&dir.path().join("rs"), tcp, None, Some((&ca, &cert, &key)));
+    let rs = Rsyslog::start(
+        &bin,
+        &dir.path().join("rs"),
+        tcp,
+        None,
+        Some((&ca, &cert, &key)),
+    );
     let log = open(&dir.path().join("log"));
     log.append_batch(&events(9, 200)).unwrap();
     let c = syslog_cfg(
@@ -526,6 +544,7 @@ fn syslog_configs_are_checked() {
 // ---------------------------------------------------------------- NATS
 
 struct Nats {
+    bin: PathBuf,
     child: Child,
     port: u16,
     store: PathBuf,
@@ -533,8 +552,9 @@ struct Nats {
 }
 
 impl Nats {
-    fn start(store: &Path, extra: &[&str]) -> Nats {
+    fn start(bin: &Path, store: &Path, extra: &[&str]) -> Nats {
         let mut n = Nats {
+            bin: bin.to_path_buf(),
             port: free_port(),
             store: store.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -545,7 +565,7 @@ impl Nats {
     }
 
     fn restart(&mut self) {
-        self.child = Command::new("nats-server")
+        self.child = Command::new(&self.bin)
             .args([
                 "-js",
                 "-a",
@@ -647,11 +667,9 @@ fn nats_cfg(name: &str, port: u16, extra: Value) -> SinkConfig {
 
 #[test]
 fn nats_jetstream_holds_each_event_once_after_redelivery() {
-    if !have("nats-server", "AUDITLOG_SKIP_NATS") {
-        return;
-    }
+    let Some(bin) = nats_server() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut ns = Nats::start(&dir.path().join("js"), &[]);
+    let mut ns = Nats::start(&bin, &dir.path().join("js"), &[]);
     let log = open(&dir.path().join("log"));
     let evs = events(21, 1500);
     log.append_batch(&evs[..300]).unwrap();
@@ -713,11 +731,9 @@ fn nats_jetstream_holds_each_event_once_after_redelivery() {
 
 #[test]
 fn nats_token_auth_and_refusal() {
-    if !have("nats-server", "AUDITLOG_SKIP_NATS") {
-        return;
-    }
+    let Some(bin) = nats_server() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let ns = Nats::start(&dir.path().join("js"), &["--auth", "s3cret-token"]);
+    let ns = Nats::start(&bin, &dir.path().join("js"), &["--auth", "s3cret-token"]);
     let log = open(&dir.path().join("log"));
     log.append_batch(&events(3, 50)).unwrap();
     std::env::set_var("AUDITLOG_TEST_NATS_TOKEN", "s3cret-token");
