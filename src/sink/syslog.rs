@@ -154,6 +154,24 @@ mod transport {
                 Conn::Tls(s) => s.flush(),
             }
         }
+        /// Whether a kept connection still looks open: a receiver that went away (closed
+        /// or reset) shows as a readable end of stream or an error. A syslog receiver never
+        /// sends anything, so any readable byte also means the connection is not usable.
+        /// Without this check a write into a dead connection can still succeed locally
+        /// and the batch would be lost.
+        fn alive(&self) -> bool {
+            let sock = match self {
+                Conn::Tcp(s) => s,
+                Conn::Tls(s) => &s.sock,
+            };
+            if sock.set_nonblocking(true).is_err() {
+                return false;
+            }
+            let mut b = [0u8; 1];
+            let r = sock.peek(&mut b);
+            let ok = sock.set_nonblocking(false).is_ok();
+            ok && matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
         /// Half-closes and reads until the receiver closed: `Ok` when it did so cleanly
         /// (it read everything), an error when it reset the connection or timed out.
         fn confirm(&mut self) -> std::io::Result<()> {
@@ -430,7 +448,7 @@ mod transport {
                 return self.send_udp(batch);
             }
             let bytes = self.frames(batch);
-            let mut conn = match self.conn.take() {
+            let mut conn = match self.conn.take().filter(|c| c.alive()) {
                 Some(c) => c,
                 None => match self.connect() {
                     Ok(c) => c,
