@@ -500,13 +500,18 @@ mod client {
             }
             let d = &self.dest;
             let subjects = if d.stream_subjects.is_empty() {
-                let prefix = d.subject.split('{').next().unwrap_or("");
-                vec![if prefix.is_empty() || prefix.ends_with('.') {
-                    format!("{prefix}>")
-                } else if d.subject.contains('{') {
-                    format!("{prefix}>")
-                } else {
+                // The tokens before the first one with a placeholder, then `>`.
+                let fixed: Vec<&str> = d
+                    .subject
+                    .split('.')
+                    .take_while(|t| !t.contains('{'))
+                    .collect();
+                vec![if fixed.len() == d.subject.split('.').count() {
                     d.subject.clone()
+                } else if fixed.is_empty() {
+                    ">".to_string()
+                } else {
+                    format!("{}.>", fixed.join("."))
                 }]
             } else {
                 d.stream_subjects.clone()

@@ -155,22 +155,42 @@ mod transport {
             }
         }
         /// Whether a kept connection still looks open: a receiver that went away (closed
-        /// or reset) shows as a readable end of stream or an error. A syslog receiver never
-        /// sends anything, so any readable byte also means the connection is not usable.
-        /// Without this check a write into a dead connection can still succeed locally
-        /// and the batch would be lost.
-        fn alive(&self) -> bool {
+        /// or reset) shows as a readable end of stream or an error. A syslog receiver sends
+        /// nothing over TCP (any byte means the connection is not usable); over TLS the
+        /// records it may send (TLS 1.3 session tickets) are processed, and a close_notify
+        /// or end of stream means closed. Without this check a write into a dead connection
+        /// can still succeed locally and the batch would be lost.
+        fn alive(&mut self) -> bool {
             let sock = match self {
-                Conn::Tcp(s) => s,
+                Conn::Tcp(s) => &*s,
                 Conn::Tls(s) => &s.sock,
             };
             if sock.set_nonblocking(true).is_err() {
                 return false;
             }
-            let mut b = [0u8; 1];
-            let r = sock.peek(&mut b);
-            let ok = sock.set_nonblocking(false).is_ok();
-            ok && matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            let open = match self {
+                Conn::Tcp(s) => {
+                    let mut b = [0u8; 1];
+                    matches!(s.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                }
+                Conn::Tls(s) => loop {
+                    match s.conn.read_tls(&mut s.sock) {
+                        Ok(0) => break false,
+                        Ok(_) => match s.conn.process_new_packets() {
+                            Ok(st) if st.peer_has_closed() => break false,
+                            Ok(_) => {}
+                            Err(_) => break false,
+                        },
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                        Err(_) => break false,
+                    }
+                },
+            };
+            let sock = match self {
+                Conn::Tcp(s) => &*s,
+                Conn::Tls(s) => &s.sock,
+            };
+            sock.set_nonblocking(false).is_ok() && open
         }
         /// Half-closes and reads until the receiver closed: `Ok` when it did so cleanly
         /// (it read everything), an error when it reset the connection or timed out.
@@ -448,7 +468,7 @@ mod transport {
                 return self.send_udp(batch);
             }
             let bytes = self.frames(batch);
-            let mut conn = match self.conn.take().filter(|c| c.alive()) {
+            let mut conn = match self.conn.take().and_then(|mut c| c.alive().then_some(c)) {
                 Some(c) => c,
                 None => match self.connect() {
                     Ok(c) => c,
