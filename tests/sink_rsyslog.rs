@@ -630,3 +630,48 @@ fn bad_syslog_configs_are_refused_naming_the_field() {
         "{e}"
     );
 }
+
+/// With `confirm: false` the sink keeps one connection; when rsyslog restarts between two
+/// batches the kept connection is dead, and the sink must notice that before writing into
+/// it (a write into a closed TCP connection succeeds locally, and the batch would be lost).
+#[test]
+fn kept_connection_notices_an_rsyslog_restart() {
+    let Some(bin) = rsyslogd() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let mut rs = Rsyslog::start(
+        &bin,
+        &d.path().join("rsyslog"),
+        "",
+        &format!(
+            "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")"
+        ),
+        port,
+    );
+    let log = open(&d.path().join("log"));
+    let evs = events(21, 90);
+    let h = start_sink(
+        &log,
+        json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "confirm": false}),
+        10,
+    );
+    for round in 0..3u64 {
+        let from = round as usize * 30;
+        log.append_batch(&evs[from..from + 30]).unwrap();
+        let last = from as u64 + 29;
+        assert!(
+            h.wait_acked(last, Duration::from_secs(30)),
+            "{:?}",
+            h.status()
+        );
+        let want: Vec<u64> = (0..=last).collect();
+        rs.wait_for(&want);
+        rs.stop();
+        rs.restart();
+    }
+    h.stop();
+    let all: Vec<u64> = (0..90).collect();
+    let got = rs.wait_for(&all);
+    rs.stop();
+    check_messages(&log, &got, &all);
+}

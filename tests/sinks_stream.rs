@@ -768,3 +768,55 @@ fn nats_token_auth_and_refusal() {
     );
     h.stop();
 }
+
+/// Figures (not run by default; `cargo test --release --test sinks_stream -- --ignored
+/// --nocapture figures`): events/s from the log into rsyslog over TCP (confirmed and
+/// persistent connection) and into JetStream, on loopback. Prints, asserts only delivery.
+#[test]
+#[ignore]
+fn figures_events_per_second() {
+    let (Some(rs_bin), Some(nats_bin)) = (rsyslogd(), nats_server()) else {
+        return;
+    };
+    let n = 20_000u64;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir.path().join("log"));
+    for ch in events(77, n as usize).chunks(1000) {
+        log.append_batch(ch).unwrap();
+    }
+    let tcp = free_port();
+    let rs = Rsyslog::start(&rs_bin, &dir.path().join("rs"), tcp, None, None);
+    let ns = Nats::start(&nats_bin, &dir.path().join("js"), &[]);
+    let batch = json!({"max_events": 500, "flush_interval_ms": 20});
+    for (name, dest) in [
+        (
+            "syslog_tcp_confirm",
+            json!({"type": "syslog", "address": format!("127.0.0.1:{tcp}")}),
+        ),
+        (
+            "syslog_tcp_persistent",
+            json!({"type": "syslog", "address": format!("127.0.0.1:{tcp}"), "confirm": false}),
+        ),
+        (
+            "nats_jetstream",
+            json!({"type": "nats", "url": format!("nats://127.0.0.1:{}", ns.port), "stream": "FIG",
+                   "create_stream": true, "window": 256}),
+        ),
+    ] {
+        let c = cfg(json!({"name": name, "destination": dest, "batch": batch}));
+        let t0 = Instant::now();
+        let h = start(&log, c);
+        assert!(
+            h.wait_acked(n - 1, Duration::from_secs(300)),
+            "{:?}",
+            h.status()
+        );
+        let secs = t0.elapsed().as_secs_f64();
+        h.stop();
+        println!(
+            "figure {name}: {n} events in {secs:.2} s = {:.0} events/s",
+            n as f64 / secs
+        );
+    }
+    assert!(rs.wait_for(n as usize).len() as u64 == n);
+}
