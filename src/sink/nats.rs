@@ -169,6 +169,8 @@ mod client {
         inbox: String,
         next: u64,
         timeout: Duration,
+        /// The server's `max_payload` (headers and payload of one message).
+        max_payload: usize,
     }
 
     /// Credentials for CONNECT.
@@ -242,6 +244,7 @@ mod client {
                 inbox,
                 next: 0,
                 timeout,
+                max_payload: info["max_payload"].as_u64().unwrap_or(1 << 20) as usize,
             };
             let hello = format!("CONNECT {connect}\r\nPING\r\nSUB {}.* 1\r\n", c.inbox);
             c.w.write_all(hello.as_bytes())
@@ -256,6 +259,11 @@ mod client {
                 }
             }
             Ok(c)
+        }
+
+        /// The largest message (headers and payload) the server accepts.
+        pub fn max_payload(&self) -> usize {
+            self.max_payload
         }
 
         /// A fresh reply subject under this connection's inbox.
@@ -580,6 +588,18 @@ mod client {
                     let e = &batch[next];
                     let id = siem::elastic_id(&self.ctx, e.seq);
                     let payload = serde_json::to_vec(e).unwrap_or_default();
+                    if payload.len() + 512 > c.max_payload() {
+                        failure = Some((
+                            true,
+                            format!(
+                                "event seq {} is {} bytes, more than the server's max_payload {}",
+                                e.seq,
+                                payload.len(),
+                                c.max_payload()
+                            ),
+                        ));
+                        break;
+                    }
                     let reply = c.reply_subject();
                     if let Err(m) = c.hpub(
                         &subject_for(&subject_t, e),
