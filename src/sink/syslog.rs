@@ -468,7 +468,7 @@ mod transport {
                 return self.send_udp(batch);
             }
             let bytes = self.frames(batch);
-            let mut conn = match self.conn.take() {
+            let mut conn = match self.conn.take().and_then(|mut c| c.alive().then_some(c)) {
                 Some(c) => c,
                 None => match self.connect() {
                     Ok(c) => c,
