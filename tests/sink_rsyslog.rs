@@ -675,3 +675,94 @@ fn kept_connection_notices_an_rsyslog_restart() {
     rs.stop();
     check_messages(&log, &got, &all);
 }
+
+/// UDP cannot split a message: one longer than `max_datagram_bytes` parks the sink, naming
+/// the event, rather than being cut or retried for ever; the events before it went out.
+#[test]
+fn udp_message_over_the_datagram_limit_parks() {
+    let d = tempfile::tempdir().unwrap();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = rx.local_addr().unwrap().port();
+    let log = open(&d.path().join("log"));
+    log.append_batch(&events(3, 2)).unwrap();
+    let mut big = auditlog::Event::new("data_access", "export");
+    big.details = serde_json::json!({"blob": "x".repeat(2000)}).into();
+    log.append(&big).unwrap();
+    let h = start_sink(
+        &log,
+        json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "protocol": "udp",
+               "max_datagram_bytes": 1500}),
+        10,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.status().parked.is_none() {
+        assert!(Instant::now() < deadline, "not parked: {:?}", h.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let parked = h.status().parked.unwrap();
+    assert!(
+        parked.contains("seq 2") && parked.contains("max_datagram_bytes 1500"),
+        "{parked}"
+    );
+    assert_eq!(
+        h.status().acked_seq,
+        None,
+        "the batch must not be acknowledged"
+    );
+    let mut buf = [0u8; 65536];
+    for seq in 0..2 {
+        let n = rx.recv(&mut buf).expect("the small events were sent");
+        let m = std::str::from_utf8(&buf[..n]).unwrap();
+        assert_eq!(sd_param(m, "seq"), Some(seq.to_string()), "{m}");
+    }
+}
+
+/// With `confirm`, a receiver that reads but never closes its side after the sink's
+/// half-close has not shown it read the batch: the sink times out, retries, and does not
+/// advance its cursor.
+#[test]
+fn confirm_waits_for_the_receiver_to_close() {
+    let d = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            // Read everything, keep the connection open.
+            let mut r = s.try_clone().unwrap();
+            h2.lock().unwrap().push(s);
+            std::thread::spawn(move || {
+                let mut b = [0u8; 4096];
+                while std::io::Read::read(&mut r, &mut b).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    let log = open(&d.path().join("log"));
+    log.append_batch(&events(4, 3)).unwrap();
+    let h = start_sink(
+        &log,
+        json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "timeout_secs": 1}),
+        10,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.status().retried < 2 {
+        assert!(Instant::now() < deadline, "no retries: {:?}", h.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = h.status();
+    assert_eq!(st.acked_seq, None, "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("did not close the connection"),
+        "{st:?}"
+    );
+    assert!(
+        held.lock().unwrap().len() >= 2,
+        "each attempt is a new connection"
+    );
+    h.stop();
+}
