@@ -766,3 +766,50 @@ fn confirm_waits_for_the_receiver_to_close() {
     );
     h.stop();
 }
+
+/// RFC 6587 octet counting counts bytes, not characters: a strict receiver parses
+/// `<len> <msg>` frames of events holding multi-byte UTF-8 and finds each message whole.
+#[test]
+fn octet_counts_are_bytes_for_non_ascii_events() {
+    let d = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let rx = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut all).unwrap();
+        let mut msgs = Vec::new();
+        let mut rest = &all[..];
+        while !rest.is_empty() {
+            let sp = rest.iter().position(|&b| b == b' ').expect("a length");
+            let n: usize = std::str::from_utf8(&rest[..sp]).unwrap().parse().unwrap();
+            let m = &rest[sp + 1..sp + 1 + n];
+            msgs.push(String::from_utf8(m.to_vec()).expect("a whole UTF-8 message"));
+            rest = &rest[sp + 1 + n..];
+        }
+        msgs
+    });
+    let log = open(&d.path().join("log"));
+    let mut evs = Vec::new();
+    for i in 0..5 {
+        let mut e = auditlog::Event::new("authentication", format!("connexion-réussie-{i}"));
+        e.actor.user_id = Some(format!("zoë-{i}-用户"));
+        e.details = json!({"note": "naïve café 😀 ]\"\\", "i": i}).into();
+        evs.push(e);
+    }
+    log.append_batch(&evs).unwrap();
+    let h = start_sink(
+        &log,
+        json!({"type": "syslog", "address": format!("127.0.0.1:{port}")}),
+        10,
+    );
+    assert!(h.wait_acked(4, Duration::from_secs(30)), "{:?}", h.status());
+    h.stop();
+    let msgs = rx.join().unwrap();
+    assert_eq!(msgs.len(), 5);
+    let got: BTreeMap<u64, (usize, String)> = msgs
+        .into_iter()
+        .map(|m| (sd_param(&m, "seq").unwrap().parse().unwrap(), (1, m)))
+        .collect();
+    check_messages(&log, &got, &[0, 1, 2, 3, 4]);
+}

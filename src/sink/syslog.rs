@@ -492,3 +492,41 @@ mod transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(host_port("logs:514").unwrap(), ("logs".into(), 514));
+        assert_eq!(host_port("[::1]:6514").unwrap(), ("::1".into(), 6514));
+        for bad in [
+            "logs",
+            ":514",
+            "logs:0",
+            "logs:70000",
+            "[::1]6514",
+            "logs:x",
+        ] {
+            assert!(host_port(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tls_fields_only_with_tls() {
+        let d: SyslogDestination = serde_json::from_value(serde_json::json!({
+            "address": "h:514", "protocol": "tls", "client_cert_file": "c.pem"
+        }))
+        .unwrap();
+        assert!(d.validate().unwrap_err().contains("client_key_file"));
+        let d: SyslogDestination = serde_json::from_value(serde_json::json!({
+            "address": "h:514", "protocol": "udp", "server_name": "h"
+        }))
+        .unwrap();
+        assert!(d
+            .validate()
+            .unwrap_err()
+            .contains("destination.server_name"));
+    }
+}
