@@ -539,6 +539,25 @@ fn syslog_configs_are_checked() {
         e.contains("ca_file") && e.contains("/nonexistent/ca.pem"),
         "{e}"
     );
+
+    // Both destinations in a config file, as `sinks` entries; a secret from an unset
+    // environment variable is named.
+    let conf = auditlog::Config::from_json(
+        r#"{"sinks": [
+            {"name": "rs", "destination": {"type": "syslog", "protocol": "udp", "address": "127.0.0.1:514"}},
+            {"name": "js", "destination": {"type": "nats", "url": "nats://127.0.0.1:4222", "stream": "AUDIT",
+             "token": "env.AUDITLOG_TEST_UNSET_NATS_TOKEN"}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(conf.sinks.len(), 2);
+    let e = sink::transport_for(&conf.sinks[1], "00")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("destination.token") && e.contains("AUDITLOG_TEST_UNSET_NATS_TOKEN"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- NATS
