@@ -813,3 +813,58 @@ fn octet_counts_are_bytes_for_non_ascii_events() {
         .collect();
     check_messages(&log, &got, &[0, 1, 2, 3, 4]);
 }
+
+/// The kept connection over TLS (`confirm: false`): several batches on one connection (the
+/// records rsyslog's TLS stack sends after the handshake do not count as a dead
+/// connection), and an rsyslog restart between batches is noticed before writing.
+#[test]
+fn tls_kept_connection_across_an_rsyslog_restart() {
+    let Some(bin) = rsyslogd() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let (ca, cert, key_file) = make_certs(&d.path().join("certs"));
+    let port = free_tcp_port();
+    let mut rs = Rsyslog::start(
+        &bin,
+        &d.path().join("rsyslog"),
+        &format!(
+            "defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
+             defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+            ca.display(),
+            cert.display(),
+            key_file.display()
+        ),
+        &format!(
+            "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
+             streamDriver.authMode=\"anon\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")"
+        ),
+        port,
+    );
+    let log = open(&d.path().join("log"));
+    let evs = events(31, 60);
+    let h = start_sink(
+        &log,
+        json!({"type": "syslog", "address": format!("127.0.0.1:{port}"), "protocol": "tls",
+               "ca_file": ca.to_str().unwrap(), "confirm": false}),
+        5,
+    );
+    for round in 0..2usize {
+        let from = round * 30;
+        log.append_batch(&evs[from..from + 30]).unwrap();
+        let last = from as u64 + 29;
+        assert!(
+            h.wait_acked(last, Duration::from_secs(30)),
+            "{:?}",
+            h.status()
+        );
+        let want: Vec<u64> = (0..=last).collect();
+        rs.wait_for(&want);
+        rs.stop();
+        rs.restart();
+    }
+    h.stop();
+    let all: Vec<u64> = (0..60).collect();
+    let got = rs.wait_for(&all);
+    rs.stop();
+    check_messages(&log, &got, &all);
+}
