@@ -6,7 +6,12 @@
 //! batch on its own connection, half-closes it and waits for the receiver to close its side:
 //! the receiver has then read the batch to its end, and only then does the cursor advance
 //! (`confirm: false` keeps one connection open and advances once the write succeeded, which
-//! only proves the bytes reached the kernel). What the receiver does with a message after it
+//! only proves the bytes reached the kernel; before each reuse the connection is checked
+//! for a close or reset by the receiver, so a restarted receiver does not swallow a batch
+//! written into the old connection, but a receiver dying just after a write still loses
+//! what sat in its socket buffer). A receiver that does not close its side after the
+//! half-close makes every confirmed batch time out and be resent: use `confirm: false`
+//! with it. What the receiver does with a message after it
 //! read it (its own queues, a crash before writing it) is out of reach: delivery is at least
 //! once up to the receiver's reading. UDP is best effort: a datagram the network or the
 //! receiver drops is lost without anyone knowing.
