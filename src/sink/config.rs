@@ -130,6 +130,10 @@ pub enum Destination {
         #[serde(default)]
         timeout_secs: Option<u64>,
     },
+    /// RFC 5424 syslog over UDP, TCP or TLS with RFC 6587 octet counting.
+    Syslog(super::syslog::SyslogDestination),
+    /// NATS JetStream: one message per event, `Nats-Msg-Id` `<log_id>-<seq>`.
+    Nats(super::nats::NatsDestination),
 }
 
 /// The intake URL of `site` (default `datadoghq.com`), or `url` when given (a proxy, a
@@ -314,18 +318,33 @@ impl SinkConfig {
         let url = match &self.destination {
             Destination::Webhook { url, .. }
             | Destination::SplunkHec { url, .. }
-            | Destination::Elastic { url, .. } => url.clone(),
-            Destination::Datadog { site, url, .. } => {
+            | Destination::Elastic { url, .. } => Some(url.clone()),
+            Destination::Datadog { site, url, .. } => Some(
                 datadog_intake_url(site.as_deref(), url.as_deref()).map_err(|m| {
                     Error::Config(format!("sinks[{:?}]: destination.{m}", self.name))
-                })?
+                })?,
+            ),
+            Destination::Syslog(d) => {
+                d.validate().or_else(bad)?;
+                None
+            }
+            Destination::Nats(d) => {
+                d.validate().or_else(bad)?;
+                None
             }
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return bad(format!(
-                "destination.url {url:?}: must start with http:// or https://"
-            ));
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!(
+                    "destination.url {url:?}: must start with http:// or https://"
+                ));
+            }
         }
+        self.check_numbers()
+    }
+
+    fn check_numbers(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("sinks[{:?}]: {m}", self.name)));
         if self.batch.max_events == 0 {
             return bad("batch.max_events: must be at least 1".into());
         }

@@ -498,6 +498,15 @@ impl Transport for ElasticTransport {
 pub fn transport_for(cfg: &SinkConfig, log_id: &str) -> Result<Box<dyn Transport>> {
     let what = |f: &str| format!("sinks[{:?}].destination.{f}", cfg.name);
     Ok(match &cfg.destination {
+        Destination::Syslog(d) => Box::new(
+            super::syslog::SyslogTransport::new(d, log_id)
+                .map_err(|e| Error::Config(format!("sinks[{:?}]: {e}", cfg.name)))?,
+        ),
+        Destination::Nats(d) => Box::new(super::nats::NatsTransport::new(
+            d,
+            log_id,
+            &format!("sinks[{:?}]", cfg.name),
+        )?),
         Destination::Webhook {
             url,
             secret,

@@ -18,6 +18,8 @@ mod datadog;
 mod http;
 mod run;
 pub mod seed;
+pub mod nats;
+pub mod syslog;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +40,12 @@ pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
 };
 pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
+pub use nats::NatsDestination;
+#[cfg(feature = "sinks")]
+pub use nats::{NatsAuth, NatsClient, NatsMessage, NatsTransport};
+#[cfg(feature = "sinks")]
+pub use syslog::SyslogTransport;
+pub use syslog::{SyslogDestination, SyslogProtocol};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Subscription};
