@@ -5,6 +5,8 @@
 
 mod build;
 mod controls;
+#[cfg(feature = "pdf")]
+mod pdf;
 mod render;
 mod request;
 mod seal;

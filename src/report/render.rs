@@ -7,15 +7,18 @@ use serde_json::Value;
 
 use super::request::ReportFormat;
 use super::seal::EMBED_ID;
-use crate::error::{Error, Result};
+#[cfg(not(feature = "pdf"))]
+use crate::error::Error;
+use crate::error::Result;
 
-/// Fails for a format this build cannot write.
+/// Fails for a format this build cannot write (pdf without the `pdf` feature).
 pub(crate) fn check_available(f: ReportFormat) -> Result<()> {
     match f {
+        #[cfg(not(feature = "pdf"))]
         ReportFormat::Pdf => Err(Error::InvalidQuery {
             param: "format".into(),
-            message: "pdf output is not available in this build; ask for json, html or csv \
-                      (the HTML report prints to PDF from a browser)"
+            message: "pdf output is not available in this build (built without the `pdf` \
+                      feature); ask for json, html or csv"
                 .into(),
         }),
         _ => Ok(()),
@@ -32,6 +35,9 @@ pub(crate) fn render(doc: &Value, f: ReportFormat) -> Result<Vec<u8>> {
         }
         ReportFormat::Csv => csv(doc).into_bytes(),
         ReportFormat::Html => html(doc).into_bytes(),
+        #[cfg(feature = "pdf")]
+        ReportFormat::Pdf => super::pdf::pdf(doc),
+        #[cfg(not(feature = "pdf"))]
         ReportFormat::Pdf => unreachable!("checked above"),
     })
 }
@@ -52,7 +58,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn scalar(v: &Value) -> String {
+pub(crate) fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -191,7 +197,7 @@ fn csv(doc: &Value) -> String {
     r.0
 }
 
-fn failure_text(ev: &Value) -> Value {
+pub(crate) fn failure_text(ev: &Value) -> Value {
     let f = &ev["chain_verification"]["failure"];
     if f.is_null() {
         return Value::Null;
@@ -222,7 +228,7 @@ fn esc(s: &str) -> String {
     o
 }
 
-const PALETTE: &[&str] = &[
+pub(crate) const PALETTE: &[&str] = &[
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
     "#9c755f", "#bab0ac",
 ];
