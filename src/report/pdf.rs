@@ -265,7 +265,17 @@ impl Writer {
     /// A table: column widths as fractions of the content width; rows continue on the next
     /// page with the header repeated.
     fn table(&mut self, headers: &[&str], widths: &[f64], align: &[Align], rows: &[Vec<String>]) {
-        const SIZE: f64 = 8.5;
+        self.table_sized(headers, widths, align, rows, 8.5);
+    }
+
+    fn table_sized(
+        &mut self,
+        headers: &[&str],
+        widths: &[f64],
+        align: &[Align],
+        rows: &[Vec<String>],
+        size: f64,
+    ) {
         const ROW: f64 = 13.0;
         let xs: Vec<f64> = widths
             .iter()
@@ -283,7 +293,7 @@ impl Writer {
                     xs[i] + 3.0,
                     top - ROW + 6.5,
                     widths[i] * CONTENT_W - 6.0,
-                    SIZE,
+                    size,
                     true,
                     align[i],
                     h,
@@ -312,7 +322,7 @@ impl Writer {
                     xs[i] + 3.0,
                     top - ROW + 6.5,
                     widths[i] * CONTENT_W - 6.0,
-                    SIZE,
+                    size,
                     false,
                     align[i],
                     cell,
@@ -382,11 +392,11 @@ impl Writer {
                 r
             })
             .collect();
-        self.table(
+        self.table_sized(
             &[
                 "seq", "time", "type", "action", "status", "severity", "actor", "ip", "resource",
             ],
-            &[0.07, 0.19, 0.12, 0.11, 0.08, 0.09, 0.11, 0.11, 0.12],
+            &[0.06, 0.175, 0.165, 0.13, 0.08, 0.08, 0.10, 0.10, 0.11],
             &[
                 Align::Right,
                 Align::Left,
@@ -399,6 +409,7 @@ impl Writer {
                 Align::Left,
             ],
             &rows,
+            7.5,
         );
     }
 }
@@ -599,9 +610,9 @@ fn cover(w: &mut Writer, doc: &Value) {
     }
     w.y -= 14.0;
     let (bg, fg, head) = if ok {
-        ("#e6f4ea", "#1a7f37", "Evidence: verified")
+        ("#e6f4ea", "#1a7f37", "Evidence: VERIFIED")
     } else {
-        ("#fdecea", "#c62828", "Evidence: NOT verified - VERIFICATION FAILED")
+        ("#fdecea", "#c62828", "Evidence: NOT VERIFIED")
     };
     let detail = if ok {
         "The log's hash chain verified and every record of the date range verified.".to_string()
@@ -610,7 +621,7 @@ fn cover(w: &mut Writer, doc: &Value) {
         if f.is_empty() {
             "Records of the date range did not verify.".to_string()
         } else {
-            format!("First failure: {f}")
+            format!("Verification failed. First failure: {f}")
         }
     };
     let lines = wrap(&detail, CONTENT_W - 20.0, 10.0, false);
@@ -989,6 +1000,14 @@ mod tests {
             let head = format!("{} 0 obj\n", id + 1);
             assert!(b[off..].starts_with(head.as_bytes()), "object {}", id + 1);
         }
-        assert!(text.contains("(Page 1 of 2)") && text.contains("(Page 2 of 2)"));
+        let count: usize = text.split("/Count ").nth(1).unwrap()[..3]
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap();
+        assert!(count >= 2, "a cover and at least one page");
+        for i in 1..=count {
+            assert!(text.contains(&format!("(Page {i} of {count})")), "footer {i}");
+        }
+        assert!(!text.contains(&format!("(Page {} of", count + 1)));
     }
 }
