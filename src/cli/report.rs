@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use auditlog::report::{ReportRequest, ReportType};
 use auditlog::note::{SignerKey, VerifierKey};
+use auditlog::report::{ReportRequest, ReportType};
 use auditlog::{Config, Error, HmacKey, Log, Options};
-use zeroize::Zeroizing;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 /// Arguments of `auditlog report` (the seed's request, as flags).
 #[derive(clap::Args)]
@@ -149,7 +149,8 @@ fn read_signer(p: &Path) -> Result<SignerKey, Error> {
 fn read_verifier(arg: &str) -> Result<VerifierKey, Error> {
     let p = Path::new(arg);
     if p.is_file() {
-        let text = std::fs::read_to_string(p).map_err(|e| Error::io("reading verifier key", p, e))?;
+        let text =
+            std::fs::read_to_string(p).map_err(|e| Error::io("reading verifier key", p, e))?;
         VerifierKey::parse(text.trim())
     } else {
         VerifierKey::parse(arg.trim())

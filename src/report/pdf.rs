@@ -206,10 +206,7 @@ impl Writer {
     fn text(&mut self, x: f64, y: f64, size: f64, bold: bool, s: &str) {
         let f = if bold { "F2" } else { "F1" };
         let lit = pdf_string(s);
-        let _ = writeln!(
-            self.cur(),
-            "BT /{f} {size} Tf {x:.2} {y:.2} Td {lit} Tj ET"
-        );
+        let _ = writeln!(self.cur(), "BT /{f} {size} Tf {x:.2} {y:.2} Td {lit} Tj ET");
     }
 
     fn text_in(&mut self, x: f64, y: f64, w: f64, size: f64, bold: bool, a: Align, s: &str) {
@@ -443,8 +440,24 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
     let x0 = MARGIN + left;
     w.line(x0, base, x0 + plot_w, base, "#888888", 0.6);
     w.line(x0, base, x0, top, "#888888", 0.6);
-    w.text_in(MARGIN, top - 8.0, left - 4.0, 8.0, false, Align::Right, &max.to_string());
-    w.text_in(MARGIN, base - 3.0, left - 4.0, 8.0, false, Align::Right, "0");
+    w.text_in(
+        MARGIN,
+        top - 8.0,
+        left - 4.0,
+        8.0,
+        false,
+        Align::Right,
+        &max.to_string(),
+    );
+    w.text_in(
+        MARGIN,
+        base - 3.0,
+        left - 4.0,
+        8.0,
+        false,
+        Align::Right,
+        "0",
+    );
     let bw = plot_w / days.len().max(1) as f64;
     for (i, (day, t)) in days.iter().enumerate() {
         let x = x0 + i as f64 * bw;
@@ -455,7 +468,13 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
                 continue;
             }
             let bh = n as f64 / max as f64 * (plot_h - 10.0);
-            w.rect(x + bw * 0.05, y, (bw * 0.9).max(0.5), bh, PALETTE[ti % PALETTE.len()]);
+            w.rect(
+                x + bw * 0.05,
+                y,
+                (bw * 0.9).max(0.5),
+                bh,
+                PALETTE[ti % PALETTE.len()],
+            );
             y += bh;
         }
         let every = days.len().div_ceil(8).max(1);
@@ -470,7 +489,15 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
             ly -= 14.0;
         }
         w.rect(lx, ly - 1.0, 8.0, 8.0, PALETTE[ti % PALETTE.len()]);
-        w.text_in(lx + 11.0, ly, plot_w / 4.0 - 14.0, 8.0, false, Align::Left, ty);
+        w.text_in(
+            lx + 11.0,
+            ly,
+            plot_w / 4.0 - 14.0,
+            8.0,
+            false,
+            Align::Left,
+            ty,
+        );
     }
     w.y = ly - 16.0;
 }
@@ -493,8 +520,24 @@ fn chart_failures(w: &mut Writer, f: &Value) {
     let x0 = MARGIN + left;
     w.line(x0, base, x0 + plot_w + 10.0, base, "#888888", 0.6);
     w.line(x0, base, x0, top, "#888888", 0.6);
-    w.text_in(MARGIN, top - 8.0, left - 4.0, 8.0, false, Align::Right, &max.to_string());
-    w.text_in(MARGIN, base - 3.0, left - 4.0, 8.0, false, Align::Right, "0");
+    w.text_in(
+        MARGIN,
+        top - 8.0,
+        left - 4.0,
+        8.0,
+        false,
+        Align::Right,
+        &max.to_string(),
+    );
+    w.text_in(
+        MARGIN,
+        base - 3.0,
+        left - 4.0,
+        8.0,
+        false,
+        Align::Right,
+        "0",
+    );
     let step = if days.len() > 1 {
         plot_w / (days.len() - 1) as f64
     } else {
@@ -571,7 +614,13 @@ fn cover(w: &mut Writer, doc: &Value) {
     let ok = ev["ok"].as_bool().unwrap_or(false);
     w.rect(0.0, PAGE_H - 120.0, PAGE_W, 120.0, "#1f3b5a");
     let _ = writeln!(w.cur(), "1 1 1 rg");
-    w.text(MARGIN, PAGE_H - 60.0, 11.0, false, "auditlog compliance report");
+    w.text(
+        MARGIN,
+        PAGE_H - 60.0,
+        11.0,
+        false,
+        "auditlog compliance report",
+    );
     let title = truncate(&scalar(&doc["title"]), CONTENT_W, 22.0, true);
     w.text(MARGIN, PAGE_H - 92.0, 22.0, true, &title);
     w.fill("#222222");
@@ -605,7 +654,15 @@ fn cover(w: &mut Writer, doc: &Value) {
     for (k, v) in rows {
         let y = w.y;
         w.text(MARGIN, y, 11.0, true, k);
-        w.text_in(MARGIN + 110.0, y, CONTENT_W - 110.0, 11.0, false, Align::Left, &v);
+        w.text_in(
+            MARGIN + 110.0,
+            y,
+            CONTENT_W - 110.0,
+            11.0,
+            false,
+            Align::Left,
+            &v,
+        );
         w.y -= 20.0;
     }
     w.y -= 14.0;
@@ -647,20 +704,19 @@ fn cover(w: &mut Writer, doc: &Value) {
         w.text(MARGIN + 80.0, y, 8.5, false, &v);
         w.y -= 16.0;
     }
-    if let Some(sig) = doc["integrity"]["ed25519"].as_object() {
-        for (k, v) in sig {
+    let sig = &doc["integrity"]["ed25519"];
+    if sig.is_object() {
+        for (k, v) in [
+            ("Ed25519 key", scalar(&sig["verifier_key"])),
+            ("Ed25519 sig", scalar(&sig["signature"])),
+        ] {
             let y = w.y;
-            w.text_in(MARGIN, y, 78.0, 9.0, true, Align::Left, &format!("Ed25519 {k}"));
-            for (i, l) in wrap(&scalar(v), CONTENT_W - 80.0, 8.5, false)
-                .iter()
-                .enumerate()
-            {
+            w.text(MARGIN, y, 9.0, true, k);
+            let lines = wrap(&v, CONTENT_W - 80.0, 8.5, false);
+            for (i, l) in lines.iter().enumerate() {
                 w.text(MARGIN + 80.0, y - 12.0 * i as f64, 8.5, false, l);
-                if i > 0 {
-                    w.y -= 12.0;
-                }
             }
-            w.y -= 16.0;
+            w.y -= 16.0 + 12.0 * (lines.len() as f64 - 1.0);
         }
     }
     w.y -= 10.0;
@@ -949,7 +1005,10 @@ mod tests {
     #[test]
     fn strings_are_escaped_and_encoded() {
         assert_eq!(pdf_string("a(b)c\\d"), "(a\\(b\\)c\\\\d)");
-        assert_eq!(pdf_string("caf\u{e9} \u{2014} \u{4e2d}"), "(caf\\351 \\227 ?)");
+        assert_eq!(
+            pdf_string("caf\u{e9} \u{2014} \u{4e2d}"),
+            "(caf\\351 \\227 ?)"
+        );
         assert_eq!(pdf_string("tab\there"), "(tab?here)");
     }
 
@@ -965,7 +1024,10 @@ mod tests {
     fn truncation_and_wrapping_fit_the_width() {
         let s = "a rather long resource identifier that cannot fit";
         let t = truncate(s, 60.0, 9.0, false);
-        assert!(t.ends_with("...") && text_width(&t, 9.0, false) <= 60.0, "{t}");
+        assert!(
+            t.ends_with("...") && text_width(&t, 9.0, false) <= 60.0,
+            "{t}"
+        );
         assert_eq!(truncate("short", 60.0, 9.0, false), "short");
         let lines = wrap(s, 80.0, 9.0, false);
         assert!(lines.len() > 1);
@@ -1006,7 +1068,10 @@ mod tests {
             .unwrap();
         assert!(count >= 2, "a cover and at least one page");
         for i in 1..=count {
-            assert!(text.contains(&format!("(Page {i} of {count})")), "footer {i}");
+            assert!(
+                text.contains(&format!("(Page {i} of {count})")),
+                "footer {i}"
+            );
         }
         assert!(!text.contains(&format!("(Page {} of", count + 1)));
     }
