@@ -82,9 +82,7 @@ fn tool(program: &str, skip_var: &str, package: &str) -> Option<PathBuf> {
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}",
@@ -187,7 +185,10 @@ fn pdf_text_shows_the_json_numbers() {
         assert!(has_row(&lines, &[k, &n.to_string()]), "summary {k} {n}");
     }
     for (k, n) in s["by_status"].as_object().unwrap() {
-        assert!(has_row(&lines, &[k, &n.to_string()]), "summary status {k} {n}");
+        assert!(
+            has_row(&lines, &[k, &n.to_string()]),
+            "summary status {k} {n}"
+        );
     }
     // Each section: its total, and its counts by action, status and severity in its block.
     let sections = doc["sections"].as_object().unwrap();
@@ -211,7 +212,9 @@ fn pdf_text_shows_the_json_numbers() {
         for t in sec["top_actors"]["top"].as_array().unwrap() {
             let (k, c) = (t["key"].as_str().unwrap(), t["count"].to_string());
             assert!(
-                block.iter().any(|l| l.windows(2).any(|w| w == [k, c.as_str()])),
+                block
+                    .iter()
+                    .any(|l| l.windows(2).any(|w| w == [k, c.as_str()])),
                 "{name}: top actor {k} {c}"
             );
         }
@@ -233,16 +236,25 @@ fn pdf_text_shows_the_json_numbers() {
         assert_eq!(hex.len(), 64);
         assert!(cover.contains(hex), "{k} {hex} on the cover:\n{cover}");
     }
-    assert!(cover.contains(doc["log_id"].as_str().unwrap()), "log id on the cover");
+    assert!(
+        cover.contains(doc["log_id"].as_str().unwrap()),
+        "log id on the cover"
+    );
     assert!(cover.contains("2024-01-01T00:00:00Z") && cover.contains("2024-01-14T23:59:59Z"));
-    assert!(cover.contains("2024-06-01T12:00:00Z"), "generated_at on the cover");
+    assert!(
+        cover.contains("2024-06-01T12:00:00Z"),
+        "generated_at on the cover"
+    );
     assert!(
         cover.to_ascii_uppercase().contains("VERIFIED")
             && !cover.to_ascii_uppercase().contains("NOT VERIFIED"),
         "the cover says verified:\n{cover}"
     );
     // Every page numbered "Page N of M".
-    let pages: Vec<&str> = text.split('\u{c}').filter(|p| !p.trim().is_empty()).collect();
+    let pages: Vec<&str> = text
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
     let m = pages.len();
     assert!(m >= 3, "cover and body pages, got {m}");
     for (i, p) in pages.iter().enumerate() {
@@ -278,7 +290,11 @@ fn pdftoppm_renders_one_png_per_page() {
     assert_eq!(pngs.len(), pages, "one PNG per page: {pngs:?}");
     for p in &pngs {
         let b = std::fs::read(p).unwrap();
-        assert!(b.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is a PNG", p.display());
+        assert!(
+            b.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is a PNG",
+            p.display()
+        );
         // The IHDR: A4 portrait at the resolution asked for.
         let (w, h) = (
             u32::from_be_bytes(b[16..20].try_into().unwrap()),
@@ -313,7 +329,10 @@ fn a_tampered_record_in_the_range_makes_the_cover_say_not_verified() {
         r.json()["summary"]["first_seq"].as_u64().unwrap(),
         r.json()["summary"]["last_seq"].as_u64().unwrap(),
     );
-    assert!((lo..=hi).contains(&frame.seq), "the tampered record is in the range");
+    assert!(
+        (lo..=hi).contains(&frame.seq),
+        "the tampered record is in the range"
+    );
     let pdf = dir.path().join("tampered.pdf");
     std::fs::write(&pdf, r.render().unwrap()).unwrap();
     let text = pdf_text(&pdftotext, &pdf);
@@ -462,7 +481,13 @@ fn html_in_headless_chromium_shows_the_json_numbers_and_charts() {
         .as_object()
         .unwrap()
         .values()
-        .map(|t| t.as_object().unwrap().values().filter(|n| n != &&json!(0)).count())
+        .map(|t| {
+            t.as_object()
+                .unwrap()
+                .values()
+                .filter(|n| n != &&json!(0))
+                .count()
+        })
         .sum();
     let types = s["by_event_type"].as_object().unwrap().len();
     assert_eq!(
@@ -471,7 +496,10 @@ fn html_in_headless_chromium_shows_the_json_numbers_and_charts() {
         "a bar per day and type, a legend swatch per type"
     );
     let fail_days = s["failures_per_day"].as_object().unwrap().len();
-    assert_eq!(svg("chart-failures").matches("<circle").count(), 2 * fail_days);
+    assert_eq!(
+        svg("chart-failures").matches("<circle").count(),
+        2 * fail_days
+    );
     assert_eq!(svg("chart-severity").matches("<rect").count(), 5);
     // A screenshot for docs/ when asked.
     if std::env::var_os("AUDITLOG_REPORT_PNG_DIR").is_some() {

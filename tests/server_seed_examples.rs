@@ -898,13 +898,15 @@ fn seed_generate_audit_report_answers_its_pdf() {
     };
     if cfg!(feature = "pdf") {
         assert_eq!(
-            a.status,
-            200,
+            a.status, 200,
             "status {} for the seed's pdf report request: {:.400}",
-            a.status,
+            a.status, a.body
+        );
+        assert!(
+            a.body.starts_with("%PDF-1.7\n"),
+            "a PDF file: {:.200}",
             a.body
         );
-        assert!(a.body.starts_with("%PDF-1.7\n"), "a PDF file: {:.200}", a.body);
         assert!(a.body.trim_end().ends_with("%%EOF"), "a complete PDF file");
         for part in ["/Type /Catalog", "/BaseFont /Helvetica", "Page 1 of "] {
             assert!(a.body.contains(part), "the PDF has {part:?}");
