@@ -209,7 +209,8 @@ impl Writer {
         let _ = writeln!(self.cur(), "BT /{f} {size} Tf {x:.2} {y:.2} Td {lit} Tj ET");
     }
 
-    fn text_in(&mut self, x: f64, y: f64, w: f64, size: f64, bold: bool, a: Align, s: &str) {
+    fn text_in(&mut self, x: f64, y: f64, w: f64, font: (f64, bool), a: Align, s: &str) {
+        let (size, bold) = font;
         let s = truncate(s, w, size, bold);
         let x = match a {
             Align::Left => x,
@@ -290,8 +291,7 @@ impl Writer {
                     xs[i] + 3.0,
                     top - ROW + 6.5,
                     widths[i] * CONTENT_W - 6.0,
-                    size,
-                    true,
+                    (size, true),
                     align[i],
                     h,
                 );
@@ -319,8 +319,7 @@ impl Writer {
                     xs[i] + 3.0,
                     top - ROW + 6.5,
                     widths[i] * CONTENT_W - 6.0,
-                    size,
-                    false,
+                    (size, false),
                     align[i],
                     cell,
                 );
@@ -444,8 +443,7 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
         MARGIN,
         top - 8.0,
         left - 4.0,
-        8.0,
-        false,
+        (8.0, false),
         Align::Right,
         &max.to_string(),
     );
@@ -453,8 +451,7 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
         MARGIN,
         base - 3.0,
         left - 4.0,
-        8.0,
-        false,
+        (8.0, false),
         Align::Right,
         "0",
     );
@@ -493,8 +490,7 @@ fn chart_per_day(w: &mut Writer, per_day: &Value) {
             lx + 11.0,
             ly,
             plot_w / 4.0 - 14.0,
-            8.0,
-            false,
+            (8.0, false),
             Align::Left,
             ty,
         );
@@ -524,8 +520,7 @@ fn chart_failures(w: &mut Writer, f: &Value) {
         MARGIN,
         top - 8.0,
         left - 4.0,
-        8.0,
-        false,
+        (8.0, false),
         Align::Right,
         &max.to_string(),
     );
@@ -533,8 +528,7 @@ fn chart_failures(w: &mut Writer, f: &Value) {
         MARGIN,
         base - 3.0,
         left - 4.0,
-        8.0,
-        false,
+        (8.0, false),
         Align::Right,
         "0",
     );
@@ -600,7 +594,7 @@ fn chart_severity(w: &mut Writer, m: &Value) {
         let n = m[*s].as_u64().unwrap_or(0);
         let y = w.y - 12.0;
         let bw = n as f64 / max as f64 * (CONTENT_W - 140.0);
-        w.text_in(MARGIN, y + 3.0, 60.0, 9.0, false, Align::Right, s);
+        w.text_in(MARGIN, y + 3.0, 60.0, (9.0, false), Align::Right, s);
         w.rect(MARGIN + 66.0, y, bw, 12.0, colors[i]);
         w.text(MARGIN + 70.0 + bw, y + 3.0, 9.0, false, &n.to_string());
         w.y -= 18.0;
@@ -658,8 +652,7 @@ fn cover(w: &mut Writer, doc: &Value) {
             MARGIN + 110.0,
             y,
             CONTENT_W - 110.0,
-            11.0,
-            false,
+            (11.0, false),
             Align::Left,
             &v,
         );
@@ -987,7 +980,7 @@ fn assemble(pages: &[String], title: &str) -> Vec<u8> {
     let xref = out.len();
     let mut x = format!("xref\n0 {}\n0000000000 65535 f \n", total + 1);
     for off in &offsets[1..] {
-        let _ = write!(x, "{off:010} 00000 n \n");
+        let _ = writeln!(x, "{off:010} 00000 n ");
     }
     let _ = write!(
         x,
