@@ -302,6 +302,7 @@ fn pdftoppm_renders_one_png_per_page() {
         );
         assert!(h > w && w > 300, "{}: {w}x{h}", p.display());
     }
+    keep(&pdf, "report-sample.pdf");
     keep(&pngs[0], "report-pdf-cover.png");
     keep(&pngs[1], "report-pdf-page2.png");
 }

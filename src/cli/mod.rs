@@ -163,7 +163,7 @@ enum Command {
         #[arg(long)]
         content_only: bool,
     },
-    /// Generate a compliance report over a date range (JSON, HTML or CSV), sealed with a
+    /// Generate a compliance report over a date range (JSON, HTML, CSV or PDF), sealed with a
     /// SHA-256 and an HMAC under the log's key; recorded as a `data_access` event.
     Report(report::ReportArgs),
     /// Check a JSON or HTML report's SHA-256 and HMAC. Exit 0 when both match.

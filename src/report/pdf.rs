@@ -392,7 +392,7 @@ impl Writer {
             &[
                 "seq", "time", "type", "action", "status", "severity", "actor", "ip", "resource",
             ],
-            &[0.06, 0.175, 0.165, 0.13, 0.08, 0.08, 0.10, 0.10, 0.11],
+            &[0.055, 0.175, 0.16, 0.14, 0.075, 0.07, 0.095, 0.125, 0.105],
             &[
                 Align::Right,
                 Align::Left,
