@@ -512,3 +512,68 @@ fn html_in_headless_chromium_shows_the_json_numbers_and_charts() {
         keep(&shot, "report-html.png");
     }
 }
+
+#[test]
+fn a_user_activity_pdf_shows_the_timeline_evidence_and_escaped_text() {
+    let Some(pdftotext) = tool("pdftotext", "AUDITLOG_SKIP_POPPLER", "poppler-utils") else {
+        return;
+    };
+    // One user whose name needs escaping (parentheses, backslash), WinAnsi (ë, —) and a
+    // character outside it (名, replaced by `?`).
+    let user = "Zoë (ops) \\ 名 — 7";
+    let mut evs = spread_events(9, 400);
+    for e in evs.iter_mut().step_by(25) {
+        e.actor.user_id = Some(user.to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    write(&data, &evs);
+    let log = Log::open_read_only(&data, key()).unwrap();
+    let req = request(json!({
+        "report_type": "user_activity", "user_id": user,
+        "date_range": {"start_date": "2024-01-01", "end_date": "2024-12-31"},
+        "format": "pdf", "include_evidence": true,
+    }));
+    let r = report::generate_at(&log, &req, fixed_time()).unwrap();
+    let doc = r.json();
+    let n = doc["user"]["events"].as_u64().unwrap();
+    assert_eq!(n, 16);
+    let pdf = dir.path().join("user.pdf");
+    std::fs::write(&pdf, r.render().unwrap()).unwrap();
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(
+        !bytes.windows(3).any(|w| w == "名".as_bytes()),
+        "no UTF-8 in the content streams: WinAnsi bytes or `?`"
+    );
+    let text = pdf_text(&pdftotext, &pdf);
+    let shown = "Zoë (ops) \\ ? — 7";
+    assert!(
+        text.contains(&format!("Timeline of {shown}")),
+        "the escaped, WinAnsi-mapped name in the timeline heading:\n{text}"
+    );
+    assert!(
+        text.split('\u{c}').next().unwrap().contains(shown),
+        "and on the cover"
+    );
+    // Every timeline and evidence event is listed by seq, with its record MAC result.
+    let lines = words(&text);
+    for t in doc["user"]["timeline"].as_array().unwrap() {
+        let seq = t["seq"].to_string();
+        let rows = lines
+            .iter()
+            .filter(|l| l.first() == Some(&seq.as_str()))
+            .count();
+        assert!(
+            rows >= 2,
+            "seq {seq} in the timeline and in the evidence events ({rows} rows)"
+        );
+    }
+    assert_eq!(
+        doc["evidence"]["events"].as_array().unwrap().len() as u64,
+        n
+    );
+    assert!(
+        has_row(&lines, &["events", &n.to_string()]),
+        "the total of {n} events"
+    );
+}

@@ -853,6 +853,17 @@ fn body(w: &mut Writer, doc: &Value) {
                 scalar(&ev["seq_range"]["last_seq"])
             ),
         ],
+        vec![
+            "unverified seqs".into(),
+            rr["unverified_seqs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(scalar)
+                .collect::<Vec<_>>()
+                .join(", ")
+                .if_empty_then("none"),
+        ],
         vec!["retention runs".into(), scalar(&ev["retention"]["runs"])],
         vec![
             "legal holds in force".into(),
@@ -877,6 +888,66 @@ fn body(w: &mut Writer, doc: &Value) {
         w.text(MARGIN, y, 9.0, true, k);
         w.text(MARGIN + 80.0, y, 8.5, false, &v);
         w.y -= 14.0;
+    }
+    // With include_evidence: the events themselves, each with its record's MAC result.
+    if let Some(events) = ev["events"].as_array() {
+        let omitted = ev["events_omitted"].as_u64().unwrap_or(0);
+        let more = if omitted > 0 {
+            format!(", {omitted} more not included")
+        } else {
+            String::new()
+        };
+        w.heading(
+            &format!("Events of the range ({}{more})", events.len()),
+            11.0,
+        );
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                vec![
+                    scalar(&e["seq"]),
+                    scalar(&e["timestamp"]),
+                    scalar(&e["event_type"]),
+                    scalar(&e["action"]),
+                    scalar(&e["status"]),
+                    scalar(&e["severity"]),
+                    scalar(&e["actor"]["user_id"]),
+                    scalar(&e["actor"]["ip_address"]),
+                    if e["verification"]["verified"] == true {
+                        "verified".into()
+                    } else {
+                        "NOT VERIFIED".into()
+                    },
+                ]
+            })
+            .collect();
+        w.table_sized(
+            &[
+                "seq",
+                "time",
+                "type",
+                "action",
+                "status",
+                "severity",
+                "actor",
+                "ip",
+                "record MAC",
+            ],
+            &[0.055, 0.175, 0.16, 0.14, 0.075, 0.07, 0.095, 0.125, 0.105],
+            &[
+                Align::Right,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+            ],
+            &rows,
+            7.5,
+        );
     }
 }
 
