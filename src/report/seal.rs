@@ -99,6 +99,13 @@ pub fn document_of(bytes: &[u8]) -> Result<Value> {
         param: "report".into(),
         message: m,
     };
+    if bytes.starts_with(b"%PDF-") {
+        return Err(bad(
+            "a PDF report shows its SHA-256 and HMAC but does not carry the document: check \
+             the JSON or HTML rendering of the same report"
+                .into(),
+        ));
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
     let t = text.trim_start();
     let json = if t.starts_with('{') {
