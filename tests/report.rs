@@ -403,13 +403,25 @@ fn bad_requests_name_their_field() {
         let r = log.report(&pdf).expect("a pdf report");
         let bytes = r.render().unwrap();
         assert!(bytes.starts_with(b"%PDF-1.7") && bytes.ends_with(b"%%EOF\n"));
-        // A PDF carries the digest but not the document: verify-report says to check the JSON.
-        match report::verify(&bytes, &key()) {
+        // A PDF embeds the document (auditlog-report.json): it verifies, until edited.
+        let check = report::verify(&bytes, &key()).expect("the PDF's embedded document");
+        assert!(check.ok, "{check:?}");
+        assert_eq!(check.sha256, r.sha256());
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let at = text.find("\"events\":10").expect("the embedded summary") + 10;
+        let mut edited = bytes.clone();
+        edited[at] = b'9';
+        let check = report::verify(&edited, &key()).unwrap();
+        assert!(
+            !check.sha256_ok && !check.ok,
+            "an edited embedded document fails"
+        );
+        match report::verify(b"%PDF-1.7\n%%EOF\n", &key()) {
             Err(Error::InvalidQuery { param, message }) => {
                 assert_eq!(param, "report");
-                assert!(message.contains("PDF"), "{message}");
+                assert!(message.contains("embedded"), "{message}");
             }
-            other => panic!("verify of a PDF: {other:?}"),
+            other => panic!("verify of a PDF without a document: {other:?}"),
         }
     }
 }

@@ -250,6 +250,19 @@ fn pdf_text_shows_the_json_numbers() {
             && !cover.to_ascii_uppercase().contains("NOT VERIFIED"),
         "the cover says verified:\n{cover}"
     );
+    // The attached document, as poppler extracts it, is the report's JSON document.
+    if let Some(pdfdetach) = tool("pdfdetach", "AUDITLOG_SKIP_POPPLER", "poppler-utils") {
+        let out = dir.path().join("attached.json");
+        run(Command::new(pdfdetach)
+            .args(["-save", "1", "-o"])
+            .arg(&out)
+            .arg(&pdf));
+        let attached: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(
+            attached, doc,
+            "the PDF's auditlog-report.json is the document"
+        );
+    }
     // Every page numbered "Page N of M".
     let pages: Vec<&str> = text
         .split('\u{c}')
@@ -541,10 +554,17 @@ fn a_user_activity_pdf_shows_the_timeline_evidence_and_escaped_text() {
     let pdf = dir.path().join("user.pdf");
     std::fs::write(&pdf, r.render().unwrap()).unwrap();
     let bytes = std::fs::read(&pdf).unwrap();
+    let embedded = bytes
+        .windows(19)
+        .position(|w| w == b"/Type /EmbeddedFile")
+        .expect("the embedded JSON document");
     assert!(
-        !bytes.windows(3).any(|w| w == "名".as_bytes()),
-        "no UTF-8 in the content streams: WinAnsi bytes or `?`"
+        !bytes[..embedded].windows(3).any(|w| w == "名".as_bytes()),
+        "no UTF-8 in the pages' content streams: WinAnsi bytes or `?`"
     );
+    // The embedded document keeps the name as it is, and the PDF verifies.
+    let check = report::verify(&bytes, &key()).unwrap();
+    assert!(check.ok && check.sha256 == r.sha256(), "{check:?}");
     let text = pdf_text(&pdftotext, &pdf);
     let shown = "Zoë (ops) \\ ? — 7";
     assert!(

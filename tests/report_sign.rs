@@ -59,7 +59,12 @@ fn a_signed_report_verifies_only_with_its_key_and_only_unedited() {
     assert_eq!(text, report::signed_text(&before));
     assert_eq!(sigs[0].base64, sig["signature"].as_str().unwrap());
 
-    for f in [ReportFormat::Json, ReportFormat::Html] {
+    let mut formats = vec![ReportFormat::Json, ReportFormat::Html];
+    if cfg!(feature = "pdf") {
+        // The PDF attaches the signed document (auditlog-report.json).
+        formats.push(ReportFormat::Pdf);
+    }
+    for f in formats {
         let bytes = r.render_as(f).unwrap();
         let c = report::verify_signature(&bytes, &sk.verifier()).unwrap();
         assert!(c.ok, "{f:?}: {c:?}");

@@ -166,7 +166,7 @@ enum Command {
     /// Generate a compliance report over a date range (JSON, HTML, CSV or PDF), sealed with a
     /// SHA-256 and an HMAC under the log's key; recorded as a `data_access` event.
     Report(report::ReportArgs),
-    /// Check a JSON or HTML report's SHA-256 and HMAC. Exit 0 when both match.
+    /// Check a JSON, HTML or PDF report's SHA-256 and HMAC. Exit 0 when both match.
     VerifyReport {
         file: PathBuf,
         /// Also check the report's Ed25519 signature with this verifier key (the key string,

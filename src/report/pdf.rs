@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::render::{failure_text, scalar, PALETTE};
+use super::seal::PDF_EMBED_DICT;
 
 /// A4 portrait, in points.
 const PAGE_W: f64 = 595.0;
@@ -715,8 +716,8 @@ fn cover(w: &mut Writer, doc: &Value) {
     w.y -= 10.0;
     w.para(
         "The digest is SHA-256 over the canonical JSON of the report document without its \
-         integrity member; the HMAC is keyed with the log's key. Check the JSON or HTML \
-         rendering of this report with `auditlog verify-report`.",
+         integrity member; the HMAC is keyed with the log's key. The document is attached to \
+         this PDF (auditlog-report.json): check it with `auditlog verify-report` on this file.",
         8.5,
         false,
     );
@@ -983,14 +984,20 @@ pub(crate) fn pdf(doc: &Value) -> Vec<u8> {
         let t = truncate(&scalar(&doc["title"]), 300.0, 8.0, false);
         let _ = writeln!(p, "BT /F1 8 Tf {MARGIN} 30 Td {} Tj ET", pdf_string(&t));
     }
-    assemble(&w.pages, &scalar(&doc["title"]))
+    let document = serde_json::to_vec(doc).expect("report serializes");
+    assemble(&w.pages, &scalar(&doc["title"]), &document)
 }
 
 /// Objects: 1 catalog, 2 page tree, 3 and 4 the fonts, 5 the info dictionary, then a page
 /// and its content stream for each page.
-fn assemble(pages: &[String], title: &str) -> Vec<u8> {
+/// File name of the JSON document embedded in a PDF report.
+const EMBED_NAME: &str = "auditlog-report.json";
+
+fn assemble(pages: &[String], title: &str, document: &[u8]) -> Vec<u8> {
     let mut out: Vec<u8> = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let total = 5 + 2 * pages.len();
+    // Pages and contents, then the embedded JSON document and its file specification.
+    let (file_id, spec_id) = (6 + 2 * pages.len(), 7 + 2 * pages.len());
+    let total = 7 + 2 * pages.len();
     let mut offsets = vec![0usize; total + 1];
     let mut obj = |out: &mut Vec<u8>, id: usize, body: &[u8]| {
         offsets[id] = out.len();
@@ -998,7 +1005,15 @@ fn assemble(pages: &[String], title: &str) -> Vec<u8> {
         out.extend_from_slice(body);
         out.extend_from_slice(b"\nendobj\n");
     };
-    obj(&mut out, 1, b"<< /Type /Catalog /Pages 2 0 R >>");
+    obj(
+        &mut out,
+        1,
+        format!(
+            "<< /Type /Catalog /Pages 2 0 R /Names << /EmbeddedFiles << /Names \
+             [({EMBED_NAME}) {spec_id} 0 R] >> >> /AF [{spec_id} 0 R] >>"
+        )
+        .as_bytes(),
+    );
     let kids: Vec<String> = (0..pages.len())
         .map(|i| format!("{} 0 R", 6 + 2 * i))
         .collect();
@@ -1048,6 +1063,19 @@ fn assemble(pages: &[String], title: &str) -> Vec<u8> {
         s.extend_from_slice(b"\nendstream");
         obj(&mut out, cid, &s);
     }
+    let mut f = format!("{PDF_EMBED_DICT}{} >>\nstream\n", document.len()).into_bytes();
+    f.extend_from_slice(document);
+    f.extend_from_slice(b"\nendstream");
+    obj(&mut out, file_id, &f);
+    obj(
+        &mut out,
+        spec_id,
+        format!(
+            "<< /Type /Filespec /F ({EMBED_NAME}) /UF ({EMBED_NAME}) /EF << /F {file_id} 0 R >> \
+             /AFRelationship /Source /Desc (The report document; auditlog verify-report checks it) >>"
+        )
+        .as_bytes(),
+    );
     let xref = out.len();
     let mut x = format!("xref\n0 {}\n0000000000 65535 f \n", total + 1);
     for off in &offsets[1..] {

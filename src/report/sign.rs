@@ -53,7 +53,7 @@ fn bad(param: &str, m: impl Into<String>) -> Error {
     }
 }
 
-/// Checks a JSON or HTML report's Ed25519 signature with the verifier key `key`.
+/// Checks a JSON, HTML or PDF report's Ed25519 signature with the verifier key `key`.
 pub fn verify_signature(bytes: &[u8], key: &VerifierKey) -> Result<SignatureCheck> {
     let doc = document_of(bytes)?;
     let sha256 = hex(&body_digest(&doc));
