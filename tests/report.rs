@@ -387,14 +387,42 @@ fn bad_requests_name_their_field() {
         Err(Error::InvalidQuery { param, .. }) => assert_eq!(param, "body"),
         other => panic!("{other:?}"),
     }
-    // pdf is part of the request's vocabulary, refused by this build when generating.
+    // pdf is part of the request's vocabulary: rendered with the `pdf` feature (the default),
+    // refused naming `format` without it.
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), &spread_events(1, 10));
     let log = Log::open_read_only(dir.path(), key()).unwrap();
     let pdf = request(with("format", json!("pdf")));
+    #[cfg(not(feature = "pdf"))]
     match log.report(&pdf) {
         Err(Error::InvalidQuery { param, .. }) => assert_eq!(param, "format"),
         other => panic!("pdf: {other:?}"),
+    }
+    #[cfg(feature = "pdf")]
+    {
+        let r = log.report(&pdf).expect("a pdf report");
+        let bytes = r.render().unwrap();
+        assert!(bytes.starts_with(b"%PDF-1.7") && bytes.ends_with(b"%%EOF\n"));
+        // A PDF embeds the document (auditlog-report.json): it verifies, until edited.
+        let check = report::verify(&bytes, &key()).expect("the PDF's embedded document");
+        assert!(check.ok, "{check:?}");
+        assert_eq!(check.sha256, r.sha256());
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let at = text.find("\"events\":10").expect("the embedded summary") + 10;
+        let mut edited = bytes.clone();
+        edited[at] = b'9';
+        let check = report::verify(&edited, &key()).unwrap();
+        assert!(
+            !check.sha256_ok && !check.ok,
+            "an edited embedded document fails"
+        );
+        match report::verify(b"%PDF-1.7\n%%EOF\n", &key()) {
+            Err(Error::InvalidQuery { param, message }) => {
+                assert_eq!(param, "report");
+                assert!(message.contains("embedded"), "{message}");
+            }
+            other => panic!("verify of a PDF without a document: {other:?}"),
+        }
     }
 }
 
@@ -758,6 +786,20 @@ fn http_reports_on_both_prefixes() {
     csv["format"] = json!("csv");
     let r = s.post_json("/api/audit-logs/reports", Some(READER), &csv);
     assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    #[cfg(feature = "pdf")]
+    {
+        let mut pdf = req.clone();
+        pdf["format"] = json!("pdf");
+        let r = s.post_json("/api/audit-logs/reports", Some(READER), &pdf);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/pdf"));
+        assert!(r.body.starts_with(b"%PDF-1.7"));
+        let sha = r.header("x-report-sha256").unwrap().to_string();
+        assert!(
+            r.text().contains(&sha),
+            "the PDF carries the digest it was sent with"
+        );
+    }
     // Roles and bad fields.
     assert_eq!(
         s.post_json("/api/audit-logs/reports", Some(INGESTER), &req)
@@ -770,7 +812,7 @@ fn http_reports_on_both_prefixes() {
     );
     for (field, v) in [
         ("report_type", json!("x")),
-        ("format", json!("pdf")),
+        ("format", json!("docx")),
         ("include_sections", json!(["x"])),
     ] {
         let mut b = req.clone();
@@ -785,7 +827,8 @@ fn http_reports_on_both_prefixes() {
         "/api/audit-logs?event_type=data_access&action=report_generated&limit=100",
         Some(READER),
     );
-    assert_eq!(q.json()["total_count"], 4, "{}", q.text());
+    let reports = 4 + cfg!(feature = "pdf") as u64;
+    assert_eq!(q.json()["total_count"], reports, "{}", q.text());
     assert!(q.json()["audit_logs"][0]["details"]["report_sha256"].is_string());
     // The report route is in the OpenAPI document.
     let spec = s.get("/api/openapi.json", Some(READER)).json();

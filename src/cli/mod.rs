@@ -163,11 +163,17 @@ enum Command {
         #[arg(long)]
         content_only: bool,
     },
-    /// Generate a compliance report over a date range (JSON, HTML or CSV), sealed with a
+    /// Generate a compliance report over a date range (JSON, HTML, CSV or PDF), sealed with a
     /// SHA-256 and an HMAC under the log's key; recorded as a `data_access` event.
     Report(report::ReportArgs),
-    /// Check a JSON or HTML report's SHA-256 and HMAC. Exit 0 when both match.
-    VerifyReport { file: PathBuf },
+    /// Check a JSON, HTML or PDF report's SHA-256 and HMAC. Exit 0 when both match.
+    VerifyReport {
+        file: PathBuf,
+        /// Also check the report's Ed25519 signature with this verifier key (the key string,
+        /// or a file holding it).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Serve the seed's REST API (`/api/audit-logs`, `/api/enterprise/audit-logs`) over the
     /// data directory, with the bearer tokens of the config's `server` section. Stops
     /// gracefully on SIGTERM or SIGINT.
@@ -628,7 +634,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Report(args) => report::run(&cli.data, &cfg, write_options(&cli, &cfg)?, args),
-        Command::VerifyReport { file } => report::verify_file(file, &cfg.audit_logs.key()?),
+        Command::VerifyReport { file, public_key } => {
+            report::verify_file(file, &cfg.audit_logs.key()?, public_key.as_deref())
+        }
         Command::Hold { action } => {
             match action {
                 HoldAction::List => {

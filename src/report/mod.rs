@@ -5,9 +5,13 @@
 
 mod build;
 mod controls;
+#[cfg(feature = "pdf")]
+mod pdf;
 mod render;
 mod request;
 mod seal;
+#[cfg(feature = "transparency")]
+mod sign;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -16,6 +20,8 @@ pub use build::{MAX_DISTINCT, MAX_EVIDENCE_EVENTS, MAX_LISTED, MAX_TIMELINE, OTH
 pub use controls::{controls, Control};
 pub use request::{Framework, ReportFormat, ReportRequest, ReportType, Section};
 pub use seal::{body_digest, canonical, document_of, verify, ReportCheck};
+#[cfg(feature = "transparency")]
+pub use sign::{signed_text, verify_signature, SignatureCheck};
 
 use crate::error::Result;
 use crate::Log;

@@ -7,15 +7,18 @@ use serde_json::Value;
 
 use super::request::ReportFormat;
 use super::seal::EMBED_ID;
-use crate::error::{Error, Result};
+#[cfg(not(feature = "pdf"))]
+use crate::error::Error;
+use crate::error::Result;
 
-/// Fails for a format this build cannot write.
+/// Fails for a format this build cannot write (pdf without the `pdf` feature).
 pub(crate) fn check_available(f: ReportFormat) -> Result<()> {
     match f {
+        #[cfg(not(feature = "pdf"))]
         ReportFormat::Pdf => Err(Error::InvalidQuery {
             param: "format".into(),
-            message: "pdf output is not available in this build; ask for json, html or csv \
-                      (the HTML report prints to PDF from a browser)"
+            message: "pdf output is not available in this build (built without the `pdf` \
+                      feature); ask for json, html or csv"
                 .into(),
         }),
         _ => Ok(()),
@@ -32,6 +35,9 @@ pub(crate) fn render(doc: &Value, f: ReportFormat) -> Result<Vec<u8>> {
         }
         ReportFormat::Csv => csv(doc).into_bytes(),
         ReportFormat::Html => html(doc).into_bytes(),
+        #[cfg(feature = "pdf")]
+        ReportFormat::Pdf => super::pdf::pdf(doc),
+        #[cfg(not(feature = "pdf"))]
         ReportFormat::Pdf => unreachable!("checked above"),
     })
 }
@@ -52,7 +58,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn scalar(v: &Value) -> String {
+pub(crate) fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -191,7 +197,7 @@ fn csv(doc: &Value) -> String {
     r.0
 }
 
-fn failure_text(ev: &Value) -> Value {
+pub(crate) fn failure_text(ev: &Value) -> Value {
     let f = &ev["chain_verification"]["failure"];
     if f.is_null() {
         return Value::Null;
@@ -222,7 +228,7 @@ fn esc(s: &str) -> String {
     o
 }
 
-const PALETTE: &[&str] = &[
+pub(crate) const PALETTE: &[&str] = &[
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
     "#9c755f", "#bab0ac",
 ];
@@ -357,7 +363,9 @@ fn chart_per_day(h: &mut String, per_day: &Value) {
                 esc(ty)
             );
         }
-        if days.len() <= 16 || i % days.len().div_ceil(8) == 0 {
+        // A label (about 55 px at 10 px) every few bars so that labels never overlap.
+        let every = (64.0 / bw).ceil().max(1.0) as usize;
+        if i % every == 0 {
             let _ = write!(
                 h,
                 "<text x=\"{x:.2}\" y=\"{}\" font-size=\"10\">{}</text>",
@@ -404,10 +412,27 @@ fn chart_failures(h: &mut String, f: &Value) {
          xmlns=\"http://www.w3.org/2000/svg\" role=\"img\"><title>Failed logins and denials per day</title>\
          <line x1=\"{left}\" y1=\"{ht}\" x2=\"{w}\" y2=\"{ht}\" stroke=\"#888\"/>\
          <text x=\"{}\" y=\"12\" font-size=\"11\" text-anchor=\"end\">{max}</text>",
-        ht + 40.0,
-        ht + 40.0,
+        ht + 50.0,
+        ht + 50.0,
         left - 4.0
     );
+    // Day labels, one every few points so that they never overlap (about 55 px each).
+    let every = if step > 0.0 {
+        (64.0 / step).ceil().max(1.0) as usize
+    } else {
+        1
+    };
+    for (i, (day, _)) in days.iter().enumerate() {
+        if i % every == 0 {
+            let _ = write!(
+                h,
+                "<text x=\"{:.2}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
+                left + i as f64 * step,
+                ht + 14.0,
+                esc(day)
+            );
+        }
+    }
     for (key, color, label, ly) in [
         ("failed_logins", "#e15759", "failed logins", 0.0),
         ("denials", "#4e79a7", "denials", 1.0),
@@ -443,9 +468,9 @@ fn chart_failures(h: &mut String, f: &Value) {
             "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
              <text x=\"{}\" y=\"{}\" font-size=\"11\">{label}</text>",
             left + ly * 160.0,
-            ht + 20.0,
+            ht + 30.0,
             left + ly * 160.0 + 14.0,
-            ht + 29.0
+            ht + 39.0
         );
     }
     h.push_str("</svg>");

@@ -12,6 +12,9 @@ use crate::HmacKey;
 const DOMAIN: &[u8] = b"auditlog/report/v1\0";
 /// Id of an HTML report's embedded JSON document.
 pub const EMBED_ID: &str = "auditlog-report";
+/// How the stream of the JSON document embedded in a PDF report starts, up to its length.
+pub(crate) const PDF_EMBED_DICT: &str =
+    "<< /Type /EmbeddedFile /Subtype /application#2Fjson /Length ";
 
 /// Canonical JSON: object keys sorted by their UTF-8 bytes, no insignificant whitespace,
 /// strings and numbers as serde_json writes them.
@@ -99,6 +102,13 @@ pub fn document_of(bytes: &[u8]) -> Result<Value> {
         param: "report".into(),
         message: m,
     };
+    if bytes.starts_with(b"%PDF-") {
+        let doc = pdf_document(bytes).ok_or_else(|| {
+            bad("a PDF without the embedded report document (auditlog-report.json)".into())
+        })?;
+        return serde_json::from_slice(doc)
+            .map_err(|e| bad(format!("the PDF's embedded report is not valid JSON: {e}")));
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
     let t = text.trim_start();
     let json = if t.starts_with('{') {
@@ -118,6 +128,20 @@ pub fn document_of(bytes: &[u8]) -> Result<Value> {
         &text[start..start + len]
     };
     serde_json::from_str(json).map_err(|e| bad(format!("the report is not valid JSON: {e}")))
+}
+
+/// The bytes of the JSON document embedded in a PDF report (its EmbeddedFile stream).
+fn pdf_document(bytes: &[u8]) -> Option<&[u8]> {
+    let key = PDF_EMBED_DICT.as_bytes();
+    let at = bytes.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &bytes[at..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let start = at + digits + b" >>\nstream\n".len();
+    if bytes.get(at + digits..start)? != b" >>\nstream\n" {
+        return None;
+    }
+    bytes.get(start..start.checked_add(len)?)
 }
 
 /// Checks a report file's digest and MAC with the key of the log it was made from.

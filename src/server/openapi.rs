@@ -115,7 +115,7 @@ fn report_request_schema() -> Value {
                     "end_date": {"type": "string", "description": "Inclusive: RFC 3339 or YYYY-MM-DD (a whole UTC day)."}}},
             "include_sections": {"type": "array", "minItems": 1, "items": {"type": "string",
                 "enum": ["authentication_events", "authorization_events", "configuration_changes", "security_incidents", "data_access"]}},
-            "format": {"type": "string", "enum": ["json", "html", "csv", "pdf"], "description": "Default json; pdf is refused (400) by this build."},
+            "format": {"type": "string", "enum": ["json", "html", "csv", "pdf"], "description": "Default json; pdf needs the `pdf` feature (a default), else 400."},
             "include_evidence": {"type": "boolean"},
             "user_id": {"type": "string", "description": "Required for user_activity, refused otherwise."}}})
 }
@@ -268,8 +268,9 @@ pub fn document() -> Value {
                     "application/json": {"schema": {"type": "object",
                         "required": ["report_version", "request", "summary", "sections", "evidence", "integrity"]}},
                     "text/html": {"schema": {"type": "string"}},
-                    "text/csv": {"schema": {"type": "string"}}}}}),
-                &[("400", "A bad field (named in `error.param`), or format pdf (not built).")]),
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}),
+                &[("400", "A bad field (named in `error.param`), or format pdf in a build without the `pdf` feature.")]),
         }}));
         paths.insert(format!("{p}/verify/run"), json!({"post": operation(&format!("{tag}verify_run"),
             "Verify the whole log now; the result becomes the server's last verification", "admin", vec![],
