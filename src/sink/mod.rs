@@ -16,9 +16,9 @@ mod cursor;
 mod datadog;
 #[cfg(feature = "sinks")]
 mod http;
+pub mod nats;
 mod run;
 pub mod seed;
-pub mod nats;
 pub mod syslog;
 
 use std::path::{Path, PathBuf};
@@ -39,10 +39,10 @@ pub use datadog::{DatadogOptions, DatadogTransport};
 pub use http::{
     transport_for, webhook_signature, ElasticTransport, HecTransport, WebhookTransport,
 };
-pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
 pub use nats::NatsDestination;
 #[cfg(feature = "sinks")]
 pub use nats::{NatsAuth, NatsClient, NatsMessage, NatsTransport};
+pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
 #[cfg(feature = "sinks")]
 pub use syslog::SyslogTransport;
 pub use syslog::{SyslogDestination, SyslogProtocol};
