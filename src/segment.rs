@@ -262,6 +262,25 @@ impl Segment {
         }
     }
 
+    /// Like [`with_index`](Self::with_index), for streaming scans (reports, exports): an
+    /// index already cached is used, but one loaded here is dropped afterwards instead of
+    /// being cached, so a scan over the whole log holds one segment's index at a time.
+    pub fn with_index_transient<R>(
+        &self,
+        auth: crate::index::IndexAuth<'_>,
+        f: impl FnOnce(&crate::index::SegIndex) -> R,
+    ) -> Result<R> {
+        use crate::index::Slot;
+        match &self.index {
+            Slot::Lazy(cell) if cell.get().is_none() => {
+                self.check_mapped()?;
+                let idx = self.load_or_build_index(auth)?;
+                Ok(f(&idx))
+            }
+            _ => self.with_index(auth, f),
+        }
+    }
+
     fn load_or_build_index(
         &self,
         auth: crate::index::IndexAuth<'_>,

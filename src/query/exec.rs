@@ -536,7 +536,7 @@ pub(crate) fn for_each_match(
     };
     for si in order {
         let seg = &segs[si];
-        let hits: Vec<Hit> = seg.with_index(inner.index_auth(), |idx| {
+        let hits: Vec<Hit> = seg.with_index_transient(inner.index_auth(), |idx| {
             let mut ords = segment_matches(idx, q, snapshot);
             if q.order == Order::Desc {
                 ords.reverse();
@@ -737,4 +737,59 @@ pub(crate) fn facets(inner: &Inner, q: &Query, dims: &[&str], limit: usize) -> R
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Slot;
+    use crate::{Durability, HmacKey, Log, Options};
+
+    fn cached_indexes(log: &Log) -> usize {
+        log.inner_segments()
+            .iter()
+            .filter(|s| matches!(&s.index, Slot::Lazy(c) if c.get().is_some()))
+            .count()
+    }
+
+    /// A streaming scan (reports, exports) holds one segment's index at a time: it leaves
+    /// no index cached behind it, while a query caches what it loads.
+    #[test]
+    fn streaming_scans_do_not_cache_segment_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HmacKey::from_bytes(&[7u8; 32]).unwrap();
+        {
+            let log = Log::open(
+                dir.path(),
+                Options::new(key.clone())
+                    .segment_bytes(65536)
+                    .durability(Durability::Buffered),
+            )
+            .unwrap();
+            let mut g = crate::sample::Generator::standard(3);
+            let evs: Vec<_> = (0..3000).map(|_| g.next_event()).collect();
+            for c in evs.chunks(100) {
+                log.append_batch(c).unwrap();
+            }
+            drop(log);
+        }
+        let log = Log::open_read_only(dir.path(), key).unwrap();
+        let segs = log.inner_segments().len();
+        assert!(segs > 5, "the test needs many segments, got {segs}");
+        let mut seen = 0u64;
+        for_each_match(log.inner_ref(), &Query::default(), |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 3000);
+        // `snapshot_of` caches the newest segment's index only.
+        assert!(cached_indexes(&log) <= 1, "{} cached", cached_indexes(&log));
+        let page = log.query(&Query::default()).unwrap();
+        assert_eq!(page.total_count, 3000);
+        assert!(
+            cached_indexes(&log) > 1,
+            "a query caches the indexes it loads"
+        );
+    }
 }
