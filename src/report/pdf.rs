@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::render::{failure_text, scalar, PALETTE};
+use super::render::{failure_text, per_day_series, scalar, PerDay, PALETTE};
 use super::seal::PDF_EMBED_DICT;
 
 /// A4 portrait, in points.
@@ -413,24 +413,7 @@ impl Writer {
 
 /// Stacked bars of events per day by event type.
 fn chart_per_day(w: &mut Writer, per_day: &Value) {
-    let days: Vec<(&String, &Value)> = per_day.as_object().into_iter().flatten().collect();
-    let mut types: Vec<&str> = Vec::new();
-    for (_, t) in &days {
-        for (k, _) in t.as_object().into_iter().flatten() {
-            if !types.contains(&k.as_str()) {
-                types.push(k);
-            }
-        }
-    }
-    types.sort_unstable();
-    let total = |t: &Value| -> u64 {
-        t.as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, n)| n.as_u64())
-            .sum()
-    };
-    let max = days.iter().map(|(_, t)| total(t)).max().unwrap_or(0).max(1);
+    let PerDay { days, types, max } = per_day_series(per_day);
     let legend_rows = types.len().div_ceil(4) as f64;
     let (plot_h, left) = (150.0, 40.0);
     w.need(plot_h + 30.0 + 14.0 * legend_rows);

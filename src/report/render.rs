@@ -306,8 +306,15 @@ fn table_events(h: &mut String, id: &str, list: &Value) {
     h.push_str("</table>");
 }
 
-/// Stacked bars of events per day by event type.
-fn chart_per_day(h: &mut String, per_day: &Value) {
+/// The `events_per_day` member as charted (HTML and PDF): the days in order, the event types
+/// seen on any day (sorted), and the largest day's total (at least 1).
+pub(crate) struct PerDay<'a> {
+    pub days: Vec<(&'a String, &'a Value)>,
+    pub types: Vec<&'a str>,
+    pub max: u64,
+}
+
+pub(crate) fn per_day_series(per_day: &Value) -> PerDay<'_> {
     let days: Vec<(&String, &Value)> = per_day.as_object().into_iter().flatten().collect();
     let mut types: Vec<&str> = Vec::new();
     for (_, t) in &days {
@@ -318,14 +325,27 @@ fn chart_per_day(h: &mut String, per_day: &Value) {
         }
     }
     types.sort_unstable();
-    let total = |t: &Value| -> u64 {
-        t.as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, n)| n.as_u64())
-            .sum()
-    };
-    let max = days.iter().map(|(_, t)| total(t)).max().unwrap_or(0).max(1);
+    let max = days
+        .iter()
+        .map(|(_, t)| day_total(t))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    PerDay { days, types, max }
+}
+
+/// One day's events, all types together.
+pub(crate) fn day_total(t: &Value) -> u64 {
+    t.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, n)| n.as_u64())
+        .sum()
+}
+
+/// Stacked bars of events per day by event type.
+fn chart_per_day(h: &mut String, per_day: &Value) {
+    let PerDay { days, types, max } = per_day_series(per_day);
     let (w, ht, left, bottom) = (760.0, 220.0, 50.0, 30.0);
     let bw = (w - left) / days.len().max(1) as f64;
     let _ = write!(
