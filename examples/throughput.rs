@@ -1,8 +1,10 @@
 //! Quick throughput probe (not a benchmark of record; see benches/versus_sqlite.rs):
 //! `cargo run --release --example throughput -- [events] [buffered|sync|json|json-sync] [threads] [auto|zero|fallocate]`
 //! (`json`, `json-buffered`, `json-sync`: each thread's events as JSON lines through
-//! `append_json_batch` of 1,000, under Buffered or Sync).
-use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation};
+//! `append_json_batch` of 1,000, under Buffered or Sync). `WRITE_PATH=staged|mmap|pwrite`
+//! picks `Options::write_path` (default: the engine's choice); `CACHED_WRITE_MB=N|none`
+//! `Options::cached_write_bytes`.
+use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation, WritePath};
 use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -19,6 +21,12 @@ fn main() {
         Some("fallocate") => Preallocation::Fallocate,
         _ => Preallocation::Auto,
     };
+    let write_path = match std::env::var("WRITE_PATH").as_deref() {
+        Ok("staged") => WritePath::Staged,
+        Ok("mmap") => WritePath::Mmap,
+        Ok("pwrite") => WritePath::Pwrite,
+        _ => WritePath::Auto,
+    };
     let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
     let dir = tempfile::tempdir_in(base).unwrap();
     let evs: Vec<_> = Generator::standard(1).take(n).collect();
@@ -33,7 +41,13 @@ fn main() {
         dir.path(),
         Options::new(HmacKey::from_bytes(&[7; 32]).unwrap())
             .durability(dur)
-            .preallocation(pre),
+            .preallocation(pre)
+            .write_path(write_path)
+            .cached_write_bytes(match std::env::var("CACHED_WRITE_MB") {
+                Ok(v) if v == "none" => None,
+                Ok(v) => Some(v.parse::<u64>().unwrap() << 20),
+                Err(_) => Some(auditlog::DEFAULT_CACHED_WRITE_BYTES),
+            }),
     )
     .unwrap();
     let t1 = Instant::now();
@@ -66,7 +80,7 @@ fn main() {
     drop(log);
     let t3 = Instant::now();
     println!(
-        "{n} events, {threads} threads, {dur:?}, {pre:?}: while appending {:.0}/s, incl open+close {:.0}/s (open {:?}, close {:?})",
+        "{n} events, {threads} threads, {dur:?}, {pre:?}, {write_path:?}: while appending {:.0}/s, incl open+close {:.0}/s (open {:?}, close {:?})",
         n as f64 / (t2 - t1).as_secs_f64(),
         n as f64 / (t3 - t0).as_secs_f64(),
         t1 - t0,

@@ -72,6 +72,26 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// Drops the cached pages of `[off, off + len)` of `file` that are clean (written back):
+/// `posix_fadvise(POSIX_FADV_DONTNEED)`. Advisory; pages still mapped or dirty stay.
+pub(crate) fn drop_cached(file: &File, off: u64, len: u64) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range too large",
+        ));
+    };
+    // SAFETY: `posix_fadvise` reads no memory of ours; it takes a descriptor that `file` keeps
+    // open for the duration of the call, and three integers. It returns an error number
+    // instead of setting `errno`.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_DONTNEED) };
+    match r {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
 /// Caps glibc's malloc at `n` arenas (`mallopt(M_ARENA_MAX)`). glibc gives each thread
 /// that meets contention its own arena, up to eight per core, and an arena keeps what it
 /// freed: a server whose blocking pool runs dozens of short queries and ingests, each
@@ -274,6 +294,58 @@ impl SharedMap {
         // duration of `fill`.
         let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), len) };
         fill(dst);
+    }
+}
+
+/// The writer's staging area: a small file mapped shared and writable, whose pages stay
+/// resident and mapped for the life of the log, so copying a frame into it never takes a page
+/// fault (on this project's machines a fault on a fresh page of a segment's map cost more than
+/// encoding and hashing the record). Only the writer (under the writer lock) touches it.
+pub struct StagingMap {
+    /// Declared before `map` (see [`ReadMap`]).
+    guard: guard::Guard,
+    map: memmap2::MmapMut,
+}
+
+impl StagingMap {
+    /// Maps the first `len` bytes of `file` (at least `len` bytes long) and populates its page
+    /// tables at once.
+    pub fn new(file: &File, len: usize) -> io::Result<StagingMap> {
+        let file_len = file.metadata()?.len();
+        if (file_len as usize) < len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot map {len} bytes of a {file_len}-byte staging file"),
+            ));
+        }
+        // SAFETY: the file is the staging file of a data directory whose lock this process
+        // holds; only this map writes it (through `&mut self`, so never while a slice of it is
+        // borrowed elsewhere), and auditlog never truncates it while mapped. Another program
+        // truncating it makes accesses past its new end fault: the range is registered with the
+        // SIGBUS guard right below, before any byte is touched, so a store lands in anonymous
+        // memory (the frames are still copied from it into the segment file) and the map
+        // reports `faulted`.
+        let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file)? };
+        let guard = guard::Guard::register(map.as_mut_ptr(), len, true);
+        // Best effort: without it the first store to each page faults once.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::PopulateWrite);
+        Ok(StagingMap { guard, map })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The mapped bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    /// True once an access through this map faulted.
+    pub fn faulted(&self) -> bool {
+        self.guard.fault_offset().is_some()
     }
 }
 

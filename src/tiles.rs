@@ -384,7 +384,7 @@ pub(crate) fn leaf_fields(
     to: u64,
     mut sink: impl FnMut(u64, i64, Hash) -> Result<()>,
 ) -> Result<()> {
-    let segs = inner.segments.read().clone();
+    let segs = inner.segments_snapshot();
     let mut expected = from;
     for seg in &segs {
         if expected >= to {

@@ -418,7 +418,7 @@ pub(crate) fn verify_log(
     let mut checkpoints: Vec<(Checkpoint, bool)> =
         cp_log.checkpoints.into_iter().map(|c| (c, false)).collect();
     checkpoints.extend(external.iter().cloned().map(|c| (c, true)));
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let mut first_failure: Option<Failure> = None;
 
     // Check checkpoint signatures up front and collect the seqs they name.

@@ -8,7 +8,13 @@
 //! A SIGKILL leaves the page cache intact, so every byte the child stored is still there: the
 //! only thing recovery may cut is the one frame that was being copied when the process died.
 //!
-//! Knobs: `AUDITLOG_CRASH_ROUNDS` (default 50), `AUDITLOG_CRASH_SEED` (default fixed).
+//! The same rounds run with `Durability::Buffered` (`AUDITLOG_CRASH_CHILD_DURABILITY`): there
+//! `append` returns once the record is in the writer's staging file, which is in the page
+//! cache too, so a SIGKILL loses nothing either: a read-only reader beside the dead writer
+//! reads the records that were only staged from it, and the writer's next open copies them in.
+//!
+//! Knobs: `AUDITLOG_CRASH_ROUNDS` (default 50, Buffered half of it), `AUDITLOG_CRASH_SEED`
+//! (default fixed).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -23,6 +29,7 @@ use auditlog::{Actor, Durability, Event, HmacKey, Log, Options, Resource, Severi
 
 const CHILD_DIR_ENV: &str = "AUDITLOG_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "AUDITLOG_CRASH_CHILD_ROUND";
+const CHILD_DURABILITY_ENV: &str = "AUDITLOG_CRASH_CHILD_DURABILITY";
 const ROUNDS_ENV: &str = "AUDITLOG_CRASH_ROUNDS";
 const SEED_ENV: &str = "AUDITLOG_CRASH_SEED";
 const KEY: &[u8] = b"crash-test key: thirty-two bytes or more, fixed";
@@ -30,9 +37,9 @@ const THREADS: usize = 6;
 /// The child gives up on its own after this long, so a parent that dies never leaves it running.
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
 
-fn options() -> Options {
+fn options(durability: Durability) -> Options {
     Options::new(HmacKey::from_bytes(KEY).unwrap())
-        .durability(Durability::Sync)
+        .durability(durability)
         .segment_bytes(64 * 1024)
         // Periodic checkpoints from the worker, so kills also land while one is written.
         .checkpoint_every(300)
@@ -70,13 +77,17 @@ fn child_writer() {
         return;
     };
     let round: u32 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
+    let durability = match std::env::var(CHILD_DURABILITY_ENV).as_deref() {
+        Ok("buffered") => Durability::Buffered,
+        _ => Durability::Sync,
+    };
     let out = Mutex::new(std::io::stdout());
     let say = |line: String| {
         let mut o = out.lock().unwrap();
         writeln!(o, "{line}").unwrap();
         o.flush().unwrap();
     };
-    let log = match Log::open(&dir, options()) {
+    let log = match Log::open(&dir, options(durability)) {
         Ok(l) => l,
         Err(e) => {
             say(format!("ERR open: {e}"));
@@ -126,11 +137,16 @@ struct ChildOutput {
     errors: Vec<String>,
 }
 
-fn run_child(dir: &Path, round: u32, kill_after: Duration) -> ChildOutput {
+fn run_child(dir: &Path, round: u32, kill_after: Duration, durability: Durability) -> ChildOutput {
+    let buffered = durability == Durability::Buffered;
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_writer", "--nocapture", "--ignored"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_ROUND_ENV, round.to_string())
+        .env(
+            CHILD_DURABILITY_ENV,
+            if buffered { "buffered" } else { "sync" },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -176,7 +192,7 @@ fn run_child(dir: &Path, round: u32, kill_after: Duration) -> ChildOutput {
 fn template_frame_len() -> usize {
     let dir = tempfile::tempdir().unwrap();
     {
-        let log = Log::open(dir.path(), options()).unwrap();
+        let log = Log::open(dir.path(), options(Durability::Sync)).unwrap();
         log.append(&event(9999, 99, 9_999_999_999)).unwrap();
     }
     let seg = std::fs::read(dir.path().join(format!("{:020}.seg", 0))).unwrap();
@@ -215,7 +231,15 @@ fn segment_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sigkill_rounds_lose_no_acknowledged_event() {
-    let rounds: u32 = env_or(ROUNDS_ENV, 50);
+    sigkill_rounds(Durability::Sync, env_or(ROUNDS_ENV, 50));
+}
+
+#[test]
+fn sigkill_rounds_lose_no_buffered_append() {
+    sigkill_rounds(Durability::Buffered, env_or(ROUNDS_ENV, 50u32).div_ceil(2));
+}
+
+fn sigkill_rounds(durability: Durability, rounds: u32) {
     let seed: u64 = env_or(SEED_ENV, 0x5EED_C0DE);
     eprintln!("crash_sigkill: {rounds} rounds, {SEED_ENV}={seed}");
     let frame = template_frame_len();
@@ -224,12 +248,12 @@ fn sigkill_rounds_lose_no_acknowledged_event() {
     let mut rng = Rng::new(seed);
     let mut all_acks: HashMap<u64, String> = HashMap::new();
     let mut next_seq_before = 0u64;
-    let (mut torn_rounds, mut acked_rounds) = (0u32, 0u32);
+    let (mut torn_rounds, mut acked_rounds, mut staged_rounds) = (0u32, 0u32, 0u32);
     let started = Instant::now();
 
     for round in 0..rounds {
         let kill_after = Duration::from_millis(5 + rng.below(196));
-        let out = run_child(&dir, round, kill_after);
+        let out = run_child(&dir, round, kill_after, durability);
         assert!(
             out.errors.is_empty(),
             "round {round}: the child failed: {:?}",
@@ -237,7 +261,8 @@ fn sigkill_rounds_lose_no_acknowledged_event() {
         );
         let ctx = format!("round {round} (killed after {kill_after:?}, seed {seed})");
 
-        // A reader beside the crashed writer: the torn tail, if any, is only a warning.
+        // A reader beside the crashed writer: the torn tail, if any, is only a warning. It
+        // sees what the writer had only staged, too.
         if dir.join(auditlog::META_FILE).exists() {
             let ro = Log::open_read_only(&dir, HmacKey::from_bytes(KEY).unwrap())
                 .unwrap_or_else(|e| panic!("{ctx}: read-only open failed: {e}"));
@@ -258,8 +283,9 @@ fn sigkill_rounds_lose_no_acknowledged_event() {
         }
 
         let segs_before = segment_files(&dir);
-        let log = Log::open(&dir, options())
+        let log = Log::open(&dir, options(durability))
             .unwrap_or_else(|e| panic!("{ctx}: open after SIGKILL failed: {e}"));
+        staged_rounds += u32::from(log.recovery().staged_records > 0);
         if let Some(t) = &log.recovery().torn_tail {
             torn_rounds += 1;
             assert!(
@@ -325,8 +351,9 @@ fn sigkill_rounds_lose_no_acknowledged_event() {
     assert!(log.verify().unwrap().ok);
     let segments = log.stats().unwrap().segments;
     eprintln!(
-        "crash_sigkill: {rounds} rounds in {:?}; {} events acknowledged in {acked_rounds} rounds, \
-         {} stored, {segments} segments, torn tails cut in {torn_rounds} rounds",
+        "crash_sigkill ({durability:?}): {rounds} rounds in {:?}; {} events acknowledged in \
+         {acked_rounds} rounds, {} stored, {segments} segments, torn tails cut in {torn_rounds} \
+         rounds, staged records copied in at {staged_rounds} opens",
         started.elapsed(),
         all_acks.len(),
         log.next_seq()

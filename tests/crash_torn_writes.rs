@@ -7,15 +7,16 @@
 //! every `X` in the last two frames (the file is preallocated with zeros, so this is exactly
 //! what a crash leaves when it stops the writer at `X`). `checkpoints.jsonl` is removed from
 //! each copy, because the checkpoint written on close would rightly report the cut records as
-//! truncated.
+//! truncated, and so is the writer's `staging` file, which a power loss may take with it (with
+//! it intact, recovery copies the cut records back from it: the last test).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use auditlog::format::{decode_frame, HEADER_LEN};
+use auditlog::format::{decode_frame, encode_frame_into, HEADER_LEN};
 use auditlog::sample::Generator;
-use auditlog::{Durability, HmacKey, Log, Options, Receipt, CHECKPOINT_FILE};
+use auditlog::{Durability, HmacKey, Log, Options, Receipt, CHECKPOINT_FILE, STAGING_FILE};
 
 const KEY: &[u8] = b"torn-writes test key, at least thirty-two bytes";
 
@@ -126,6 +127,7 @@ fn crash_at(fx: &Fixture, cut: usize, case_dir: &Path) {
     let ctx = format!("cut at byte {cut}");
     copy_dir(&fx.dir, case_dir);
     fs::remove_file(case_dir.join(CHECKPOINT_FILE)).unwrap();
+    fs::remove_file(case_dir.join(STAGING_FILE)).unwrap();
     let seg = case_dir.join(fx.active.file_name().unwrap());
     let mut bytes = fs::read(&seg).unwrap();
     let original = bytes.clone();
@@ -227,4 +229,61 @@ fn cut_inside_the_only_two_frames_of_a_fresh_segment() {
     // empties it and recovery must continue the chain from the last sealed segment's footer.
     let fx = fixture(2, 2, 2);
     crash_at_every_byte_of_the_last_two_frames(&fx);
+}
+
+/// A process crash leaves the staging file in the page cache: records whose frames had only
+/// been staged (here: the segment's last two frames zeroed, the staging file kept) are copied
+/// back at open, reported, and verify; a staged frame that was edited is not copied in.
+#[test]
+fn staged_records_survive_a_cut_segment() {
+    let fx = fixture(3, 1, 6);
+    let n = fx.bounds.len();
+    let cut = fx.bounds[n - 3];
+    for edit_staged in [false, true] {
+        let scratch = scratch_dir();
+        let case_dir = scratch.path().join("case");
+        copy_dir(&fx.dir, &case_dir);
+        fs::remove_file(case_dir.join(CHECKPOINT_FILE)).unwrap();
+        let seg = case_dir.join(fx.active.file_name().unwrap());
+        let mut bytes = fs::read(&seg).unwrap();
+        let last_two = bytes[cut..fx.bounds[n - 1]].to_vec();
+        bytes[cut..].iter_mut().for_each(|b| *b = 0);
+        fs::write(&seg, &bytes).unwrap();
+        let staging = case_dir.join(STAGING_FILE);
+        let mut st = fs::read(&staging).unwrap();
+        let at = st
+            .windows(last_two.len())
+            .position(|w| w == last_two.as_slice())
+            .expect("the last frames are in the staging file");
+        if edit_staged {
+            // The last staged frame with one payload byte changed and its CRC recomputed (the
+            // MAC kept): the chain check refuses it.
+            let second = at + (fx.bounds[n - 2] - cut);
+            let f = decode_frame(&st[second..]).unwrap();
+            let mut payload = f.payload.to_vec();
+            payload[0] ^= 1;
+            let (seq, ts, flags, mac, len) = (f.seq, f.ts, f.flags, f.mac, f.len);
+            encode_frame_into(
+                &mut st[second..second + len],
+                flags,
+                seq,
+                ts,
+                &payload,
+                &mac,
+            );
+            assert!(
+                decode_frame(&st[second..]).is_ok(),
+                "the forged frame decodes"
+            );
+        }
+        fs::write(&staging, &st).unwrap();
+        let log = Log::open(&case_dir, options()).unwrap();
+        let want = if edit_staged { 1 } else { 2 };
+        assert_eq!(log.recovery().staged_records, want, "edited: {edit_staged}");
+        let kept = fx.receipts.len() - 2 + want as usize;
+        assert_eq!(log.next_seq(), kept as u64);
+        let active_first = fx.receipts.len() as u64 - (n as u64 - 1);
+        assert_records(&log, &fx.receipts[..kept], active_first, "staged");
+        assert!(log.verify().unwrap().ok);
+    }
 }

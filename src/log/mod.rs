@@ -5,6 +5,7 @@ mod follow;
 mod open;
 mod options;
 mod reader;
+mod staging;
 mod worker;
 mod writer;
 
@@ -18,8 +19,11 @@ use parking_lot::{Mutex, RwLock};
 pub use follow::{Follow, Subscription};
 pub(crate) use open::set_aside_removed;
 pub use open::{RecoveryReport, TornTail};
-pub use options::{Durability, Options, Preallocation, WritePath, MIN_SEGMENT_BYTES};
+pub use options::{
+    Durability, Options, Preallocation, WritePath, DEFAULT_CACHED_WRITE_BYTES, MIN_SEGMENT_BYTES,
+};
 pub use reader::{Record, RecordIter};
+pub use staging::STAGING_FILE;
 
 use crate::chain::{Chain, Hash};
 use crate::checkpoint::Checkpoint;
@@ -133,9 +137,32 @@ pub(crate) struct Inner {
     pub(crate) policy: Mutex<crate::retention::policy::PolicyLog>,
     /// Wakes [`Subscription`]s when records are appended or synced.
     pub(crate) follow: follow::Notify,
+    /// Records are staged that readers cannot see yet (`WritePath::Staged`).
+    pub(crate) unpublished: AtomicBool,
+    /// The worker was asked to publish staged records within a millisecond.
+    pub(crate) publish_armed: AtomicBool,
+    /// Counts the writer's publications of staged records.
+    pub(crate) publish_gen: AtomicU64,
 }
 
 impl Inner {
+    /// Makes records the writer has staged visible to readers (they see every append that
+    /// returned before they asked). Never call it while holding the writer lock.
+    pub(crate) fn publish_pending(&self) {
+        if self.unpublished.load(Ordering::Acquire) {
+            if let Some(w) = self.writer.lock().as_mut() {
+                // A failure poisons the log; readers still see what was published before.
+                let _ = writer::publish(self, w);
+            }
+        }
+    }
+
+    /// The segments as readers see them, after [`publish_pending`](Self::publish_pending).
+    pub(crate) fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
+        self.publish_pending();
+        self.segments.read().clone()
+    }
+
     /// What index side files are authenticated with: this log's key and id.
     pub(crate) fn index_auth(&self) -> crate::index::IndexAuth<'_> {
         crate::index::IndexAuth {
@@ -492,7 +519,7 @@ impl Log {
 
     #[cfg(test)]
     pub(crate) fn inner_segments(&self) -> Vec<Arc<Segment>> {
-        self.inner.segments.read().clone()
+        self.inner.segments_snapshot()
     }
 
     /// A compliance report over the request's date range (see [`crate::report`]).

@@ -6,12 +6,12 @@
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::options::Options;
+use super::options::{Options, WritePath};
 use super::writer::{self, SyncState, WriterState};
 use super::{worker, Inner, Log, Poison, LOCK_FILE, META_FILE};
 use crate::chain::{ct_eq, hex, Chain};
@@ -34,6 +34,9 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Records found in the active segment.
     pub active_records: u64,
+    /// Records a crashed writer had staged (`WritePath::Staged`) and that were copied into the
+    /// active segment before it was scanned (included in `active_records`).
+    pub staged_records: u64,
 }
 
 /// A torn tail cut by recovery.
@@ -273,7 +276,8 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             segments.push(Segment::sealed(path, &file, header, footer)?);
             continue;
         }
-        // Unsealed: scan it.
+        // Unsealed: first copy in the records a crashed writer had only staged, then scan it.
+        report.staged_records += super::staging::replay(dir, &file, &path, &header, &chain)?;
         let len = file
             .metadata()
             .map_err(|e| Error::io("reading size of", &path, e))?
@@ -432,6 +436,18 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             writer::create_segment(&dummy, &header, size, None)?
         }
     };
+    // Created after the replay above, which read what a crashed writer left in it.
+    let staging = match opts.effective_write_path() {
+        WritePath::Staged => Some(super::staging::Staging::create(
+            dir,
+            super::staging::capacity_for(opts.segment_bytes),
+        )?),
+        _ => {
+            let _ =
+                fsio::remove_if_exists("leftover.remove", &dir.join(super::staging::STAGING_FILE));
+            None
+        }
+    };
     segment::sync_dir(dir)?;
     segments.push(active.seg.clone());
     let synced = active.offset;
@@ -453,6 +469,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             spare_asked: false,
             unsynced: Vec::new(),
             staged: Vec::new(),
+            staging,
         })),
         sync: SyncState::new(next_seq, seg_first, synced),
         poison: Poison::default(),
@@ -464,6 +481,9 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         maintenance: Mutex::new(()),
         policy: Mutex::new(policy),
         follow: Default::default(),
+        unpublished: AtomicBool::new(false),
+        publish_armed: AtomicBool::new(false),
+        publish_gen: AtomicU64::new(0),
     });
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
@@ -584,7 +604,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     })?;
     // Checkpoints first: every checkpoint read now covers records already in the files.
     let cps = checkpoint::read_log(dir)?;
-    let segments = load_segments_read_only(dir, writer_holds_lock(dir))?;
+    let segments = load_segments_read_only(dir, writer_holds_lock(dir), &chain)?;
     // The policy log after the segments: a removal is recorded before its files go, so
     // every segment missing from the listing is covered by a record read now.
     let policy = crate::retention::policy::read(dir, &chain, &meta.log_id)?;
@@ -660,6 +680,7 @@ fn load_read_only(
     path: &Path,
     file: &File,
     writer: bool,
+    chain: &Chain,
 ) -> Result<(Option<Footer>, SegmentData, usize)> {
     let mut waits = SETTLE_WAITS_MS[..if writer { SETTLE_WAITS_MS.len() } else { 0 }].iter();
     loop {
@@ -668,6 +689,12 @@ fn load_read_only(
             let end = footer.records_end as usize;
             return Ok((Some(footer), SegmentData::Sealed(map), end));
         }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let staging = super::staging::read_staging(dir)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("reading size of", path, e))?
+            .len() as usize;
         let mut bytes = segment::read_file(path)?;
         // A frame or footer can end in zero bytes (a CRC, reserved fields), never in more
         // than a few dozen: keep a margin past the last non-zero byte.
@@ -680,7 +707,14 @@ fn load_read_only(
             Ok(h) => {
                 let scan = segment::scan(&bytes, h.first_seq);
                 let settled = matches!(scan.stop, ScanStop::Clean | ScanStop::Footer(_));
-                (scan.end, settled)
+                match &staging {
+                    // Records a writer staged but has not written to the segment (yet).
+                    Some(st) if matches!(scan.stop, ScanStop::Clean) => (
+                        super::staging::overlay(st, &h, &mut bytes, &scan, file_len, chain),
+                        true,
+                    ),
+                    _ => (scan.end, settled),
+                }
             }
             Err(_) => (0, true),
         };
@@ -694,21 +728,25 @@ fn load_read_only(
 /// Loads every segment without writing: sealed ones mapped, unsealed ones copied.
 ///
 /// `writer`: a writer may be changing the files meanwhile (see [`load_read_only`]).
-pub(crate) fn load_segments_read_only(dir: &Path, writer: bool) -> Result<Vec<Arc<Segment>>> {
+pub(crate) fn load_segments_read_only(
+    dir: &Path,
+    writer: bool,
+    chain: &Chain,
+) -> Result<Vec<Arc<Segment>>> {
     let mut out = Vec::new();
     for (_, path) in segment::list_segments(dir)? {
-        out.push(load_one_read_only(path, writer)?);
+        out.push(load_one_read_only(path, writer, chain)?);
     }
     Ok(out)
 }
 
 /// One segment file for a read-only log (see [`load_read_only`]).
-fn load_one_read_only(path: PathBuf, writer: bool) -> Result<Arc<Segment>> {
+fn load_one_read_only(path: PathBuf, writer: bool, chain: &Chain) -> Result<Arc<Segment>> {
     if crate::archive::is_archived(&path) {
         return archived_segment(path);
     }
     let file = crate::nofollow::open(&path).map_err(|e| Error::io("opening segment", &path, e))?;
-    let (footer, data, records_end) = load_read_only(&path, &file, writer)?;
+    let (footer, data, records_end) = load_read_only(&path, &file, writer, chain)?;
     let all: &[u8] = match &data {
         SegmentData::Sealed(m) => m.bytes(),
         SegmentData::Loaded(v) => v,
@@ -763,7 +801,7 @@ pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
         });
         match kept {
             Some(s) => fresh.push(s.clone()),
-            None => fresh.push(load_one_read_only(path, writer)?),
+            None => fresh.push(load_one_read_only(path, writer, &inner.chain)?),
         }
     }
     let policy = crate::retention::policy::read(&inner.dir, &inner.chain, &inner.log_id)?;
@@ -813,6 +851,9 @@ impl Inner {
             maintenance: Mutex::new(()),
             policy: Mutex::new(Default::default()),
             follow: Default::default(),
+            unpublished: AtomicBool::new(false),
+            publish_armed: AtomicBool::new(false),
+            publish_gen: AtomicU64::new(0),
         }
     }
 }

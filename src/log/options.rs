@@ -21,9 +21,14 @@ pub enum Durability {
 /// How records reach the active segment file. Reads always go through memory maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WritePath {
-    /// Measured choice (see `docs/PERFORMANCE.md`): `Pwrite` for `Durability::Sync`, `Mmap`
-    /// otherwise.
+    /// Measured choice (see `docs/PERFORMANCE.md`): `Staged` for every durability.
     Auto,
+    /// Copy each record into the resident staging file (`staging`, see docs/FORMAT.md §16),
+    /// and write the staged records to the segment with one `pwrite` per 256 KiB (with 64 MiB
+    /// segments), per sync,
+    /// per roll, when a reader needs them, or within a millisecond. A process crash loses
+    /// nothing (the staging file is in the page cache and is replayed at the next open).
+    Staged,
     /// Copy into the shared `MmapMut`; sync with `msync` of the written range.
     Mmap,
     /// `pwrite` into the mapped file; sync with `fdatasync`.
@@ -44,6 +49,9 @@ pub enum Preallocation {
     Fallocate,
 }
 
+/// Default of [`Options::cached_write_bytes`].
+pub const DEFAULT_CACHED_WRITE_BYTES: u64 = 256 << 20;
+
 /// Smallest accepted segment size.
 pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
 
@@ -63,6 +71,7 @@ pub struct Options {
     pub(crate) retention_overrides: Vec<(String, u32)>,
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) archive_days: u32,
+    pub(crate) cached_write_bytes: Option<u64>,
 }
 
 impl Options {
@@ -84,7 +93,20 @@ impl Options {
             retention_overrides: Vec::new(),
             retention_interval: None,
             archive_days: 0,
+            cached_write_bytes: Some(DEFAULT_CACHED_WRITE_BYTES),
         }
+    }
+
+    /// How many bytes of the records this process wrote and synced stay in the page cache
+    /// (default 256 MiB); older ones are dropped from it once written back
+    /// (`POSIX_FADV_DONTNEED`, as PostgreSQL does with WAL segments), so a long ingest reuses
+    /// the same memory instead of filling the page cache with data nobody is reading. Freshly
+    /// allocated pages cost more to fill than recycled ones (docs/PERFORMANCE.md), and readers
+    /// of older records read them from disk again. `None` leaves the page cache to the kernel.
+    /// Applies to `Durability::Buffered` and `Interval`, whose worker flushes as the log grows.
+    pub fn cached_write_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.cached_write_bytes = bytes;
+        self
     }
 
     /// Move sealed segments whose newest event is older than this many days to the
@@ -205,12 +227,11 @@ impl Options {
     }
 
     pub(crate) fn effective_write_path(&self) -> WritePath {
-        match (self.write_path, self.durability) {
-            // Measured (docs/PERFORMANCE.md): a durable append through the map (store, then
-            // msync) costs several times a pwrite + fdatasync of the same bytes, so `Sync`
-            // writes with pwrite; without per-append syncs the map's memcpy is cheaper.
-            (WritePath::Auto, Durability::Sync) => WritePath::Pwrite,
-            (WritePath::Auto, _) => WritePath::Mmap,
+        match (self.write_path, ()) {
+            // Measured (docs/PERFORMANCE.md): stores into fresh pages of a segment's map fault
+            // once per page, and one pwrite per record is a system call per record; staging
+            // beats both, with and without per-append syncs.
+            (WritePath::Auto, _) => WritePath::Staged,
             (p, _) => p,
         }
     }

@@ -32,7 +32,7 @@ pub struct RecordIter {
 }
 
 pub(crate) fn iter_from(inner: &Inner, from_seq: u64) -> RecordIter {
-    let segs = inner.segments.read().clone();
+    let segs = inner.segments_snapshot();
     // Skip whole segments that end before `from_seq`.
     let seg = segs
         .iter()
@@ -146,7 +146,7 @@ pub(crate) fn next_seq(inner: &Inner) -> u64 {
 }
 
 pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
-    let segs = inner.segments.read().clone();
+    let segs = inner.segments_snapshot();
     let mut first_seq = None;
     let mut last_seq = None;
     let mut events = 0u64;

@@ -28,6 +28,8 @@ pub(crate) enum Msg {
     Checkpoint,
     /// Sync what was written so far (sent every few MiB without `Durability::Sync`).
     Flush,
+    /// Records are staged: publish them within [`PUBLISH_DELAY`] unless the writer does first.
+    Publish,
     /// Replies once everything queued before it is done.
     Barrier(crossbeam_channel::Sender<()>),
     Shutdown,
@@ -108,6 +110,10 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<WorkerHandle> {
     })
 }
 
+/// How long staged records may wait for the writer to publish them itself (it does once 256
+/// KiB are staged): the longest a reader in another process waits to see a record.
+pub(crate) const PUBLISH_DELAY: Duration = Duration::from_millis(1);
+
 fn tick_of(inner: &Inner) -> Duration {
     let mut t = Duration::from_secs(1).min(inner.opts.checkpoint_interval);
     if let Durability::Interval(d) = inner.opts.durability {
@@ -124,8 +130,16 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
         last_sync: Instant::now(),
         last_retention: Instant::now(),
     };
+    // When the worker publishes staged records, and the writer's publication count then:
+    // if the writer published in the meantime, its records are at most one delay old and the
+    // worker waits one more delay rather than take the lock for a few records.
+    let mut publish_at: Option<(Instant, u64)> = None;
+    let mut cache = WrittenCache::default();
     loop {
-        let msg = match rx.recv_timeout(tick) {
+        let wait = publish_at.map_or(tick, |(at, _)| {
+            at.saturating_duration_since(Instant::now()).min(tick)
+        });
+        let msg = match rx.recv_timeout(wait) {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
@@ -136,8 +150,10 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match msg {
                 Some(Msg::Seal(job)) => {
-                    if let Err(e) = seal(&ctx, job) {
-                        poison(&ctx, &e);
+                    let (file, end) = (job.file.clone(), job.footer.records_end);
+                    match seal(&ctx, job) {
+                        Ok(()) => cache.note(&ctx.inner, &file, end),
+                        Err(e) => poison(&ctx, &e),
                     }
                 }
                 Some(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
@@ -146,12 +162,34 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                     timers.last_checkpoint = Instant::now();
                 }
                 Some(Msg::Flush) => {
-                    let _ = writer::sync_all(&ctx.inner);
+                    if writer::sync_all(&ctx.inner).is_ok() {
+                        cache.note_synced(&ctx.inner);
+                    }
+                }
+                Some(Msg::Publish) => {
+                    let gen = ctx.inner.publish_gen.load(Ordering::Acquire);
+                    publish_at.get_or_insert((Instant::now() + PUBLISH_DELAY, gen));
                 }
                 Some(Msg::Barrier(reply)) => {
+                    // Everything appended before the barrier is visible after it.
+                    ctx.inner.publish_armed.store(false, Ordering::Release);
+                    ctx.inner.publish_pending();
+                    publish_at = None;
                     let _ = reply.send(());
                 }
                 Some(Msg::Shutdown) | None => {}
+            }
+            if let Some((at, gen)) = publish_at {
+                let now = Instant::now();
+                let gen_now = ctx.inner.publish_gen.load(Ordering::Acquire);
+                if now >= at && gen_now != gen {
+                    publish_at = Some((now + PUBLISH_DELAY, gen_now));
+                } else if now >= at {
+                    publish_at = None;
+                    // Cleared first: an append after this point arms the timer again.
+                    ctx.inner.publish_armed.store(false, Ordering::Release);
+                    ctx.inner.publish_pending();
+                }
             }
             // Timed work runs after every wake-up, so a steady stream of messages cannot
             // starve it.
@@ -171,6 +209,66 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                     std::io::Error::other(format!("worker panicked: {what}")),
                 ),
             );
+        }
+    }
+}
+
+/// The synced ranges of segment files this worker saw written, oldest first, and their total:
+/// beyond `Options::cached_write_bytes` the oldest are dropped from the page cache.
+#[derive(Default)]
+struct WrittenCache {
+    ranges: std::collections::VecDeque<(Arc<File>, u64, u64)>,
+    total: u64,
+}
+
+impl WrittenCache {
+    /// Notes the active segment's synced prefix.
+    fn note_synced(&mut self, inner: &Inner) {
+        let (file, first) = match inner.writer.lock().as_ref() {
+            Some(w) => (w.active.file.clone(), w.active.first_seq),
+            None => return,
+        };
+        let st = inner.sync.state.lock();
+        if st.seg_first_seq == first {
+            let end = st.synced_offset as u64;
+            drop(st);
+            self.note(inner, &file, end);
+        }
+    }
+
+    /// Notes that `[.., end)` of `file` is written back.
+    fn note(&mut self, inner: &Inner, file: &Arc<File>, end: u64) {
+        let Some(budget) = inner.opts.cached_write_bytes else {
+            return;
+        };
+        if inner.opts.durability == Durability::Sync {
+            return;
+        }
+        match self.ranges.back_mut() {
+            Some((f, _, e)) if Arc::ptr_eq(f, file) => {
+                if end > *e {
+                    self.total += end - *e;
+                    *e = end;
+                }
+            }
+            _ => {
+                self.ranges.push_back((file.clone(), 0, end));
+                self.total += end;
+            }
+        }
+        // Whole 1 MiB steps, so the kernel is asked rarely.
+        const STEP: u64 = 1 << 20;
+        while self.total > budget + STEP {
+            let Some((f, s, e)) = self.ranges.front_mut() else {
+                break;
+            };
+            let take = (self.total - budget).min(*e - *s);
+            let _ = crate::mmap::drop_cached(f, *s, take);
+            *s += take;
+            self.total -= take;
+            if *s >= *e {
+                self.ranges.pop_front();
+            }
         }
     }
 }

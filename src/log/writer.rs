@@ -57,6 +57,9 @@ pub(crate) struct WriterState {
     pub(crate) spare_asked: bool,
     /// Index keys of records written but not yet published: `[offset u32][len u32][keys]`...
     pub(crate) staged: Vec<u8>,
+    /// The staging file (`WritePath::Staged`): records written but not yet in the segment
+    /// file.
+    pub(crate) staging: Option<super::staging::Staging>,
 }
 
 /// Without `Durability::Sync`, the worker syncs the active segment every this many bytes, so
@@ -255,19 +258,42 @@ fn write_one(
     let flen = frame_len(payload.len());
     if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
         // Readers must see every record of the old segment before it is handed to the sealer.
-        publish(w);
+        publish(inner, w)?;
         roll(inner, w, flen)?;
     }
     let off = w.active.offset;
-    match inner.opts.effective_write_path() {
-        WritePath::Pwrite => {
+    let path = inner.opts.effective_write_path();
+    let staged = path == WritePath::Staged && w.staging.as_ref().is_some_and(|s| s.holds(flen));
+    if staged && !w.staging.as_ref().is_some_and(|s| s.fits(flen)) {
+        publish(inner, w)?;
+    }
+    match path {
+        WritePath::Staged if staged => {
+            if let Err(e) = fsio::point("frame.copy") {
+                let err = Error::io("writing record to", &w.active.path, e);
+                inner.poison.set(&err);
+                let _ = publish(inner, w);
+                return Err(err);
+            }
+            let first = w.active.first_seq;
+            let st = w.staging.as_mut().expect("checked above");
+            encode_frame_into(st.slot(first, off, seq, flen), 0, seq, ts, payload, &mac);
+            if let Err(err) = st.check() {
+                inner.poison.set(&err);
+                return Err(err);
+            }
+        }
+        WritePath::Pwrite | WritePath::Staged => {
+            // A frame larger than the staging file goes straight to the segment, after
+            // everything staged before it.
+            publish(inner, w)?;
             w.frame_buf.resize(flen, 0);
             encode_frame_into(&mut w.frame_buf, 0, seq, ts, payload, &mac);
             if let Err(e) = fsio::write_at("frame.write", &w.active.file, &w.frame_buf, off as u64)
             {
                 let err = Error::io("writing record to", &w.active.path, e);
                 inner.poison.set(&err);
-                publish(w);
+                let _ = publish(inner, w);
                 return Err(err);
             }
         }
@@ -275,7 +301,7 @@ fn write_one(
             if let Err(e) = fsio::point("frame.copy") {
                 let err = Error::io("writing record to", &w.active.path, e);
                 inner.poison.set(&err);
-                publish(w);
+                let _ = publish(inner, w);
                 return Err(err);
             }
             w.active.map.write_with(off, flen, |dst| {
@@ -286,7 +312,7 @@ fn write_one(
     if let Err(err) = check_active(&w.active.map, &w.active.file, &w.active.path, false) {
         // A store that faulted landed in memory that never reaches the file.
         inner.poison.set(&err);
-        publish(w);
+        let _ = publish(inner, w);
         return Err(err);
     }
     // The index keys wait in `staged` until the record is published.
@@ -316,9 +342,24 @@ fn write_one(
     Ok((seq, mac))
 }
 
-/// Makes the written records visible to readers and hands their index keys to the active
-/// segment's index.
-pub(crate) fn publish(w: &mut WriterState) {
+/// Writes the staged records to the segment file, makes every written record visible to
+/// readers and hands their index keys to the active segment's index. A failed write poisons
+/// the log (the staged records stay in the staging file, which the next open replays).
+pub(crate) fn publish(inner: &Inner, w: &mut WriterState) -> Result<()> {
+    if let Some(st) = w.staging.as_mut() {
+        if st.len() > 0 {
+            if let Err(e) =
+                fsio::write_at("frame.write", &w.active.file, st.staged(), st.base() as u64)
+            {
+                let err = Error::io("writing record to", &w.active.path, e);
+                inner.poison.set(&err);
+                return Err(err);
+            }
+            st.clear();
+            inner.publish_gen.fetch_add(1, Ordering::Release);
+        }
+    }
+    let grew = w.active.map.committed().len() < w.active.offset;
     w.active.map.publish(w.active.offset);
     if !w.staged.is_empty() {
         if let crate::index::Slot::Active(idx) = &w.active.seg.index {
@@ -326,25 +367,42 @@ pub(crate) fn publish(w: &mut WriterState) {
         }
         w.staged.clear();
     }
+    inner.unpublished.store(false, Ordering::Release);
+    if grew && inner.opts.durability != Durability::Sync {
+        inner.follow.bump();
+    }
+    Ok(())
 }
 
-/// Publishes the written records and counts them toward the next checkpoint.
-fn finish_locked(inner: &Inner, w: &mut WriterState, n: u64) -> bool {
-    publish(w);
+/// Publishes the written records (staged ones once enough are staged; the rest within a
+/// millisecond, or when a reader or a sync needs them) and counts them toward the next
+/// checkpoint.
+fn finish_locked(inner: &Inner, w: &mut WriterState, n: u64) -> Result<bool> {
+    match &w.staging {
+        Some(st) if st.len() < st.publish_at() => {
+            if w.active.map.committed().len() < w.active.offset {
+                inner.unpublished.store(true, Ordering::Release);
+                if !inner.publish_armed.swap(true, Ordering::AcqRel) {
+                    if let Some(wk) = inner.worker.lock().as_ref() {
+                        wk.send(Msg::Publish);
+                    }
+                }
+            }
+        }
+        _ => publish(inner, w)?,
+    }
     w.since_checkpoint += n;
     let every = inner.opts.checkpoint_every;
     let want = every > 0 && w.since_checkpoint >= every;
     if want {
         w.since_checkpoint = 0;
     }
-    want
+    Ok(want)
 }
 
 fn after_append(inner: &Inner, last_seq: u64, want_checkpoint: bool) -> Result<()> {
     if inner.opts.durability == Durability::Sync {
         sync_to(inner, last_seq)?;
-    } else {
-        inner.follow.bump();
     }
     if want_checkpoint {
         if let Some(wk) = inner.worker.lock().as_ref() {
@@ -413,7 +471,7 @@ fn write_locked(
     inner.poison.check()?;
     let _unwind = PoisonOnUnwind(inner);
     let (seq, mac) = write_one(inner, w, payload, keys, d, ts)?;
-    let want = finish_locked(inner, w, 1);
+    let want = finish_locked(inner, w, 1)?;
     Ok((seq, mac, want))
 }
 
@@ -516,7 +574,7 @@ fn write_prepared(inner: &Arc<Inner>, prepared: Vec<Prepared>) -> Result<Vec<Rec
                 Ok(x) => x,
                 Err(e) if receipts.is_empty() => return Err(e),
                 Err(e) => {
-                    publish(w);
+                    let _ = publish(inner, w);
                     return Err(Error::BatchInterrupted {
                         appended: receipts,
                         source: Box::new(e),
@@ -530,7 +588,15 @@ fn write_prepared(inner: &Arc<Inner>, prepared: Vec<Prepared>) -> Result<Vec<Rec
                 hash: mac,
             });
         }
-        let want = finish_locked(inner, w, receipts.len() as u64);
+        let want = match finish_locked(inner, w, receipts.len() as u64) {
+            Ok(want) => want,
+            Err(e) => {
+                return Err(Error::BatchInterrupted {
+                    appended: receipts,
+                    source: Box::new(e),
+                })
+            }
+        };
         (w.next_seq - 1, want)
     };
     after_append(inner, last_seq, want)?;
@@ -594,6 +660,8 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
     let (map, file, path, first_seq, end, upto, unsynced) = {
         let mut g = inner.writer.lock();
         let w = g.as_mut().ok_or(Error::ReadOnly)?;
+        // Staged records reach the segment file before the sync that acknowledges them.
+        publish(inner, w)?;
         (
             w.active.map.clone(),
             w.active.file.clone(),
@@ -617,7 +685,7 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
         0
     };
     let res = match inner.opts.effective_write_path() {
-        WritePath::Pwrite => fsio::sync_data("append.sync", &file),
+        WritePath::Pwrite | WritePath::Staged => fsio::sync_data("append.sync", &file),
         _ => fsio::msync("append.sync", &map, &file, from, end - from),
     };
     if let Err(e) = res {
@@ -687,6 +755,8 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
     if w.active.count == 0 && w.active.map.len() as u64 >= size {
         return Ok(());
     }
+    // The sealer reads the old segment's records from its file.
+    publish(inner, w)?;
     let created_ns = now_nanos();
     let header = SegmentHeader {
         version: FORMAT_VERSION,

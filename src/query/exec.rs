@@ -317,7 +317,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
         .as_deref()
         .map(|c| Cursor::decode(c, &inner.chain, &inner.log_id, &fp))
         .transpose()?;
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let snapshot = match cursor {
         Some(c) => c.snapshot,
         None => snapshot_of(&segs, inner.index_auth())?,
@@ -528,7 +528,7 @@ pub(crate) fn for_each_match(
     q: &Query,
     mut f: impl FnMut(&Segment, &Hit) -> Result<()>,
 ) -> Result<()> {
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let snapshot = snapshot_of(&segs, inner.index_auth())?;
     let order: Vec<usize> = match q.order {
         Order::Asc => (0..segs.len()).collect(),
@@ -556,7 +556,7 @@ pub(crate) fn entry_at(
     seq: u64,
     include_details: bool,
 ) -> Result<Option<AuditLogEntry>> {
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let Some(si) = segs.iter().rposition(|s| s.header.first_seq <= seq) else {
         return Ok(None);
     };
@@ -575,7 +575,7 @@ pub(crate) fn find_event_id(
     id: &str,
     include_details: bool,
 ) -> Result<Option<AuditLogEntry>> {
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     for si in (0..segs.len()).rev() {
         let seg = &segs[si];
         let found = seg.with_index(inner.index_auth(), |idx| -> Result<Option<Hit>> {
@@ -672,7 +672,7 @@ pub(crate) fn facets(inner: &Inner, q: &Query, dims: &[&str], limit: usize) -> R
             })
         })
         .collect::<Result<_>>()?;
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let snapshot = snapshot_of(&segs, inner.index_auth())?;
     let (start, end) = bounds(q);
     let mut counts: Vec<std::collections::HashMap<String, u64>> =

@@ -492,7 +492,7 @@ fn seal_active_if_needed(inner: &Arc<Inner>, seqs: &[u64]) -> Result<()> {
         let mut g = inner.writer.lock();
         let w = g.as_mut().ok_or(Error::ReadOnly)?;
         if w.active.count > 0 && seqs.iter().any(|&s| s >= w.active.first_seq) {
-            crate::log::publish(w);
+            crate::log::publish(inner, w)?;
             crate::log::roll_for_maintenance(inner, w)?;
         }
     }
@@ -532,7 +532,7 @@ pub(crate) fn redact(
         already_redacted: Vec::new(),
         audit_seq: None,
     };
-    let segs = inner.segments.read().clone();
+    let segs = inner.segments_snapshot();
     let mut plans = Vec::new();
     for seg in &segs {
         let Some(ft) = seg.footer else { continue };
@@ -584,7 +584,7 @@ pub(crate) fn redact(
 
 /// Every seq of one actor (for erasure requests).
 pub(crate) fn seqs_of_actor(inner: &Inner, user_id: &str) -> Result<Vec<u64>> {
-    let segs = inner.segments.read().clone();
+    let segs = inner.segments_snapshot();
     let mut out = Vec::new();
     for seg in segs {
         seg.with_index(inner.index_auth(), |i| {
