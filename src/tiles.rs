@@ -455,14 +455,28 @@ pub(crate) fn sync(inner: &crate::log::Inner, durable_to: u64) -> Result<TreeSta
     }
     let mut size = st.size;
     let mut batch = Vec::with_capacity(BATCH.min((durable_to - size) as usize));
-    leaf_fields(inner, st.size, durable_to, |seq, ts, d| {
-        batch.push(record_leaf_hash(seq, ts, &d));
-        if batch.len() == BATCH {
-            size = store.extend(size, &batch)?;
-            batch.clear();
+    // The writer's queue of leaf fields (`Options::merkle_tree`) when it reaches back to the
+    // stored size; otherwise the records are read back and digested again.
+    let queued = crate::log::take_merkle_leaves(inner, st.size, durable_to);
+    match queued {
+        Some(q) if q.len() as u64 == durable_to - st.size => {
+            for (i, (ts, d)) in q.iter().enumerate() {
+                batch.push(record_leaf_hash(st.size + i as u64, *ts, d));
+                if batch.len() == BATCH {
+                    size = store.extend(size, &batch)?;
+                    batch.clear();
+                }
+            }
         }
-        Ok(())
-    })?;
+        _ => leaf_fields(inner, st.size, durable_to, |seq, ts, d| {
+            batch.push(record_leaf_hash(seq, ts, &d));
+            if batch.len() == BATCH {
+                size = store.extend(size, &batch)?;
+                batch.clear();
+            }
+            Ok(())
+        })?,
+    }
     size = store.extend(size, &batch)?;
     let st = TreeState {
         size,

@@ -64,6 +64,8 @@ cases! {
     "policy.write" => policy_write,
     "dir.sync" => dir_sync,
     "recovery.cut" => recovery_cut,
+    "recovery.staging" => recovery_staging,
+    "staging.create" => staging_create,
     "retention.delete" => retention_delete,
     "compaction.write" => compaction_write,
     "compaction.swap" => compaction_swap,
@@ -1406,6 +1408,62 @@ mod case {
 
     /// Removing temporaries and spares at open (open fails naming the file; no log to
     /// poison), and the spare at close (best effort: the next open removes it).
+    /// Creating the staging file at open: the open fails naming it (nothing was changed), and
+    /// the next open works with every record.
+    pub fn staging_create() {
+        let tmp = tempdir();
+        let mut w = Work::open(tmp.path(), opts());
+        w.append_ok(20);
+        w.close();
+        for action in ["return", "panic"] {
+            let a = arm("staging.create", action);
+            match catch(|| Log::open(&w.dir, opts()).map(|_| ())) {
+                Ok(Err(e)) => assert_io(&e, &["creating staging file", "staging", EIO]),
+                Err(p) => {
+                    assert_eq!(action, "panic", "{p}");
+                    assert!(p.contains("staging.create"), "{p}");
+                }
+                Ok(Ok(())) => panic!("{action}: open must fail"),
+            }
+            a.disarm();
+        }
+        w.reopen();
+        w.append_ok(5);
+        w.check(nothing);
+    }
+
+    /// Copying staged records into the segment at open (a writer died with its last record
+    /// only staged: here the segment's copy of it is zeroed): the open fails naming the
+    /// segment, and the next one copies the record in.
+    pub fn recovery_staging() {
+        let tmp = tempdir();
+        let mut w = Work::open(tmp.path(), opts());
+        w.append_ok(20);
+        w.close();
+        let seg = common::layouts(&w.dir).pop().expect("a segment");
+        assert!(seg.footer.is_none(), "the active segment");
+        let last = *seg.frames.last().expect("frames");
+        let mut bytes = std::fs::read(&seg.path).unwrap();
+        bytes[last.offset..last.offset + last.len].fill(0);
+        std::fs::write(&seg.path, bytes).unwrap();
+        for action in ["return", "panic"] {
+            let a = arm("recovery.staging", action);
+            match catch(|| Log::open(&w.dir, opts()).map(|_| ())) {
+                Ok(Err(e)) => assert_io(&e, &["copying staged records into", ".seg", EIO]),
+                Err(p) => {
+                    assert_eq!(action, "panic", "{p}");
+                    assert!(p.contains("recovery.staging"), "{p}");
+                }
+                Ok(Ok(())) => panic!("{action}: open must fail"),
+            }
+            a.disarm();
+        }
+        w.reopen();
+        assert_eq!(w.log().recovery().staged_records, 1);
+        w.append_ok(5);
+        w.check(nothing);
+    }
+
     pub fn leftover_remove() {
         let tmp = tempdir();
         let mut w = Work::open(tmp.path(), opts());

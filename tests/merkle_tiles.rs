@@ -139,3 +139,51 @@ fn log_merkle_sync_is_incremental_and_redaction_keeps_the_tree() {
     let ro = Log::open_read_only(copy.path(), common::key()).unwrap();
     assert!(ro.merkle_sync().is_err());
 }
+
+/// `Options::merkle_tree`: the worker extends the tiles from the writer's queued leaf fields
+/// as the log grows (after each seal: these segments are 64 KiB) and at close, to the same tree `merkle_sync`
+/// builds from the records; a reopened log (whose queue starts empty, behind nothing) and a
+/// `merkle_sync` in between keep it consistent.
+#[test]
+fn background_tree_matches_the_tree_built_from_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || buffered_opts().merkle_tree(true);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    // Dozens of segments, so dozens of seals.
+    let evs = events(21, 10_000);
+    for c in evs.chunks(1000) {
+        log.append_batch(c).unwrap();
+    }
+    log.flush().unwrap();
+    // The worker extended the tree while the log grew: it covers at least the first flush.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let store = TileStore::new(dir.path());
+    while store.state().unwrap().size == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never extended the tree"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mid = log.merkle_sync().unwrap();
+    assert_eq!(mid.size, 10_000);
+    log.append_batch(&events(22, 500)).unwrap();
+    drop(log);
+    // Close extended it to every record.
+    let st = store.state().unwrap();
+    assert_eq!(st.size, 10_500);
+
+    // The same records in a copy without tiles, synced from the records alone.
+    let copy = tempfile::tempdir().unwrap();
+    common::copy_dir(dir.path(), copy.path());
+    let log2 = Log::open(copy.path(), buffered_opts()).unwrap();
+    assert_eq!(log2.merkle_sync().unwrap(), st);
+    let r = store.reader(st.size).unwrap();
+    assert_eq!(tree_hash(&r, 10_000).unwrap(), mid.root);
+    drop(log2);
+
+    // Reopened with the option: the queue starts at the log's end, the tree is already there.
+    let log3 = Log::open(dir.path(), opts()).unwrap();
+    log3.append_batch(&events(23, 10)).unwrap();
+    assert_eq!(log3.merkle_sync().unwrap().size, 10_510);
+}

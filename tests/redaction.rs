@@ -207,6 +207,8 @@ fn redacting_a_record_in_the_active_segment() {
     let rc = log.append(&e).unwrap();
     evs.push(e);
     receipts.push(rc.clone());
+    // The files on disk are inspected below: the record must be out of the staging file.
+    log.flush().unwrap();
     let active = spans(&dir).last().unwrap().clone();
     assert!(!active.sealed && (active.first..=active.last).contains(&rc.seq));
 

@@ -540,6 +540,9 @@ fn rewritten_history_behind_a_checkpoint_is_a_checkpoint_mismatch() {
         .iter_mut()
         .for_each(|b| *b = 0);
     fs::write(&last.path, bytes).unwrap();
+    // The writer's staging file still holds the record (the next open would copy it back):
+    // the attacker removes it too.
+    fs::remove_file(dir.path().join(auditlog::STAGING_FILE)).unwrap();
     let log = Log::open(dir.path(), buffered_opts()).unwrap();
     assert_eq!(log.next_seq(), f.seq);
     let r = log.append(&events(99, 1)[0]).unwrap();

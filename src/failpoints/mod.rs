@@ -74,6 +74,14 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
     ("recovery.cut", "zeroing a torn tail at open"),
     (
+        "recovery.staging",
+        "copying staged records into the active segment at open, and its fdatasync",
+    ),
+    (
+        "staging.create",
+        "creating and reserving the staging file at open",
+    ),
+    (
         "retention.delete",
         "removing a segment (and its .idx) retention expired",
     ),

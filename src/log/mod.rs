@@ -177,6 +177,7 @@ pub(crate) fn writer_append(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
 }
 
 pub(crate) use writer::publish;
+pub(crate) use writer::take_leaves as take_merkle_leaves;
 
 pub(crate) fn roll_for_maintenance(inner: &Inner, w: &mut writer::WriterState) -> Result<()> {
     writer::roll(inner, w, 0)

@@ -452,6 +452,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     segments.push(active.seg.clone());
     let synced = active.offset;
     let seg_first = active.first_seq;
+    let leaves = opts.merkle_tree.then(|| (next_seq, Vec::new()));
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         opts,
@@ -470,6 +471,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
             unsynced: Vec::new(),
             staged: Vec::new(),
             staging,
+            leaves,
         })),
         sync: SyncState::new(next_seq, seg_first, synced),
         poison: Poison::default(),

@@ -23,7 +23,7 @@ pub enum Durability {
 pub enum WritePath {
     /// Measured choice (see `docs/PERFORMANCE.md`): `Staged` for every durability.
     Auto,
-    /// Copy each record into the resident staging file (`staging`, see docs/FORMAT.md §16),
+    /// Copy each record into the resident staging file (`staging`, see docs/FORMAT.md §18),
     /// and write the staged records to the segment with one `pwrite` per 256 KiB (with 64 MiB
     /// segments), per sync,
     /// per roll, when a reader needs them, or within a millisecond. A process crash loses
@@ -72,6 +72,7 @@ pub struct Options {
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) archive_days: u32,
     pub(crate) cached_write_bytes: Option<u64>,
+    pub(crate) merkle_tree: bool,
 }
 
 impl Options {
@@ -94,7 +95,19 @@ impl Options {
             retention_interval: None,
             archive_days: 0,
             cached_write_bytes: Some(DEFAULT_CACHED_WRITE_BYTES),
+            merkle_tree: false,
         }
+    }
+
+    /// Keep the Merkle tree's tiles (`merkle/`, see `auditlog::tiles`) up to date in the
+    /// background (default off: the tree is extended only by `Log::merkle_sync`). The writer
+    /// hands each record's leaf fields (timestamp, payload digest: 40 bytes) to the worker,
+    /// which extends the tiles after each seal, each of its syncs (every 8 MiB without
+    /// `Durability::Sync`), each periodic checkpoint and at close, off the append path.
+    /// `merkle_sync` still works, and finds the tree mostly extended.
+    pub fn merkle_tree(mut self, on: bool) -> Self {
+        self.merkle_tree = on;
+        self
     }
 
     /// How many bytes of the records this process wrote and synced stay in the page cache

@@ -1,4 +1,4 @@
-//! The writer's staging file, `staging` in the data directory (docs/FORMAT.md §16).
+//! The writer's staging file, `staging` in the data directory (docs/FORMAT.md §18).
 //!
 //! With `WritePath::Staged` (the default) the writer does not store records into the active
 //! segment's map one by one: each record's frame is copied into this small file's map, whose

@@ -152,18 +152,24 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                 Some(Msg::Seal(job)) => {
                     let (file, end) = (job.file.clone(), job.footer.records_end);
                     match seal(&ctx, job) {
-                        Ok(()) => cache.note(&ctx.inner, &file, end),
+                        Ok(()) => {
+                            cache.note(&ctx.inner, &file, end);
+                            extend_tree(&ctx.inner);
+                        }
                         Err(e) => poison(&ctx, &e),
                     }
                 }
                 Some(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
                 Some(Msg::Checkpoint) => {
-                    let _ = periodic_checkpoint(&ctx.inner);
+                    if periodic_checkpoint(&ctx.inner).is_ok() {
+                        extend_tree(&ctx.inner);
+                    }
                     timers.last_checkpoint = Instant::now();
                 }
                 Some(Msg::Flush) => {
                     if writer::sync_all(&ctx.inner).is_ok() {
                         cache.note_synced(&ctx.inner);
+                        extend_tree(&ctx.inner);
                     }
                 }
                 Some(Msg::Publish) => {
@@ -288,7 +294,9 @@ impl Timers {
             }
         }
         if self.last_checkpoint.elapsed() >= inner.opts.checkpoint_interval {
-            let _ = periodic_checkpoint(inner);
+            if periodic_checkpoint(inner).is_ok() {
+                extend_tree(inner);
+            }
             self.last_checkpoint = Instant::now();
         }
         roll_if_old(inner);
@@ -308,6 +316,16 @@ fn poison(ctx: &Ctx, e: &Error) {
 }
 
 /// Writes a checkpoint if records arrived since the last one.
+/// With `Options::merkle_tree`: extends the tiles to the durable records. A failure (a full
+/// disk, a gap left by retention) leaves the tree where it was; the next extension, or
+/// `Log::merkle_sync`, retries and reports it.
+fn extend_tree(inner: &Inner) {
+    if inner.opts.merkle_tree {
+        let durable = inner.sync.durable.load(Ordering::Acquire);
+        let _ = crate::tiles::sync(inner, durable);
+    }
+}
+
 fn periodic_checkpoint(inner: &Inner) -> Result<()> {
     let last = inner
         .writer

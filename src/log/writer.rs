@@ -60,6 +60,30 @@ pub(crate) struct WriterState {
     /// The staging file (`WritePath::Staged`): records written but not yet in the segment
     /// file.
     pub(crate) staging: Option<super::staging::Staging>,
+    /// With `Options::merkle_tree`: the leaf fields (timestamp, payload digest) of the records
+    /// from seq `.0` on that the tiles do not cover yet.
+    pub(crate) leaves: Option<(u64, Vec<(i64, Hash)>)>,
+}
+
+/// Leaf fields the writer keeps for the tree at most; beyond, it stops keeping them (the tree
+/// is then extended from the records themselves) until the next extension drains the queue.
+const MAX_QUEUED_LEAVES: usize = 1 << 22;
+
+/// The queued leaf fields of records `[from, to)` (as far as queued), dropping every queued
+/// entry below `to`; `None` if the queue does not start at or before `from`.
+pub(crate) fn take_leaves(inner: &Inner, from: u64, to: u64) -> Option<Vec<(i64, Hash)>> {
+    let mut g = inner.writer.lock();
+    let w = g.as_mut()?;
+    let (first, q) = w.leaves.as_mut()?;
+    let upto = (to.saturating_sub(*first) as usize).min(q.len());
+    let taken: Vec<(i64, Hash)> = q.drain(..upto).collect();
+    let start = *first;
+    *first += upto as u64;
+    if start > from {
+        return None;
+    }
+    let skip = (from - start) as usize;
+    Some(taken.into_iter().skip(skip).collect())
 }
 
 /// Without `Durability::Sync`, the worker syncs the active segment every this many bytes, so
@@ -326,6 +350,15 @@ fn write_one(
     w.active.max_ts = w.active.max_ts.max(ts);
     w.prev = mac;
     w.next_seq += 1;
+    if let Some((first, q)) = w.leaves.as_mut() {
+        if q.len() < MAX_QUEUED_LEAVES {
+            q.push((ts, *digest));
+        } else {
+            // Too far behind: forget the queue, the tree reads these records back.
+            q.clear();
+            *first = w.next_seq;
+        }
+    }
     if inner.opts.durability != Durability::Sync
         && w.active.offset / FLUSH_EVERY != off / FLUSH_EVERY
     {
@@ -948,6 +981,13 @@ pub(crate) fn close(inner: &Inner) {
     }
     if inner.poison.check().is_err() {
         return;
+    }
+    if inner.opts.merkle_tree {
+        // Best effort: a failure leaves the tree behind the log, which the next extension
+        // (or `merkle_sync`) catches up.
+        let _ = sync_all(inner).and_then(|_| {
+            crate::tiles::sync(inner, inner.sync.durable.load(Ordering::Acquire)).map(|_| ())
+        });
     }
     let last = inner
         .writer
