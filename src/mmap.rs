@@ -92,6 +92,27 @@ pub(crate) fn drop_cached(file: &File, off: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// `syncfs`: everything written to the file system holding `file` is durable (Linux; elsewhere
+/// a plain `fsync` of `file`, which the caller must then not rely on for other files).
+pub(crate) fn sync_filesystem(file: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: `syncfs` reads no memory of ours; it takes a descriptor that `file` keeps
+        // open for the duration of the call.
+        let r = unsafe { libc::syncfs(file.as_raw_fd()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        file.sync_all()
+    }
+}
+
 /// Caps glibc's malloc at `n` arenas (`mallopt(M_ARENA_MAX)`). glibc gives each thread
 /// that meets contention its own arena, up to eight per core, and an arena keeps what it
 /// freed: a server whose blocking pool runs dozens of short queries and ingests, each
@@ -100,6 +121,7 @@ pub(crate) fn drop_cached(file: &File, off: u64, len: u64) -> io::Result<()> {
 /// 32 concurrent broad queries, flat at 221 MiB with two arenas). Returns whether the
 /// setting took; elsewhere than glibc it does nothing and returns `false`. Call before the
 /// threads start: an arena once made stays.
+#[cfg(feature = "server")]
 pub(crate) fn limit_malloc_arenas(n: usize) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
