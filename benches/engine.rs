@@ -2,7 +2,8 @@
 //!
 //! - `append`: `Log::append` under each durability from 1, 2, 8 and 64 threads;
 //! - `append_batch`: batches of 100 and 1000 under `Buffered` and `Sync`;
-//! - `write_path`: `Sync` appends with `WritePath::Mmap` vs `WritePath::Pwrite`;
+//! - `write_path`: `Sync` appends with `WritePath::Mmap` vs `WritePath::Pwrite` vs
+//!   `WritePath::Staged`;
 //! - `verify`: a read-only `verify` of a 200k-event log;
 //! - `open`: reopening a 1M-event log made of many sealed segments plus an active one;
 //! - `frame`, `chain`, `digest`: the per-record CPU work;
@@ -188,7 +189,11 @@ fn bench_write_path(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for (name, path) in [("mmap", WritePath::Mmap), ("pwrite", WritePath::Pwrite)] {
+    for (name, path) in [
+        ("mmap", WritePath::Mmap),
+        ("pwrite", WritePath::Pwrite),
+        ("staged", WritePath::Staged),
+    ] {
         for threads in [1usize, 8, 64] {
             bench_appenders(
                 &mut g,
