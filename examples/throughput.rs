@@ -2,8 +2,7 @@
 //! `cargo run --release --example throughput -- [events] [buffered|sync|json|json-sync] [threads] [auto|zero|fallocate]`
 //! (`json`, `json-buffered`, `json-sync`: each thread's events as JSON lines through
 //! `append_json_batch` of 1,000, under Buffered or Sync). `WRITE_PATH=staged|mmap|pwrite`
-//! picks `Options::write_path` (default: the engine's choice); `CACHED_WRITE_MB=N|none`
-//! `Options::cached_write_bytes`.
+//! picks `Options::write_path` (default: the engine's choice).
 use auditlog::{sample::Generator, Durability, HmacKey, Log, Options, Preallocation, WritePath};
 use std::time::Instant;
 fn main() {
@@ -42,12 +41,7 @@ fn main() {
         Options::new(HmacKey::from_bytes(&[7; 32]).unwrap())
             .durability(dur)
             .preallocation(pre)
-            .write_path(write_path)
-            .cached_write_bytes(match std::env::var("CACHED_WRITE_MB") {
-                Ok(v) if v == "none" => None,
-                Ok(v) => Some(v.parse::<u64>().unwrap() << 20),
-                Err(_) => Some(auditlog::DEFAULT_CACHED_WRITE_BYTES),
-            }),
+            .write_path(write_path),
     )
     .unwrap();
     let t1 = Instant::now();

@@ -77,8 +77,8 @@ pub use export::{ExportFormat, ExportSummary, CSV_COLUMNS};
 pub use ingest::{Admitted, IngestPolicy};
 pub use log::{
     Durability, Follow, Log, Options, Preallocation, Receipt, Record, RecordIter, RecoveryReport,
-    Stats, Subscription, TornTail, WritePath, DEFAULT_CACHED_WRITE_BYTES, LOCK_FILE, META_FILE,
-    MIN_SEGMENT_BYTES, STAGING_FILE,
+    Stats, Subscription, TornTail, WritePath, LOCK_FILE, META_FILE, MIN_SEGMENT_BYTES,
+    STAGING_FILE,
 };
 pub use query::{
     parse_time, AuditLogEntry, Facet, FacetValue, IpNet, Order, Page, Query, Verification,

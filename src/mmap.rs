@@ -72,26 +72,6 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
-/// Drops the cached pages of `[off, off + len)` of `file` that are clean (written back):
-/// `posix_fadvise(POSIX_FADV_DONTNEED)`. Advisory; pages still mapped or dirty stay.
-pub(crate) fn drop_cached(file: &File, off: u64, len: u64) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "range too large",
-        ));
-    };
-    // SAFETY: `posix_fadvise` reads no memory of ours; it takes a descriptor that `file` keeps
-    // open for the duration of the call, and three integers. It returns an error number
-    // instead of setting `errno`.
-    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_DONTNEED) };
-    match r {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
-}
-
 /// `syncfs`: everything written to the file system holding `file` is durable (Linux; elsewhere
 /// a plain `fsync` of `file`, which the caller must then not rely on for other files).
 pub(crate) fn sync_filesystem(file: &File) -> io::Result<()> {

@@ -19,9 +19,7 @@ use parking_lot::{Mutex, RwLock};
 pub use follow::{Follow, Subscription};
 pub(crate) use open::set_aside_removed;
 pub use open::{RecoveryReport, TornTail};
-pub use options::{
-    Durability, Options, Preallocation, WritePath, DEFAULT_CACHED_WRITE_BYTES, MIN_SEGMENT_BYTES,
-};
+pub use options::{Durability, Options, Preallocation, WritePath, MIN_SEGMENT_BYTES};
 pub use reader::{Record, RecordIter};
 pub use staging::STAGING_FILE;
 

@@ -49,9 +49,6 @@ pub enum Preallocation {
     Fallocate,
 }
 
-/// Default of [`Options::cached_write_bytes`].
-pub const DEFAULT_CACHED_WRITE_BYTES: u64 = 256 << 20;
-
 /// Smallest accepted segment size.
 pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
 
@@ -71,7 +68,6 @@ pub struct Options {
     pub(crate) retention_overrides: Vec<(String, u32)>,
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) archive_days: u32,
-    pub(crate) cached_write_bytes: Option<u64>,
     pub(crate) merkle_tree: bool,
 }
 
@@ -94,7 +90,6 @@ impl Options {
             retention_overrides: Vec::new(),
             retention_interval: None,
             archive_days: 0,
-            cached_write_bytes: Some(DEFAULT_CACHED_WRITE_BYTES),
             merkle_tree: false,
         }
     }
@@ -107,18 +102,6 @@ impl Options {
     /// `merkle_sync` still works, and finds the tree mostly extended.
     pub fn merkle_tree(mut self, on: bool) -> Self {
         self.merkle_tree = on;
-        self
-    }
-
-    /// How many bytes of the records this process wrote and synced stay in the page cache
-    /// (default 256 MiB); older ones are dropped from it once written back
-    /// (`POSIX_FADV_DONTNEED`, as PostgreSQL does with WAL segments), so a long ingest reuses
-    /// the same memory instead of filling the page cache with data nobody is reading. Freshly
-    /// allocated pages cost more to fill than recycled ones (docs/PERFORMANCE.md), and readers
-    /// of older records read them from disk again. `None` leaves the page cache to the kernel.
-    /// Applies to `Durability::Buffered` and `Interval`, whose worker flushes as the log grows.
-    pub fn cached_write_bytes(mut self, bytes: Option<u64>) -> Self {
-        self.cached_write_bytes = bytes;
         self
     }
 

@@ -134,7 +134,6 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
     // if the writer published in the meantime, its records are at most one delay old and the
     // worker waits one more delay rather than take the lock for a few records.
     let mut publish_at: Option<(Instant, u64)> = None;
-    let mut cache = WrittenCache::default();
     loop {
         let wait = publish_at.map_or(tick, |(at, _)| {
             at.saturating_duration_since(Instant::now()).min(tick)
@@ -149,16 +148,10 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
         // and the worker keeps serving the queue so that close() can still finish.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match msg {
-                Some(Msg::Seal(job)) => {
-                    let (file, end) = (job.file.clone(), job.footer.records_end);
-                    match seal(&ctx, job) {
-                        Ok(()) => {
-                            cache.note(&ctx.inner, &file, end);
-                            extend_tree(&ctx.inner);
-                        }
-                        Err(e) => poison(&ctx, &e),
-                    }
-                }
+                Some(Msg::Seal(job)) => match seal(&ctx, job) {
+                    Ok(()) => extend_tree(&ctx.inner),
+                    Err(e) => poison(&ctx, &e),
+                },
                 Some(Msg::PrepareSpare(size)) => prepare_spare(&ctx, size),
                 Some(Msg::Checkpoint) => {
                     if periodic_checkpoint(&ctx.inner).is_ok() {
@@ -168,7 +161,6 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                 }
                 Some(Msg::Flush) => {
                     if writer::sync_all(&ctx.inner).is_ok() {
-                        cache.note_synced(&ctx.inner);
                         extend_tree(&ctx.inner);
                     }
                 }
@@ -215,66 +207,6 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                     std::io::Error::other(format!("worker panicked: {what}")),
                 ),
             );
-        }
-    }
-}
-
-/// The synced ranges of segment files this worker saw written, oldest first, and their total:
-/// beyond `Options::cached_write_bytes` the oldest are dropped from the page cache.
-#[derive(Default)]
-struct WrittenCache {
-    ranges: std::collections::VecDeque<(Arc<File>, u64, u64)>,
-    total: u64,
-}
-
-impl WrittenCache {
-    /// Notes the active segment's synced prefix.
-    fn note_synced(&mut self, inner: &Inner) {
-        let (file, first) = match inner.writer.lock().as_ref() {
-            Some(w) => (w.active.file.clone(), w.active.first_seq),
-            None => return,
-        };
-        let st = inner.sync.state.lock();
-        if st.seg_first_seq == first {
-            let end = st.synced_offset as u64;
-            drop(st);
-            self.note(inner, &file, end);
-        }
-    }
-
-    /// Notes that `[.., end)` of `file` is written back.
-    fn note(&mut self, inner: &Inner, file: &Arc<File>, end: u64) {
-        let Some(budget) = inner.opts.cached_write_bytes else {
-            return;
-        };
-        if inner.opts.durability == Durability::Sync {
-            return;
-        }
-        match self.ranges.back_mut() {
-            Some((f, _, e)) if Arc::ptr_eq(f, file) => {
-                if end > *e {
-                    self.total += end - *e;
-                    *e = end;
-                }
-            }
-            _ => {
-                self.ranges.push_back((file.clone(), 0, end));
-                self.total += end;
-            }
-        }
-        // Whole 1 MiB steps, so the kernel is asked rarely.
-        const STEP: u64 = 1 << 20;
-        while self.total > budget + STEP {
-            let Some((f, s, e)) = self.ranges.front_mut() else {
-                break;
-            };
-            let take = (self.total - budget).min(*e - *s);
-            let _ = crate::mmap::drop_cached(f, *s, take);
-            *s += take;
-            self.total -= take;
-            if *s >= *e {
-                self.ranges.pop_front();
-            }
         }
     }
 }
