@@ -494,12 +494,26 @@ pub struct ActiveIndex {
 }
 
 impl ActiveIndex {
-    /// The index of an active segment whose records end at `decode_to` when activated.
-    pub fn new(first_seq: u64, decode_to: usize) -> ActiveIndex {
+    /// The index of an active segment whose records end at `decode_to` when activated,
+    /// queueing keys in `buf` (emptied; its capacity kept): a buffer an earlier segment's
+    /// index gave back ([`take_buffer`](Self::take_buffer)), whose memory is already faulted
+    /// in, or a new one.
+    pub fn with_buffer(first_seq: u64, decode_to: usize, mut buf: Vec<u8>) -> ActiveIndex {
+        buf.clear();
         ActiveIndex {
             inner: RwLock::new((SegIndex::new(first_seq), HEADER_LEN)),
             decode_to,
-            pending: parking_lot::Mutex::new(Vec::new()),
+            pending: parking_lot::Mutex::new(buf),
+        }
+    }
+
+    /// The (empty) key queue, for the next segment's index; this one keeps an empty queue.
+    pub fn take_buffer(&self) -> Vec<u8> {
+        let mut p = self.pending.lock();
+        if p.is_empty() {
+            std::mem::take(&mut *p)
+        } else {
+            Vec::new()
         }
     }
 
@@ -522,9 +536,16 @@ impl ActiveIndex {
         if *end < decode_to {
             catch_up(idx, &committed[..decode_to], end)?;
         }
-        let packed = std::mem::take(&mut *self.pending.lock());
+        let mut packed = std::mem::take(&mut *self.pending.lock());
         idx.add_packed(&packed);
         idx.finish();
+        // The queue's memory is kept for the next keys (unless some arrived meanwhile).
+        packed.clear();
+        let mut p = self.pending.lock();
+        if p.is_empty() {
+            std::mem::swap(&mut *p, &mut packed);
+        }
+        drop(p);
         let g = parking_lot::RwLockWriteGuard::downgrade(g);
         Ok(f(&g.0))
     }

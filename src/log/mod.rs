@@ -141,6 +141,9 @@ pub(crate) struct Inner {
     pub(crate) publish_armed: AtomicBool,
     /// Counts the writer's publications of staged records.
     pub(crate) publish_gen: AtomicU64,
+    /// Key queues of sealed segments' active indexes, emptied, for the next segments' (their
+    /// memory is already faulted in).
+    pub(crate) index_buffers: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Inner {

@@ -386,6 +386,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
                 len,
                 scan.end,
                 Some(&scan),
+                Vec::new(),
             )?);
         } else if scan.count > 0 {
             // Crash between roll and seal (or during seal): finish sealing now.
@@ -486,6 +487,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         unpublished: AtomicBool::new(false),
         publish_armed: AtomicBool::new(false),
         publish_gen: AtomicU64::new(0),
+        index_buffers: Mutex::new(Vec::new()),
     });
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
@@ -856,6 +858,7 @@ impl Inner {
             unpublished: AtomicBool::new(false),
             publish_armed: AtomicBool::new(false),
             publish_gen: AtomicU64::new(0),
+            index_buffers: Mutex::new(Vec::new()),
         }
     }
 }

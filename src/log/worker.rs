@@ -318,7 +318,14 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     // The index is derived data: a failure to build or save it never fails the seal (a
     // missing side file is rebuilt on first use).
     let index = match &job.seg.index {
-        crate::index::Slot::Active(a) => a.snapshot(job.seg.bytes()).ok(),
+        crate::index::Slot::Active(a) => {
+            let idx = a.snapshot(job.seg.bytes()).ok();
+            let mut spare = inner.index_buffers.lock();
+            if spare.len() < 2 {
+                spare.push(a.take_buffer());
+            }
+            idx
+        }
         crate::index::Slot::Lazy(_) => None,
     };
     let slot = match index {

@@ -887,7 +887,17 @@ pub(crate) fn create_segment(
     // removed, durably, and the roll can be retried; if even that fails, the log is poisoned,
     // so that the old segment takes nothing more (the empty new one then resumes at open).
     segment::sync_dir(&inner.dir)
-        .and_then(|_| activate(file, path.clone(), header, size as usize, HEADER_LEN, None))
+        .and_then(|_| {
+            activate(
+                file,
+                path.clone(),
+                header,
+                size as usize,
+                HEADER_LEN,
+                None,
+                inner.index_buffers.lock().pop().unwrap_or_default(),
+            )
+        })
         .inspect_err(|err| {
             let undone = fsio::remove("segment.install", &path)
                 .map_err(|e| Error::io("removing", &path, e))
@@ -906,6 +916,7 @@ pub(crate) fn activate(
     len: usize,
     committed: usize,
     scan: Option<&segment::TailScan>,
+    key_buffer: Vec<u8>,
 ) -> Result<Active> {
     let map = Arc::new(
         SharedMap::new(&file, len, committed).map_err(|e| Error::io("mapping", &path, e))?,
@@ -916,9 +927,10 @@ pub(crate) fn activate(
         footer: None,
         data: SegmentData::Active(map.clone()),
         records_end: committed,
-        index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::new(
+        index: crate::index::Slot::Active(Box::new(crate::index::ActiveIndex::with_buffer(
             header.first_seq,
             committed,
+            key_buffer,
         ))),
         index_writable: true,
     });
