@@ -63,6 +63,8 @@ pub mod tiles;
 pub mod tlog_proof;
 #[cfg(feature = "transparency")]
 pub mod transparency;
+#[cfg(feature = "transparency")]
+pub mod witness;
 mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};

@@ -94,6 +94,13 @@ impl TreeCheckpoint {
 
     /// Opens a signed checkpoint note with `key`.
     pub fn open(signed: &str, key: &VerifierKey) -> Result<TreeCheckpoint> {
+        if key.key_type() != note::KeyType::Ed25519 {
+            return Err(err(format!(
+                "{}+{:08x} is a witness cosignature key, not a log key",
+                key.name(),
+                key.id()
+            )));
+        }
         let opened = note::open(signed, std::slice::from_ref(key))?;
         let cp = Self::parse_body(&opened.text)?;
         if cp.origin != key.name() {
@@ -176,6 +183,73 @@ pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
     Ok(signed)
 }
 
+/// Asks `witnesses` to cosign the latest signed checkpoint (`merkle/checkpoint`) with the
+/// C2SP tlog-witness protocol, proving consistency from the tiles, and keeps the
+/// cosignatures that verify in `merkle/checkpoint` beside the log's signature (so proofs
+/// carry them). Needs the writer (`log` opened for writing). Returns the kept note and one
+/// outcome per witness.
+#[cfg(feature = "server")]
+pub fn witness_latest(
+    log: &Log,
+    witnesses: &[crate::witness::WitnessTarget],
+    timeout: std::time::Duration,
+) -> Result<(String, Vec<crate::witness::WitnessOutcome>)> {
+    let signed = last_signed(log.dir())?.ok_or_else(|| {
+        err("no signed checkpoint to witness: run `auditlog checkpoint --signed --key FILE`")
+    })?;
+    let (text, _) = note::parse(&signed)?;
+    let cp = TreeCheckpoint::parse_body(&text)?;
+    let store = TileStore::new(log.dir());
+    let outcomes = crate::witness::request_cosignatures(
+        &signed,
+        witnesses,
+        |w| {
+            // A witness that cosigned this checkpoint holds its size; any other starts at 0
+            // and is told its size with a 409.
+            match note::cosignatures(&signed, std::slice::from_ref(&w.key)) {
+                Ok(c) if !c.is_empty() => cp.size,
+                _ => 0,
+            }
+        },
+        |old, new| {
+            let r = store.reader(new)?;
+            consistency_proof(&r, old, new)
+        },
+        timeout,
+    )?;
+    let mut lines = String::new();
+    for o in &outcomes {
+        if let Ok(c) = &o.result {
+            lines.push_str(&c.line);
+            lines.push('\n');
+        }
+    }
+    // Replace any older cosignature by the same witness with the fresh one.
+    let fresh: Vec<(String, u32)> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().map(|c| (c.name.clone(), c.id)))
+        .collect();
+    let (_, sigs) = note::parse(&signed)?;
+    let mut kept = text.clone();
+    kept.push('\n');
+    for s in sigs {
+        if fresh.iter().any(|(n, i)| *n == s.name && *i == s.id) {
+            continue;
+        }
+        kept.push_str(&format!("\u{2014} {} {}\n", s.name, s.base64));
+    }
+    let kept = note::add_signatures(&kept, &lines)?;
+    if kept != signed {
+        crate::segment::write_atomic(
+            "merkle.checkpoint",
+            store.path(),
+            SIGNED_CHECKPOINT_FILE,
+            kept.as_bytes(),
+        )?;
+    }
+    Ok((kept, outcomes))
+}
+
 /// Proof that record `seq` is leaf `leaf_index` of the tree of `tree_size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +294,11 @@ pub struct ConsistencyProof {
 
 fn b64s(hs: &[Hash]) -> Vec<String> {
     hs.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// Decodes a base64 hash of a proof.
+pub fn decode_hash(s: &str) -> Result<Hash> {
+    unb64(s, "hash")
 }
 
 fn unb64(s: &str, what: &str) -> Result<Hash> {

@@ -15,6 +15,9 @@ mod console;
 mod metrics;
 mod openapi;
 mod tls;
+mod witness;
+
+pub use witness::{router as witness_router, serve_witness_blocking};
 
 use std::future::Future;
 use std::net::SocketAddr;
