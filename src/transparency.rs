@@ -478,6 +478,60 @@ fn check_against(cp: &TreeCheckpoint, size: u64, root: &Hash) -> Result<()> {
 /// tile is removed once its full version is written).
 static PROVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The consistency proof from the tree of `old` leaves to the tree of `new` for the service:
+/// the tree is first extended to every record; without `new`, the current tree (signed
+/// first with `signer`, unless the latest signed checkpoint is already of it, and then the
+/// checkpoint is attached). An `old` of 0 or above `new`, or a `new` above the tree, is an
+/// [`Error::InvalidQuery`] naming the parameter.
+pub fn prove_consistency_current(
+    log: &Log,
+    old: u64,
+    new: Option<u64>,
+    signer: Option<&SignerKey>,
+) -> Result<ConsistencyProof> {
+    let _one = PROVING.lock().unwrap_or_else(|p| p.into_inner());
+    let st = log.merkle_sync()?;
+    let bad = |param: &str, message: String| Error::InvalidQuery {
+        param: param.into(),
+        message,
+    };
+    if let Some(n) = new {
+        if n > st.size {
+            return Err(bad(
+                "new",
+                format!("{n} is larger than the tree ({} leaves)", st.size),
+            ));
+        }
+    }
+    let mut size = st.size;
+    if let (Some(key), None) = (signer, new) {
+        let current = match signed_for(log)? {
+            Some((_, cp)) => cp.origin == key.name() && cp.size == st.size && cp.root == st.root,
+            None => false,
+        };
+        if !current {
+            let signed = sign_checkpoint(log, key)?;
+            let (text, _) = note::parse(&signed)?;
+            size = TreeCheckpoint::parse_body(&text)?.size;
+        }
+    }
+    let new = new.unwrap_or(size);
+    if old == 0 {
+        return Err(bad(
+            "old",
+            "0: a consistency proof starts from a non-empty tree (every tree extends the empty one)"
+                .into(),
+        ));
+    }
+    if old > new {
+        return Err(bad(
+            "old",
+            format!("{old} is larger than the new tree size {new}"),
+        ));
+    }
+    prove_consistency(log, old, new)
+}
+
 /// The inclusion proof of record `seq` for the service: the tree is first extended to every
 /// record; with `signer`, the current tree is signed (unless the latest signed checkpoint is
 /// already of it) and the proof is against it, checkpoint attached; `tree_size` instead

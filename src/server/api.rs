@@ -51,6 +51,7 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/status"), get(status))
             .route(&format!("{p}/tail"), get(tail))
             .route(&format!("{p}/checkpoint"), get(checkpoint))
+            .route(&format!("{p}/consistency"), get(consistency))
             .route(&format!("{p}/audit-hash"), post(audit_hash))
             .route(&format!("{p}/reports"), post(report_post))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
@@ -1032,6 +1033,70 @@ async fn event_proof(
         "log_proof",
         &route,
         json!({"event_id": id, "seq": seq, "tree_size": proof.tree_size}),
+    )
+    .await?;
+    Ok(json_ok(proof))
+}
+
+/// `GET …/consistency?old=N[&new=M]`: the RFC 9162 consistency proof from the tree of N
+/// leaves to the tree of M (default: the current tree, signed first when
+/// `server.checkpoint_signing_key` is set), docs/TRANSPARENCY.md.
+async fn consistency(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/consistency", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let (mut old, mut new): (Option<u64>, Option<u64>) = (None, None);
+    for (k, v) in parse_params(uri.query())? {
+        let slot = match k.as_str() {
+            "old" => &mut old,
+            "new" => &mut new,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("`{k}` is not a parameter of the consistency route (old, new)"),
+                )
+                .param(k))
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{k}: given more than once"),
+            )
+            .param(k));
+        }
+        let n = v
+            .parse::<u64>()
+            .ok()
+            .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{k}: {v:?} is not a decimal tree size"),
+                )
+                .param(k.clone())
+            })?;
+        *slot = Some(n);
+    }
+    let old = old.ok_or_else(|| {
+        ApiError::bad_request("missing_parameter", "old: the old tree size is required")
+            .param("old")
+    })?;
+    let a = app.clone();
+    let proof = blocking(move || {
+        crate::transparency::prove_consistency_current(&a.log, old, new, a.signer.as_deref())
+    })
+    .await?;
+    record_access(
+        &app,
+        &caller,
+        "log_consistency",
+        &route,
+        json!({"old_size": proof.old_size, "new_size": proof.new_size}),
     )
     .await?;
     Ok(json_ok(proof))

@@ -323,6 +323,20 @@ pub fn document() -> Value {
                 json!({"$ref": "#/components/schemas/InclusionProof"}))}),
                 &[("400", "A bad event_id or tree_size, named in error.param."), ("404", "No such event.")]))}),
         );
+        paths.insert(
+            format!("{p}/consistency"),
+            json!({"get": operation(&format!("{tag}consistency"),
+            "RFC 9162 consistency proof between two tree sizes", "read",
+            vec![json!({"name": "old", "in": "query", "required": true,
+                    "description": "The old tree size (at least 1, at most new).",
+                    "schema": {"type": "integer", "minimum": 1}}),
+                 json!({"name": "new", "in": "query", "required": false,
+                    "description": "The new tree size (at most the current size); default: the current tree, signed first when the server has a checkpoint signing key (its checkpoint is then attached).",
+                    "schema": {"type": "integer", "minimum": 1}})],
+            with_errors(json!({"200": ok("The proof (docs/TRANSPARENCY.md); `auditlog verify-proof` checks it with the verifier key when it carries a checkpoint.",
+                json!({"$ref": "#/components/schemas/ConsistencyProof"}))}),
+                &[("400", "A bad, missing or out-of-range old or new, named in error.param.")]))}),
+        );
     }
     paths.insert(
         "/health".into(),
@@ -431,6 +445,12 @@ fn schemas() -> Value {
             "event_id": {"type": "string"},
             "leaf_hash": {"type": "string"}, "hashes": strs, "root": {"type": "string"},
             "checkpoint": {"type": "string", "description": "The C2SP signed checkpoint note of tree_size, when it is the latest signed one."}}},
+        "ConsistencyProof": {"type": "object", "additionalProperties": false,
+            "required": ["kind", "old_size", "new_size", "old_root", "new_root", "hashes"], "properties": {
+            "kind": {"type": "string", "enum": ["consistency"]},
+            "old_size": {"type": "integer", "minimum": 1}, "new_size": {"type": "integer", "minimum": 1},
+            "old_root": {"type": "string"}, "new_root": {"type": "string"}, "hashes": strs,
+            "checkpoint": {"type": "string", "description": "The C2SP signed checkpoint note of new_size (with any witness cosignatures), when it is the latest signed one."}}},
         "VerifyReport": {"type": "object", "required": ["ok", "records"], "properties": {
             "ok": {"type": "boolean"}, "records": {"type": "integer"}, "segments": {"type": "integer"},
             "first_seq": {"type": ["integer", "null"]}, "last_seq": {"type": ["integer", "null"]},
