@@ -642,7 +642,7 @@ pub fn request_cosignatures(
             {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
-                Err(ureq::Error::Transport(t)) => return Err(format!("{url}: {t}")),
+                Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
             };
             let status = resp.status();
             let ct = resp.content_type().to_string();
