@@ -63,9 +63,9 @@ pub mod tiles;
 pub mod tlog_proof;
 #[cfg(feature = "transparency")]
 pub mod transparency;
+mod verify;
 #[cfg(feature = "transparency")]
 pub mod witness;
-mod verify;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
 pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};

@@ -592,7 +592,9 @@ mod tests {
         open(&cosigned, &[log.verifier()]).unwrap();
         assert!(cosignatures(&cosigned, &[log.verifier()]).is_err());
         // A changed timestamp fails.
-        let raw = B64.decode(line.trim_end().rsplit(' ').next().unwrap()).unwrap();
+        let raw = B64
+            .decode(line.trim_end().rsplit(' ').next().unwrap())
+            .unwrap();
         let mut bad = raw.clone();
         bad[11] ^= 1;
         let forged = format!("{note}\u{2014} witness.example/w1 {}\n", B64.encode(bad));

@@ -417,8 +417,7 @@ impl Witness {
                 }
             }
             Some(k) => {
-                if let Err(e) = verify_consistency(k.size, cp.size, &k.root, &cp.root, &req.proof)
-                {
+                if let Err(e) = verify_consistency(k.size, cp.size, &k.root, &cp.root, &req.proof) {
                     self.keep_evidence(&cp, &req.checkpoint, "bad-proof")?;
                     return Ok(Err(Refusal::BadProof(format!(
                         "no consistency from the cosigned size {} to {}: {e}",
@@ -475,11 +474,7 @@ pub fn now_secs() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disagreement {
     /// Two checkpoints of the same size with different roots.
-    SameSizeDifferentRoot {
-        a: String,
-        b: String,
-        size: u64,
-    },
+    SameSizeDifferentRoot { a: String, b: String, size: u64 },
     /// No valid consistency proof from the smaller to the larger.
     Inconsistent {
         a: String,
@@ -584,7 +579,9 @@ impl WitnessTarget {
             ))
         })?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(err(format!("witness URL {url:?} is not http:// or https://")));
+            return Err(err(format!(
+                "witness URL {url:?} is not http:// or https://"
+            )));
         }
         let key = VerifierKey::parse_typed(key.trim(), KeyType::CosignatureV1, "witness key")?;
         Ok(WitnessTarget {

@@ -419,8 +419,8 @@ fn go_checks_our_cosignatures_and_we_check_gos() {
     use auditlog::witness::{AddCheckpoint, Witness, WitnessedLog};
     let tmp = tempfile::tempdir().unwrap();
     let log = SignerKey::generate("audit.example.com/go-cosig").unwrap();
-    let wkey = SignerKey::generate_typed("witness.example.com/rust", KeyType::CosignatureV1)
-        .unwrap();
+    let wkey =
+        SignerKey::generate_typed("witness.example.com/rust", KeyType::CosignatureV1).unwrap();
     let wv = wkey.verifier();
     let w = Witness::open(
         wkey,

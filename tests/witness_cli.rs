@@ -187,36 +187,64 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
         "",
     );
     let note2 = ok(&o);
-    assert!(note2.starts_with("audit.example.com/witnessed\n310\n"), "{note2}");
+    assert!(
+        note2.starts_with("audit.example.com/witnessed\n310\n"),
+        "{note2}"
+    );
     assert!(err(&o).contains("cosigned at"), "{}", err(&o));
     assert_eq!(note2.matches("\u{2014} witness.example.com/w1 ").count(), 1);
 
     // Proofs carry the cosignature; verify-proof checks it with the witness key.
     let proof = t.join("p.json");
-    std::fs::write(
-        &proof,
-        ok(&run(cli(&data, &["prove", "--seq", "5"]), "")),
-    )
-    .unwrap();
+    std::fs::write(&proof, ok(&run(cli(&data, &["prove", "--seq", "5"]), ""))).unwrap();
     let p = proof.to_str().unwrap();
     let v = ok(&run(
-        bin().args(["verify-proof", "--key", &lvkey, "--proof", p, "--witness", &wvkey]),
+        bin().args([
+            "verify-proof",
+            "--key",
+            &lvkey,
+            "--proof",
+            p,
+            "--witness",
+            &wvkey,
+        ]),
         "",
     ));
     assert!(v.contains("cosigned by witness.example.com/w1+"), "{v}");
     // Another witness key: the quorum of 1 is not met.
     let (_, other) = keygen(t, "witness.example.com/w2", true);
     let o = run(
-        bin().args(["verify-proof", "--key", &lvkey, "--proof", p, "--witness", &other]),
+        bin().args([
+            "verify-proof",
+            "--key",
+            &lvkey,
+            "--proof",
+            p,
+            "--witness",
+            &other,
+        ]),
         "",
     );
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(err(&o).contains("0 valid witness cosignature(s), 1 needed"), "{}", err(&o));
+    assert!(
+        err(&o).contains("0 valid witness cosignature(s), 1 needed"),
+        "{}",
+        err(&o)
+    );
     // Quorum 1 of the two witnesses is met.
     ok(&run(
         bin().args([
-            "verify-proof", "--key", &lvkey, "--proof", p, "--witness", &wvkey, "--witness",
-            &other, "--quorum", "1",
+            "verify-proof",
+            "--key",
+            &lvkey,
+            "--proof",
+            p,
+            "--witness",
+            &wvkey,
+            "--witness",
+            &other,
+            "--quorum",
+            "1",
         ]),
         "",
     ));
@@ -232,7 +260,12 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
     .unwrap();
     ok(&run(
         bin().args([
-            "verify-proof", "--key", &lvkey, "--proof", rc.to_str().unwrap(), "--witness",
+            "verify-proof",
+            "--key",
+            &lvkey,
+            "--proof",
+            rc.to_str().unwrap(),
+            "--witness",
             &wvkey,
         ]),
         "",
@@ -243,7 +276,10 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
     let w = start_witness(&wkey, &lvkey, &state);
     let target = format!("{} {wvkey}", w.url);
     let (st, ct, body) = post(&w.url, &format!("old 0\n\n{}", note2));
-    assert_eq!((st, ct.as_str(), body.as_str()), (409, "text/x.tlog.size", "310\n"));
+    assert_eq!(
+        (st, ct.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "310\n")
+    );
     // An unknown origin: 404; garbage: 400; a signature that does not verify: 403.
     let stranger = auditlog::note::SignerKey::generate("elsewhere.example/log").unwrap();
     let foreign = stranger
@@ -255,7 +291,10 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
     assert_eq!(post(&w.url, &format!("old 310\n\n{forged}")).0, 403);
     // A bad proof: 422.
     append(&data, 3, 5);
-    let signed315 = ok(&run(cli(&data, &["checkpoint", "--signed", "--key", lk]), ""));
+    let signed315 = ok(&run(
+        cli(&data, &["checkpoint", "--signed", "--key", lk]),
+        "",
+    ));
     let o = run(cli(&data, &["prove-consistency", "310", "315"]), "");
     let cp: auditlog::transparency::ConsistencyProof = serde_json::from_str(&ok(&o)).unwrap();
     use base64::Engine;
@@ -289,7 +328,11 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
         "",
     );
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(err(&o).contains("409") && err(&o).contains("fork"), "{}", err(&o));
+    assert!(
+        err(&o).contains("409") && err(&o).contains("fork"),
+        "{}",
+        err(&o)
+    );
     assert!(
         !checkpoint_note(&forked).contains("witness.example.com/w1"),
         "no cosignature on the fork"
@@ -322,7 +365,14 @@ fn verify_checkpoints_reports_forks_naming_both() {
         ok(&run(
             cli(
                 data,
-                &["checkpoint", "--signed", "--key", lk, "--out", f.to_str().unwrap()],
+                &[
+                    "checkpoint",
+                    "--signed",
+                    "--key",
+                    lk,
+                    "--out",
+                    f.to_str().unwrap(),
+                ],
             ),
             "",
         ));
@@ -341,7 +391,10 @@ fn verify_checkpoints_reports_forks_naming_both() {
 
     // Consistent, proven from the tree in --data.
     let o = run(
-        cli(&a, &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&a50)]),
+        cli(
+            &a,
+            &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&a50)],
+        ),
         "",
     );
     let text = ok(&o);
@@ -350,7 +403,10 @@ fn verify_checkpoints_reports_forks_naming_both() {
 
     // Same size, different roots.
     let o = run(
-        cli(&nodata, &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&b20)]),
+        cli(
+            &nodata,
+            &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&b20)],
+        ),
         "",
     );
     assert_eq!(o.status.code(), Some(1));
@@ -366,7 +422,10 @@ fn verify_checkpoints_reports_forks_naming_both() {
 
     // Different sizes: no valid consistency proof from a20 to b60 in a's tree.
     let o = run(
-        cli(&a, &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&b60)]),
+        cli(
+            &a,
+            &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&b60)],
+        ),
         "",
     );
     assert_eq!(o.status.code(), Some(1));
@@ -391,7 +450,13 @@ fn verify_checkpoints_reports_forks_naming_both() {
         cli(
             &nodata,
             &[
-                "verify-checkpoints", "--key", &lvkey, "--proof", &s(&pf), &s(&a20), &s(&a50),
+                "verify-checkpoints",
+                "--key",
+                &lvkey,
+                "--proof",
+                &s(&pf),
+                &s(&a20),
+                &s(&a50),
             ],
         ),
         "",
@@ -402,16 +467,29 @@ fn verify_checkpoints_reports_forks_naming_both() {
         cli(
             &nodata,
             &[
-                "verify-checkpoints", "--key", &lvkey, "--proof", &s(&pf), &s(&b20), &s(&a50),
+                "verify-checkpoints",
+                "--key",
+                &lvkey,
+                "--proof",
+                &s(&pf),
+                &s(&b20),
+                &s(&a50),
             ],
         ),
         "",
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(out(&o).contains("FORK: no valid consistency proof"), "{}", out(&o));
+    assert!(
+        out(&o).contains("FORK: no valid consistency proof"),
+        "{}",
+        out(&o)
+    );
     // No tree and no proof: reported, not passed.
     let o = run(
-        cli(&nodata, &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&a50)]),
+        cli(
+            &nodata,
+            &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&a50)],
+        ),
         "",
     );
     assert_eq!(o.status.code(), Some(1));
@@ -421,11 +499,16 @@ fn verify_checkpoints_reports_forks_naming_both() {
     let forged = t.join("forged");
     std::fs::write(
         &forged,
-        std::fs::read_to_string(&a20).unwrap().replacen("\n20\n", "\n21\n", 1),
+        std::fs::read_to_string(&a20)
+            .unwrap()
+            .replacen("\n20\n", "\n21\n", 1),
     )
     .unwrap();
     let o = run(
-        cli(&a, &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&forged)]),
+        cli(
+            &a,
+            &["verify-checkpoints", "--key", &lvkey, &s(&a20), &s(&forged)],
+        ),
         "",
     );
     assert_eq!(o.status.code(), Some(1));

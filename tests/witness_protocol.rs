@@ -101,7 +101,10 @@ fn cosigns_a_growing_log_and_refuses_what_the_spec_refuses() {
     let t10 = tree(1, 10);
     let cp10 = signed(&s.log, &t10);
     let line = cosign_ok(&w, &body(0, &t10, &cp10), 1_700_000_000);
-    assert!(line.starts_with("\u{2014} witness.example.com/w1 "), "{line}");
+    assert!(
+        line.starts_with("\u{2014} witness.example.com/w1 "),
+        "{line}"
+    );
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
     let cosigned = note::add_signatures(&cp10, &line).unwrap();
     let c = note::cosignatures(&cosigned, std::slice::from_ref(&wv)).unwrap();
@@ -186,12 +189,18 @@ fn cosigns_a_growing_log_and_refuses_what_the_spec_refuses() {
     for (b, what) in [
         (b"old 01\n\n".to_vec(), "leading zeros"),
         (b"new 3\n\nx\n".to_vec(), "`old <size>`"),
-        (format!("old 25\nnot-base64!\n\n{good}").into_bytes(), "line 2"),
+        (
+            format!("old 25\nnot-base64!\n\n{good}").into_bytes(),
+            "line 2",
+        ),
         (format!("old 25\n{good}").into_bytes(), "line 2"),
         (b"old 3\n".to_vec(), "no empty line"),
         (
-            format!("old 25\n{}\n{good}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".repeat(64))
-                .into_bytes(),
+            format!(
+                "old 25\n{}\n{good}",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".repeat(64)
+            )
+            .into_bytes(),
             "at most 63",
         ),
         (vec![0xff, 0xfe, b'\n', b'\n'], "UTF-8"),

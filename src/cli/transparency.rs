@@ -198,11 +198,8 @@ pub(crate) fn signed_checkpoint(
     if !targets.is_empty() {
         #[cfg(feature = "server")]
         {
-            let (kept, outcomes) = transparency::witness_latest(
-                &log,
-                &targets,
-                std::time::Duration::from_secs(30),
-            )?;
+            let (kept, outcomes) =
+                transparency::witness_latest(&log, &targets, std::time::Duration::from_secs(30))?;
             note = kept;
             let mut ok = 0;
             for o in &outcomes {
@@ -415,7 +412,9 @@ fn proof_checkpoint(text: &str) -> Result<String, Error> {
         return text
             .split_once("\n\n")
             .map(|(_, n)| n.to_string())
-            .ok_or_else(|| Error::Transparency("tlog-proof: no checkpoint after the proof".into()));
+            .ok_or_else(|| {
+                Error::Transparency("tlog-proof: no checkpoint after the proof".into())
+            });
     }
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::Transparency(format!("proof is not JSON: {e}")))?;
@@ -469,7 +468,10 @@ fn verify_checkpoints(
                 cps.push((label, cp));
             }
             Err(e) => {
-                println!("{label}: NOT a validly signed checkpoint of {}: {e}", vk.name());
+                println!(
+                    "{label}: NOT a validly signed checkpoint of {}: {e}",
+                    vk.name()
+                );
                 code = 1;
             }
         }
@@ -523,11 +525,9 @@ fn verify_checkpoints(
                 .map(Some);
         }
         match local {
-            Some(st) if new <= st.size => Ok(Some(consistency_proof(
-                &store.reader(new)?,
-                old,
-                new,
-            )?)),
+            Some(st) if new <= st.size => {
+                Ok(Some(consistency_proof(&store.reader(new)?, old, new)?))
+            }
             _ => Ok(None),
         }
     })?;
@@ -536,11 +536,7 @@ fn verify_checkpoints(
         code = 1;
     }
     if code == 0 {
-        println!(
-            "ok: {} checkpoint(s) of {} agree",
-            cps.len(),
-            vk.name()
-        );
+        println!("ok: {} checkpoint(s) of {} agree", cps.len(), vk.name());
     }
     Ok(code)
 }
