@@ -193,38 +193,40 @@ pub(crate) fn signed_checkpoint(
         .iter()
         .map(|w| auditlog::witness::WitnessTarget::parse(w))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut note = transparency::sign_checkpoint(&log, &key)?;
-    let mut code = 0;
+    #[cfg(not(feature = "server"))]
     if !targets.is_empty() {
-        #[cfg(feature = "server")]
-        {
-            let (kept, outcomes) =
-                transparency::witness_latest(&log, &targets, std::time::Duration::from_secs(30))?;
-            note = kept;
-            let mut ok = 0;
-            for o in &outcomes {
-                match &o.result {
-                    Ok(c) => {
-                        ok += 1;
-                        eprintln!("witness {}: cosigned at {}", o.witness, c.timestamp);
-                    }
-                    Err(e) => eprintln!("witness {}: no cosignature: {e}", o.witness),
-                }
-            }
-            let need = quorum.unwrap_or(targets.len());
-            if ok < need {
-                eprintln!("{ok} cosignature(s), {need} needed (--quorum)");
-                code = 1;
-            }
-        }
-        #[cfg(not(feature = "server"))]
-        {
-            let _ = quorum;
-            return Err(Error::Transparency(
-                "--witness needs auditlog built with the `server` feature".into(),
-            ));
-        }
+        let _ = quorum;
+        return Err(Error::Transparency(
+            "--witness needs auditlog built with the `server` feature".into(),
+        ));
     }
+    let note = transparency::sign_checkpoint(&log, &key)?;
+    #[cfg(not(feature = "server"))]
+    let code = 0;
+    #[cfg(feature = "server")]
+    let (note, code) = if targets.is_empty() {
+        (note, 0)
+    } else {
+        let (kept, outcomes) =
+            transparency::witness_latest(&log, &targets, std::time::Duration::from_secs(30))?;
+        let mut ok = 0;
+        for o in &outcomes {
+            match &o.result {
+                Ok(c) => {
+                    ok += 1;
+                    eprintln!("witness {}: cosigned at {}", o.witness, c.timestamp);
+                }
+                Err(e) => eprintln!("witness {}: no cosignature: {e}", o.witness),
+            }
+        }
+        let need = quorum.unwrap_or(targets.len());
+        if ok < need {
+            eprintln!("{ok} cosignature(s), {need} needed (--quorum)");
+            (kept, 1)
+        } else {
+            (kept, 0)
+        }
+    };
     if let Some(p) = out {
         std::fs::write(p, &note).map_err(|e| Error::io("writing", p, e))?;
     }
