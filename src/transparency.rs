@@ -189,9 +189,14 @@ pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
 /// carry them). Needs the writer (`log` opened for writing). Returns the kept note and one
 /// outcome per witness.
 #[cfg(feature = "server")]
+///
+/// `previous` is the checkpoint note kept before this one was signed (with the cosignatures
+/// it had): a witness that cosigned it is asked from its size; any other from 0, and the
+/// witness's 409 answer tells the size it holds.
 pub fn witness_latest(
     log: &Log,
     witnesses: &[crate::witness::WitnessTarget],
+    previous: Option<&str>,
     timeout: std::time::Duration,
 ) -> Result<(String, Vec<crate::witness::WitnessOutcome>)> {
     let signed = last_signed(log.dir())?.ok_or_else(|| {
@@ -204,12 +209,18 @@ pub fn witness_latest(
         &signed,
         witnesses,
         |w| {
-            // A witness that cosigned this checkpoint holds its size; any other starts at 0
-            // and is told its size with a 409.
-            match note::cosignatures(&signed, std::slice::from_ref(&w.key)) {
-                Ok(c) if !c.is_empty() => cp.size,
-                _ => 0,
-            }
+            let cosigned_size = |n: &str| -> Option<u64> {
+                let c = note::cosignatures(n, std::slice::from_ref(&w.key)).ok()?;
+                if c.is_empty() {
+                    return None;
+                }
+                let (text, _) = note::parse(n).ok()?;
+                let p = TreeCheckpoint::parse_body(&text).ok()?;
+                (p.origin == cp.origin && p.size <= cp.size).then_some(p.size)
+            };
+            cosigned_size(&signed)
+                .or_else(|| previous.and_then(cosigned_size))
+                .unwrap_or(0)
         },
         |old, new| {
             let r = store.reader(new)?;

@@ -176,8 +176,8 @@ fn a_witness_cosigns_the_log_keeps_its_state_and_refuses_a_fork() {
     );
     assert_eq!(checkpoint_note(&data), note1, "kept beside the log");
 
-    // The log grew: the witness (at 10) is asked from old 0, answers 409 with 10, and the
-    // log retries with a consistency proof from 10.
+    // The log grew: the witness cosigned 10 (its cosignature is on the kept checkpoint), so
+    // it is asked with a consistency proof from 10.
     append(&data, 2, 300);
     let o = run(
         cli(

@@ -200,6 +200,8 @@ pub(crate) fn signed_checkpoint(
             "--witness needs auditlog built with the `server` feature".into(),
         ));
     }
+    #[cfg(feature = "server")]
+    let previous = transparency::last_signed(data)?;
     let note = transparency::sign_checkpoint(&log, &key)?;
     #[cfg(not(feature = "server"))]
     let code = 0;
@@ -207,8 +209,12 @@ pub(crate) fn signed_checkpoint(
     let (note, code) = if targets.is_empty() {
         (note, 0)
     } else {
-        let (kept, outcomes) =
-            transparency::witness_latest(&log, &targets, std::time::Duration::from_secs(30))?;
+        let (kept, outcomes) = transparency::witness_latest(
+            &log,
+            &targets,
+            previous.as_deref(),
+            std::time::Duration::from_secs(30),
+        )?;
         let mut ok = 0;
         for o in &outcomes {
             match &o.result {
