@@ -261,6 +261,29 @@ pub fn witness_latest(
     Ok((kept, outcomes))
 }
 
+/// For the service: extends the tree, signs it with `signer` (unless the latest signed
+/// checkpoint already is of it) and asks `witnesses` to cosign (see [`witness_latest`]),
+/// serialized with the proof makers.
+#[cfg(feature = "server")]
+pub fn witness_current(
+    log: &Log,
+    signer: &SignerKey,
+    witnesses: &[crate::witness::WitnessTarget],
+    timeout: std::time::Duration,
+) -> Result<(String, Vec<crate::witness::WitnessOutcome>)> {
+    let _one = PROVING.lock().unwrap_or_else(|p| p.into_inner());
+    let st = log.merkle_sync()?;
+    let previous = last_signed(log.dir())?;
+    let current = match signed_for(log)? {
+        Some((_, cp)) => cp.origin == signer.name() && cp.size == st.size && cp.root == st.root,
+        None => false,
+    };
+    if !current {
+        sign_checkpoint(log, signer)?;
+    }
+    witness_latest(log, witnesses, previous.as_deref(), timeout)
+}
+
 /// Proof that record `seq` is leaf `leaf_index` of the tree of `tree_size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

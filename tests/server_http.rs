@@ -1565,6 +1565,7 @@ fn openapi_is_3_1_and_lists_every_route() {
             ("/verify", "post"),
             ("/checkpoint", "get"),
             ("/consistency", "get"),
+            ("/checkpoint/witness", "post"),
             ("/audit-hash", "post"),
         ] {
             want.push((format!("{p}{suffix}"), method));

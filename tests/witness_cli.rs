@@ -7,6 +7,8 @@
 #![cfg(feature = "server")]
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -516,5 +518,101 @@ fn verify_checkpoints_reports_forks_naming_both() {
         out(&o).contains(&format!("{}: NOT a validly signed checkpoint", s(&forged))),
         "{}",
         out(&o)
+    );
+}
+
+#[test]
+fn the_server_asks_its_witnesses_on_the_admin_route() {
+    use server::{config_json, seed_event, Server, ADMIN, INGESTER, READER};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (lkey, lvkey) = keygen(t, "audit.example.com/served", false);
+    let (wkey, wvkey) = keygen(t, "witness.example.com/served", true);
+    let w = start_witness(&wkey, &lvkey, &t.join("wstate"));
+    let target = format!("{} {wvkey}", w.url);
+    let cfg = config_json(
+        "",
+        &format!(
+            r#""checkpoint_signing_key": {}, "witnesses": [{}], "witness_quorum": 1"#,
+            serde_json::json!(lkey),
+            serde_json::json!(target)
+        ),
+    );
+    let sdir = t.join("srv");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let s = Server::start(&sdir, &cfg, &[]);
+    let evs: Vec<serde_json::Value> = (0..12)
+        .map(|i| seed_event(&format!("evt-w-{i}"), i))
+        .collect();
+    assert_eq!(
+        s.post_json("/api/audit-logs", Some(INGESTER), &serde_json::json!(evs))
+            .status,
+        200
+    );
+    let route = "/api/audit-logs/checkpoint/witness";
+    assert_eq!(s.post(route, Some(READER), "text/plain", b"").status, 403);
+    let mut sizes = Vec::new();
+    for round in 0..2 {
+        let r = s.post(route, Some(ADMIN), "text/plain", b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["quorum_met"], true, "{v}");
+        assert!(v["witnesses"][0]["cosigned_at"].is_u64(), "{v}");
+        let note = v["checkpoint"].as_str().unwrap();
+        assert!(
+            note.contains("\n\u{2014} witness.example.com/served "),
+            "{note}"
+        );
+        let wk = auditlog::note::VerifierKey::parse(&wvkey).unwrap();
+        assert_eq!(auditlog::note::cosignatures(note, &[wk]).unwrap().len(), 1);
+        let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+        sizes.push(size);
+        // A consistency proof to that size carries the cosigned checkpoint.
+        let r = s.get(
+            &format!("/api/audit-logs/consistency?old=1&new={size}"),
+            Some(READER),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let pf = t.join(format!("cons{round}.json"));
+        std::fs::write(&pf, r.text()).unwrap();
+        ok(&run(
+            bin().args([
+                "verify-proof",
+                "--key",
+                &lvkey,
+                "--proof",
+                pf.to_str().unwrap(),
+                "--witness",
+                &wvkey,
+            ]),
+            "",
+        ));
+    }
+    assert!(sizes[1] > sizes[0], "{sizes:?}");
+    drop(s);
+
+    // Without witnesses configured: 409; witnesses without a signing key: refused at start.
+    let plain = t.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let s = Server::start(&plain, &config_json("", ""), &[]);
+    let r = s.post(route, Some(ADMIN), "text/plain", b"");
+    assert_eq!(r.status, 409, "{}", r.text());
+    drop(s);
+    let bad = t.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let e = Server::try_start(
+        &bad,
+        &config_json(
+            "",
+            &format!(r#""witnesses": [{}]"#, serde_json::json!(target)),
+        ),
+        &[],
+        &[],
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.contains("server.witnesses needs server.checkpoint_signing_key"),
+        "{e}"
     );
 }

@@ -52,6 +52,7 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/tail"), get(tail))
             .route(&format!("{p}/checkpoint"), get(checkpoint))
             .route(&format!("{p}/consistency"), get(consistency))
+            .route(&format!("{p}/checkpoint/witness"), post(checkpoint_witness))
             .route(&format!("{p}/audit-hash"), post(audit_hash))
             .route(&format!("{p}/reports"), post(report_post))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
@@ -1100,6 +1101,69 @@ async fn consistency(
     )
     .await?;
     Ok(json_ok(proof))
+}
+
+/// `POST …/checkpoint/witness` (admin): signs the current tree and asks `server.witnesses`
+/// to cosign it (C2SP tlog-witness); the cosignatures are kept with the checkpoint, so later
+/// proofs carry them. docs/TRANSPARENCY.md.
+async fn checkpoint_witness(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/checkpoint/witness", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Admin).await?;
+    if let Some((k, _)) = parse_params(uri.query())?.into_iter().next() {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("`{k}` is not a parameter of the witness route (it takes none)"),
+        )
+        .param(k));
+    }
+    let Some(signer) = app.signer.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_configured",
+            "no server.checkpoint_signing_key: the server signs no checkpoints to witness",
+        ));
+    };
+    if app.witnesses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_configured",
+            "server.witnesses is empty: no witness to ask",
+        ));
+    }
+    let a = app.clone();
+    let (note, outcomes) = blocking(move || {
+        crate::transparency::witness_current(&a.log, &signer, &a.witnesses, Duration::from_secs(10))
+    })
+    .await?;
+    let cosigned = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let need = app.cfg.server.witness_quorum.unwrap_or(app.witnesses.len());
+    let list: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(c) => json!({"witness": o.witness, "cosigned_at": c.timestamp}),
+            Err(e) => json!({"witness": o.witness, "error": e}),
+        })
+        .collect();
+    record_access(
+        &app,
+        &caller,
+        "checkpoint_witness",
+        &route,
+        json!({"cosignatures": cosigned, "quorum": need}),
+    )
+    .await?;
+    Ok(json_ok(json!({
+        "checkpoint": note,
+        "witnesses": list,
+        "cosignatures": cosigned,
+        "quorum": need,
+        "quorum_met": cosigned >= need,
+    })))
 }
 
 async fn filterdata(

@@ -324,6 +324,19 @@ pub fn document() -> Value {
                 &[("400", "A bad event_id or tree_size, named in error.param."), ("404", "No such event.")]))}),
         );
         paths.insert(
+            format!("{p}/checkpoint/witness"),
+            json!({"post": operation(&format!("{tag}checkpoint_witness"),
+            "Sign the current tree and ask server.witnesses to cosign it (C2SP tlog-witness)", "admin",
+            vec![],
+            with_errors(json!({"200": ok("The kept checkpoint (with the cosignatures that verified) and one outcome per witness.",
+                json!({"type": "object", "required": ["checkpoint", "witnesses", "cosignatures", "quorum", "quorum_met"],
+                    "properties": {"checkpoint": {"type": "string"},
+                        "witnesses": {"type": "array", "items": {"type": "object", "required": ["witness"],
+                            "properties": {"witness": {"type": "string"}, "cosigned_at": {"type": "integer"}, "error": {"type": "string"}}}},
+                        "cosignatures": {"type": "integer"}, "quorum": {"type": "integer"}, "quorum_met": {"type": "boolean"}}}))}),
+                &[("400", "A parameter was given (it takes none)."), ("409", "No signing key or no witnesses configured.")]))}),
+        );
+        paths.insert(
             format!("{p}/consistency"),
             json!({"get": operation(&format!("{tag}consistency"),
             "RFC 9162 consistency proof between two tree sizes", "read",
