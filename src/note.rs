@@ -546,7 +546,7 @@ pub fn add_signatures(note: &str, lines: &str) -> Result<String> {
     for line in lines.lines().filter(|l| !l.is_empty()) {
         let probe = format!("x\n\n{line}\n");
         let (_, sig) = parse(&probe).map_err(|e| err(format!("signature line {line:?}: {e}")))?;
-        if have.iter().any(|h| h == &sig[0]) || out.contains(&format!("\n{line}\n")) {
+        if have.iter().any(|h| h == &sig[0]) {
             continue;
         }
         out.push_str(line);

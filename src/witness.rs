@@ -274,20 +274,30 @@ impl Witness {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io("opening", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(err(format!(
-                    "witness state directory {} is in use by another witness process (lock \
-                     file {})",
-                    dir.display(),
-                    lock_path.display()
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("locking", &lock_path, e))
+        // As `Log::open`: a process forked meanwhile holds a copy of a closed witness's lock
+        // descriptor until it execs, so a busy lock is retried for a moment.
+        let mut waited = std::time::Duration::ZERO;
+        let step = std::time::Duration::from_millis(5);
+        loop {
+            match lock.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock)
+                    if waited < std::time::Duration::from_millis(200) =>
+                {
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                r => break r,
             }
         }
+        .or_else(|e| match e {
+            std::fs::TryLockError::WouldBlock => Err(err(format!(
+                "witness state directory {} is in use by another witness process (lock \
+                     file {})",
+                dir.display(),
+                lock_path.display()
+            ))),
+            std::fs::TryLockError::Error(e) => Err(Error::io("locking", &lock_path, e)),
+        })?;
         let mut state = BTreeMap::new();
         for origin in by_origin.keys() {
             let p = dir.join("logs").join(state_file_name(origin));
