@@ -289,14 +289,14 @@ impl Witness {
                 r => break r,
             }
         }
-        .or_else(|e| match e {
-            std::fs::TryLockError::WouldBlock => Err(err(format!(
+        .map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => err(format!(
                 "witness state directory {} is in use by another witness process (lock \
                      file {})",
                 dir.display(),
                 lock_path.display()
-            ))),
-            std::fs::TryLockError::Error(e) => Err(Error::io("locking", &lock_path, e)),
+            )),
+            std::fs::TryLockError::Error(e) => Error::io("locking", &lock_path, e),
         })?;
         let mut state = BTreeMap::new();
         for origin in by_origin.keys() {
