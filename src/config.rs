@@ -70,6 +70,13 @@ pub struct ServerConfig {
     /// tree: `GET …/{event_id}/proof` then signs the current tree and attaches the checkpoint.
     #[serde(default)]
     pub checkpoint_signing_key: Option<std::path::PathBuf>,
+    /// C2SP tlog-witnesses (`"URL VKEY"`: submission prefix, cosignature/v1 verifier key)
+    /// that `POST …/checkpoint/witness` asks to cosign the current signed checkpoint.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// Cosignatures that route needs to answer `quorum_met: true` (default: all witnesses).
+    #[serde(default)]
+    pub witness_quorum: Option<usize>,
 }
 
 /// `server.tls`: the files `auditlog serve` answers HTTPS with (rustls; TLS 1.2 and 1.3).
@@ -125,6 +132,8 @@ impl Default for ServerConfig {
             retention_interval_secs: default_retention_interval(),
             tls: None,
             checkpoint_signing_key: None,
+            witnesses: Vec::new(),
+            witness_quorum: None,
         }
     }
 }

@@ -64,6 +64,8 @@ pub mod tlog_proof;
 #[cfg(feature = "transparency")]
 pub mod transparency;
 mod verify;
+#[cfg(feature = "transparency")]
+pub mod witness;
 
 pub use chain::{digest, hex, Chain, Hash, HmacKey, MIN_KEY_BYTES};
 pub use checkpoint::{Checkpoint, CheckpointLog, CHECKPOINT_FILE};

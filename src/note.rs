@@ -10,6 +10,11 @@
 //! verifier key is written `<name>+<8 hex digits of the ID>+<base64(0x01 || public key)>`, a
 //! signer key `PRIVATE+KEY+<name>+<ID>+<base64(0x01 || seed)>`. Names are non-empty and
 //! contain no `+` and no whitespace.
+//!
+//! Witness cosignatures (C2SP tlog-cosignature, `cosignature/v1`) use the same key encoding
+//! with signature type 0x04: key ID `SHA-256(name || 0x0A || 0x04 || public key)[:4]`, the
+//! signature `u64 big-endian timestamp || Ed25519 signature` of
+//! `"cosignature/v1\ntime <timestamp>\n" || note text` (see [`SignerKey::cosign`]).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -21,6 +26,10 @@ use crate::error::{Error, Result};
 
 /// The algorithm byte of Ed25519 keys.
 const ALG_ED25519: u8 = 1;
+/// The signature type byte of timestamped Ed25519 witness cosignatures (tlog-cosignature).
+const ALG_COSIGNATURE_V1: u8 = 4;
+/// The header line of the message a `cosignature/v1` signs.
+pub const COSIGNATURE_V1_HEADER: &str = "cosignature/v1\n";
 /// The em dash (U+2014) and space that start a signature line.
 const SIG_PREFIX: &str = "\u{2014} ";
 /// At most this many signatures on a note (as Go's reader).
@@ -45,14 +54,42 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a key signs: notes (Ed25519, type 0x01) or witness cosignatures of checkpoints
+/// (`cosignature/v1`, timestamped Ed25519, type 0x04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Ed25519,
+    CosignatureV1,
+}
+
+impl KeyType {
+    fn byte(self) -> u8 {
+        match self {
+            KeyType::Ed25519 => ALG_ED25519,
+            KeyType::CosignatureV1 => ALG_COSIGNATURE_V1,
+        }
+    }
+}
+
 /// The key ID of an Ed25519 public key under `name`.
 pub fn key_id(name: &str, public: &[u8; 32]) -> u32 {
+    typed_key_id(name, KeyType::Ed25519, public)
+}
+
+/// The key ID of an Ed25519 public key of type `ty` under `name`:
+/// `SHA-256(name || 0x0A || type byte || public key)[:4]`.
+pub fn typed_key_id(name: &str, ty: KeyType, public: &[u8; 32]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ALG_ED25519]);
+    h.update([b'\n', ty.byte()]);
     h.update(public);
     let d = h.finalize();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// The message a `cosignature/v1` of note text `text` at `timestamp` signs.
+pub fn cosignature_message(timestamp: u64, text: &str) -> Vec<u8> {
+    format!("{COSIGNATURE_V1_HEADER}time {timestamp}\n{text}").into_bytes()
 }
 
 fn parse_id(s: &str, what: &str) -> Result<u32> {
@@ -62,26 +99,32 @@ fn parse_id(s: &str, what: &str) -> Result<u32> {
     u32::from_str_radix(s, 16).map_err(|_| err(format!("{what}: key ID {s:?} is not hex")))
 }
 
-fn decode_key(s: &str, what: &str) -> Result<Zeroizing<[u8; 32]>> {
+fn decode_key(s: &str, what: &str) -> Result<(KeyType, Zeroizing<[u8; 32]>)> {
     let raw = Zeroizing::new(
         B64.decode(s)
             .map_err(|e| err(format!("{what}: key is not base64: {e}")))?,
     );
-    match raw.split_first() {
-        Some((&ALG_ED25519, k)) if k.len() == 32 => {
-            let mut out = Zeroizing::new([0u8; 32]);
-            out.copy_from_slice(k);
-            Ok(out)
+    let ty = match raw.first() {
+        Some(&ALG_ED25519) => KeyType::Ed25519,
+        Some(&ALG_COSIGNATURE_V1) => KeyType::CosignatureV1,
+        Some(alg) => {
+            return Err(err(format!(
+                "{what}: unknown key algorithm {alg} (known: 1, Ed25519 notes; 4, \
+                 cosignature/v1 witness cosignatures)"
+            )))
         }
-        Some((&ALG_ED25519, k)) => Err(err(format!(
+        None => return Err(err(format!("{what}: the key is empty"))),
+    };
+    let k = &raw[1..];
+    if k.len() != 32 {
+        return Err(err(format!(
             "{what}: an Ed25519 key is 32 bytes, this one is {}",
             k.len()
-        ))),
-        Some((alg, _)) => Err(err(format!(
-            "{what}: unknown key algorithm {alg} (only 1, Ed25519, is known)"
-        ))),
-        None => Err(err(format!("{what}: the key is empty"))),
+        )));
     }
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(k);
+    Ok((ty, out))
 }
 
 /// A public key that checks signatures: `<name>+<hex id>+<base64(0x01 || key)>`.
@@ -89,6 +132,7 @@ fn decode_key(s: &str, what: &str) -> Result<Zeroizing<[u8; 32]>> {
 pub struct VerifierKey {
     name: String,
     id: u32,
+    ty: KeyType,
     key: VerifyingKey,
 }
 
@@ -105,10 +149,10 @@ impl VerifierKey {
         };
         check_name(name)?;
         let id = parse_id(id, what)?;
-        let raw = decode_key(key, what)?;
+        let (ty, raw) = decode_key(key, what)?;
         let key = VerifyingKey::from_bytes(&raw)
             .map_err(|e| err(format!("{what}: not an Ed25519 public key: {e}")))?;
-        if key_id(name, key.as_bytes()) != id {
+        if typed_key_id(name, ty, key.as_bytes()) != id {
             return Err(err(format!(
                 "{what}: key ID {id:08x} does not match the key and name"
             )));
@@ -116,8 +160,33 @@ impl VerifierKey {
         Ok(VerifierKey {
             name: name.to_string(),
             id,
+            ty,
             key,
         })
+    }
+
+    /// Notes (0x01) or witness cosignatures (0x04).
+    pub fn key_type(&self) -> KeyType {
+        self.ty
+    }
+
+    /// Parses a verifier key that must be of type `ty` (`what` names it in errors).
+    pub fn parse_typed(text: &str, ty: KeyType, what: &str) -> Result<VerifierKey> {
+        let k = Self::parse(text).map_err(|e| err(format!("{what}: {e}")))?;
+        if k.ty != ty {
+            let is = |t| match t {
+                KeyType::Ed25519 => "a note (log) key, type 0x01",
+                KeyType::CosignatureV1 => "a cosignature/v1 witness key, type 0x04",
+            };
+            return Err(err(format!(
+                "{what}: {}+{:08x} is {}, not {}",
+                k.name,
+                k.id,
+                is(k.ty),
+                is(ty)
+            )));
+        }
+        Ok(k)
     }
 
     pub fn name(&self) -> &str {
@@ -135,11 +204,32 @@ impl VerifierKey {
         };
         self.key.verify_strict(msg, &sig).is_ok()
     }
+
+    /// Checks a signature (the bytes after the key ID) of note text `text`: for a note key,
+    /// the Ed25519 signature of the text; for a cosignature key, a `timestamped_signature`
+    /// (8-byte big-endian timestamp, 64-byte signature of [`cosignature_message`]). Returns
+    /// the timestamp (0 for note keys), or None when it does not verify.
+    fn check(&self, text: &str, sig: &[u8]) -> Option<u64> {
+        match self.ty {
+            KeyType::Ed25519 => self.verify(text.as_bytes(), sig).then_some(0),
+            KeyType::CosignatureV1 => {
+                if sig.len() != 8 + 64 {
+                    return None;
+                }
+                let t = u64::from_be_bytes(sig[..8].try_into().expect("8 bytes"));
+                if t > i64::MAX as u64 {
+                    return None;
+                }
+                self.verify(&cosignature_message(t, text), &sig[8..])
+                    .then_some(t)
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut raw = vec![ALG_ED25519];
+        let mut raw = vec![self.ty.byte()];
         raw.extend_from_slice(self.key.as_bytes());
         write!(f, "{}+{:08x}+{}", self.name, self.id, B64.encode(raw))
     }
@@ -150,6 +240,7 @@ impl std::fmt::Display for VerifierKey {
 pub struct SignerKey {
     name: String,
     id: u32,
+    ty: KeyType,
     key: SigningKey,
 }
 
@@ -162,20 +253,31 @@ impl std::fmt::Debug for SignerKey {
 impl SignerKey {
     /// A new random key named `name`.
     pub fn generate(name: &str) -> Result<SignerKey> {
+        Self::generate_typed(name, KeyType::Ed25519)
+    }
+
+    /// A new random key of type `ty` (a witness's cosigner key: [`KeyType::CosignatureV1`]).
+    pub fn generate_typed(name: &str, ty: KeyType) -> Result<SignerKey> {
         check_name(name)?;
         let mut seed = Zeroizing::new([0u8; 32]);
         getrandom::fill(&mut seed[..])
             .map_err(|e| err(format!("operating system random source failed: {e}")))?;
-        Ok(Self::from_seed(name, &seed))
+        Ok(Self::from_seed(name, ty, &seed))
     }
 
-    fn from_seed(name: &str, seed: &[u8; 32]) -> SignerKey {
+    fn from_seed(name: &str, ty: KeyType, seed: &[u8; 32]) -> SignerKey {
         let key = SigningKey::from_bytes(seed);
         SignerKey {
             name: name.to_string(),
-            id: key_id(name, key.verifying_key().as_bytes()),
+            id: typed_key_id(name, ty, key.verifying_key().as_bytes()),
+            ty,
             key,
         }
+    }
+
+    /// Notes (0x01) or witness cosignatures (0x04).
+    pub fn key_type(&self) -> KeyType {
+        self.ty
     }
 
     /// Parses a signer key string.
@@ -193,8 +295,8 @@ impl SignerKey {
         };
         check_name(name)?;
         let id = parse_id(id, what)?;
-        let seed = decode_key(key, what)?;
-        let k = Self::from_seed(name, &seed);
+        let (ty, seed) = decode_key(key, what)?;
+        let k = Self::from_seed(name, ty, &seed);
         if k.id != id {
             return Err(err(format!(
                 "{what}: key ID {id:08x} does not match the key and name"
@@ -205,7 +307,7 @@ impl SignerKey {
 
     /// The key as a string, for a key file (secret).
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let mut raw = Zeroizing::new(vec![ALG_ED25519]);
+        let mut raw = Zeroizing::new(vec![self.ty.byte()]);
         raw.extend_from_slice(self.key.as_bytes());
         Zeroizing::new(format!(
             "PRIVATE+KEY+{}+{:08x}+{}",
@@ -227,12 +329,41 @@ impl SignerKey {
         VerifierKey {
             name: self.name.clone(),
             id: self.id,
+            ty: self.ty,
             key: self.key.verifying_key(),
         }
     }
 
+    /// The `cosignature/v1` signature line (`— <name> base64(key ID || timestamp ||
+    /// signature)`, ending in a newline) of note text `text` at `timestamp` (POSIX seconds).
+    /// Only for a cosignature key.
+    pub fn cosign(&self, text: &str, timestamp: u64) -> Result<String> {
+        if self.ty != KeyType::CosignatureV1 {
+            return Err(err(format!(
+                "key {}+{:08x} is a note key (type 0x01); cosignatures need a cosignature/v1 \
+                 key (type 0x04, `auditlog keygen --cosigner`)",
+                self.name, self.id
+            )));
+        }
+        if timestamp > i64::MAX as u64 {
+            return Err(err("cosignature timestamp exceeds 2^63 - 1"));
+        }
+        check_text(text)?;
+        let sig = self.key.sign(&cosignature_message(timestamp, text));
+        let mut raw = self.id.to_be_bytes().to_vec();
+        raw.extend_from_slice(&timestamp.to_be_bytes());
+        raw.extend_from_slice(&sig.to_bytes());
+        Ok(format!("{SIG_PREFIX}{} {}\n", self.name, B64.encode(raw)))
+    }
+
     /// Signs `text` (non-empty lines, ending in a newline) into a note with one signature.
     pub fn sign(&self, text: &str) -> Result<String> {
+        if self.ty != KeyType::Ed25519 {
+            return Err(err(format!(
+                "key {}+{:08x} is a cosignature/v1 witness key; it only cosigns checkpoints",
+                self.name, self.id
+            )));
+        }
         check_text(text)?;
         let sig = self.key.sign(text.as_bytes());
         let mut raw = self.id.to_be_bytes().to_vec();
@@ -333,7 +464,7 @@ pub fn open(note: &str, keys: &[VerifierKey]) -> Result<OpenedNote> {
         match keys.iter().find(|k| k.name == s.name && k.id == s.id) {
             Some(k) => {
                 let raw = B64.decode(&s.base64).expect("decoded by parse");
-                if !k.verify(out.text.as_bytes(), &raw[4..]) {
+                if k.check(&out.text, &raw[4..]).is_none() {
                     return Err(err(format!(
                         "invalid signature for key {}+{:08x}",
                         s.name, s.id
@@ -358,6 +489,72 @@ pub fn open(note: &str, keys: &[VerifierKey]) -> Result<OpenedNote> {
     Ok(out)
 }
 
+/// A witness cosignature that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// The witness's key name and ID.
+    pub name: String,
+    pub id: u32,
+    /// When the witness cosigned (POSIX seconds).
+    pub timestamp: u64,
+    /// The signature line, as written (without its newline).
+    pub line: String,
+}
+
+/// The `cosignature/v1` cosignatures on `note` by the witness keys `witnesses` (type 0x04;
+/// other keys are refused). Signatures by other keys are ignored; a signature by one of the
+/// keys that does not verify is an error naming it. The note's own signature is not checked
+/// here: open it with the log's key too.
+pub fn cosignatures(note: &str, witnesses: &[VerifierKey]) -> Result<Vec<Cosignature>> {
+    if let Some(k) = witnesses.iter().find(|k| k.ty != KeyType::CosignatureV1) {
+        return Err(err(format!(
+            "{}+{:08x} is not a cosignature/v1 witness key (type 0x04)",
+            k.name, k.id
+        )));
+    }
+    let (text, sigs) = parse(note)?;
+    let mut out: Vec<Cosignature> = Vec::new();
+    for s in sigs {
+        let Some(k) = witnesses.iter().find(|k| k.name == s.name && k.id == s.id) else {
+            continue;
+        };
+        let raw = B64.decode(&s.base64).expect("decoded by parse");
+        let t = k.check(&text, &raw[4..]).ok_or_else(|| {
+            err(format!(
+                "invalid cosignature by witness {}+{:08x}",
+                s.name, s.id
+            ))
+        })?;
+        if out.iter().any(|c| c.name == s.name && c.id == s.id) {
+            continue;
+        }
+        out.push(Cosignature {
+            line: format!("{SIG_PREFIX}{} {}", s.name, s.base64),
+            name: s.name,
+            id: s.id,
+            timestamp: t,
+        });
+    }
+    Ok(out)
+}
+
+/// Adds signature lines (each `— <name> <base64>\n`) to a signed note, leaving out any it
+/// already has.
+pub fn add_signatures(note: &str, lines: &str) -> Result<String> {
+    let (_, have) = parse(note)?;
+    let mut out = note.to_string();
+    for line in lines.lines().filter(|l| !l.is_empty()) {
+        let probe = format!("x\n\n{line}\n");
+        let (_, sig) = parse(&probe).map_err(|e| err(format!("signature line {line:?}: {e}")))?;
+        if have.iter().any(|h| h == &sig[0]) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +569,35 @@ mod tests {
         let o = open(&note, &[v]).unwrap();
         assert_eq!(o.text, "hello\nworld\n");
         assert!(format!("{k:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn cosignature_round_trip() {
+        let log = SignerKey::generate("example.com/log").unwrap();
+        let w = SignerKey::generate_typed("witness.example/w1", KeyType::CosignatureV1).unwrap();
+        let again = SignerKey::parse(&w.to_secret_string()).unwrap();
+        assert_eq!(again.verifier(), w.verifier());
+        let wv = VerifierKey::parse(&w.verifier().to_string()).unwrap();
+        assert_eq!(wv.key_type(), KeyType::CosignatureV1);
+        assert!(w.sign("a\n").is_err());
+        assert!(log.cosign("a\n", 1).is_err());
+        let note = log.sign("a\n1\nroot\n").unwrap();
+        let line = w.cosign("a\n1\nroot\n", 1_700_000_000).unwrap();
+        let cosigned = add_signatures(&note, &line).unwrap();
+        assert_eq!(add_signatures(&cosigned, &line).unwrap(), cosigned);
+        let c = cosignatures(&cosigned, std::slice::from_ref(&wv)).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].timestamp, 1_700_000_000);
+        // The log key still opens it; a log key is refused as a witness key.
+        open(&cosigned, &[log.verifier()]).unwrap();
+        assert!(cosignatures(&cosigned, &[log.verifier()]).is_err());
+        // A changed timestamp fails.
+        let raw = B64
+            .decode(line.trim_end().rsplit(' ').next().unwrap())
+            .unwrap();
+        let mut bad = raw.clone();
+        bad[11] ^= 1;
+        let forged = format!("{note}\u{2014} witness.example/w1 {}\n", B64.encode(bad));
+        assert!(cosignatures(&forged, &[wv]).is_err());
     }
 }

@@ -94,6 +94,13 @@ impl TreeCheckpoint {
 
     /// Opens a signed checkpoint note with `key`.
     pub fn open(signed: &str, key: &VerifierKey) -> Result<TreeCheckpoint> {
+        if key.key_type() != note::KeyType::Ed25519 {
+            return Err(err(format!(
+                "{}+{:08x} is a witness cosignature key, not a log key",
+                key.name(),
+                key.id()
+            )));
+        }
         let opened = note::open(signed, std::slice::from_ref(key))?;
         let cp = Self::parse_body(&opened.text)?;
         if cp.origin != key.name() {
@@ -176,6 +183,107 @@ pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
     Ok(signed)
 }
 
+/// Asks `witnesses` to cosign the latest signed checkpoint (`merkle/checkpoint`) with the
+/// C2SP tlog-witness protocol, proving consistency from the tiles, and keeps the
+/// cosignatures that verify in `merkle/checkpoint` beside the log's signature (so proofs
+/// carry them). Needs the writer (`log` opened for writing). Returns the kept note and one
+/// outcome per witness.
+#[cfg(feature = "server")]
+///
+/// `previous` is the checkpoint note kept before this one was signed (with the cosignatures
+/// it had): a witness that cosigned it is asked from its size; any other from 0, and the
+/// witness's 409 answer tells the size it holds.
+pub fn witness_latest(
+    log: &Log,
+    witnesses: &[crate::witness::WitnessTarget],
+    previous: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<(String, Vec<crate::witness::WitnessOutcome>)> {
+    let signed = last_signed(log.dir())?.ok_or_else(|| {
+        err("no signed checkpoint to witness: run `auditlog checkpoint --signed --key FILE`")
+    })?;
+    let (text, _) = note::parse(&signed)?;
+    let cp = TreeCheckpoint::parse_body(&text)?;
+    let store = TileStore::new(log.dir());
+    let outcomes = crate::witness::request_cosignatures(
+        &signed,
+        witnesses,
+        |w| {
+            let cosigned_size = |n: &str| -> Option<u64> {
+                let c = note::cosignatures(n, std::slice::from_ref(&w.key)).ok()?;
+                if c.is_empty() {
+                    return None;
+                }
+                let (text, _) = note::parse(n).ok()?;
+                let p = TreeCheckpoint::parse_body(&text).ok()?;
+                (p.origin == cp.origin && p.size <= cp.size).then_some(p.size)
+            };
+            cosigned_size(&signed)
+                .or_else(|| previous.and_then(cosigned_size))
+                .unwrap_or(0)
+        },
+        |old, new| {
+            let r = store.reader(new)?;
+            consistency_proof(&r, old, new)
+        },
+        timeout,
+    )?;
+    let mut lines = String::new();
+    for o in &outcomes {
+        if let Ok(c) = &o.result {
+            lines.push_str(&c.line);
+            lines.push('\n');
+        }
+    }
+    // Replace any older cosignature by the same witness with the fresh one.
+    let fresh: Vec<(String, u32)> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().map(|c| (c.name.clone(), c.id)))
+        .collect();
+    let (_, sigs) = note::parse(&signed)?;
+    let mut kept = text.clone();
+    kept.push('\n');
+    for s in sigs {
+        if fresh.iter().any(|(n, i)| *n == s.name && *i == s.id) {
+            continue;
+        }
+        kept.push_str(&format!("\u{2014} {} {}\n", s.name, s.base64));
+    }
+    let kept = note::add_signatures(&kept, &lines)?;
+    if kept != signed {
+        crate::segment::write_atomic(
+            "merkle.checkpoint",
+            store.path(),
+            SIGNED_CHECKPOINT_FILE,
+            kept.as_bytes(),
+        )?;
+    }
+    Ok((kept, outcomes))
+}
+
+/// For the service: extends the tree, signs it with `signer` (unless the latest signed
+/// checkpoint already is of it) and asks `witnesses` to cosign (see [`witness_latest`]),
+/// serialized with the proof makers.
+#[cfg(feature = "server")]
+pub fn witness_current(
+    log: &Log,
+    signer: &SignerKey,
+    witnesses: &[crate::witness::WitnessTarget],
+    timeout: std::time::Duration,
+) -> Result<(String, Vec<crate::witness::WitnessOutcome>)> {
+    let _one = PROVING.lock().unwrap_or_else(|p| p.into_inner());
+    let st = log.merkle_sync()?;
+    let previous = last_signed(log.dir())?;
+    let current = match signed_for(log)? {
+        Some((_, cp)) => cp.origin == signer.name() && cp.size == st.size && cp.root == st.root,
+        None => false,
+    };
+    if !current {
+        sign_checkpoint(log, signer)?;
+    }
+    witness_latest(log, witnesses, previous.as_deref(), timeout)
+}
+
 /// Proof that record `seq` is leaf `leaf_index` of the tree of `tree_size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +328,11 @@ pub struct ConsistencyProof {
 
 fn b64s(hs: &[Hash]) -> Vec<String> {
     hs.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// Decodes a base64 hash of a proof.
+pub fn decode_hash(s: &str) -> Result<Hash> {
+    unb64(s, "hash")
 }
 
 fn unb64(s: &str, what: &str) -> Result<Hash> {
@@ -398,6 +511,60 @@ fn check_against(cp: &TreeCheckpoint, size: u64, root: &Hash) -> Result<()> {
 /// Serializes the proof makers that read tiles a concurrent sync may replace (a partial
 /// tile is removed once its full version is written).
 static PROVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The consistency proof from the tree of `old` leaves to the tree of `new` for the service:
+/// the tree is first extended to every record; without `new`, the current tree (signed
+/// first with `signer`, unless the latest signed checkpoint is already of it, and then the
+/// checkpoint is attached). An `old` of 0 or above `new`, or a `new` above the tree, is an
+/// [`Error::InvalidQuery`] naming the parameter.
+pub fn prove_consistency_current(
+    log: &Log,
+    old: u64,
+    new: Option<u64>,
+    signer: Option<&SignerKey>,
+) -> Result<ConsistencyProof> {
+    let _one = PROVING.lock().unwrap_or_else(|p| p.into_inner());
+    let st = log.merkle_sync()?;
+    let bad = |param: &str, message: String| Error::InvalidQuery {
+        param: param.into(),
+        message,
+    };
+    if let Some(n) = new {
+        if n > st.size {
+            return Err(bad(
+                "new",
+                format!("{n} is larger than the tree ({} leaves)", st.size),
+            ));
+        }
+    }
+    let mut size = st.size;
+    if let (Some(key), None) = (signer, new) {
+        let current = match signed_for(log)? {
+            Some((_, cp)) => cp.origin == key.name() && cp.size == st.size && cp.root == st.root,
+            None => false,
+        };
+        if !current {
+            let signed = sign_checkpoint(log, key)?;
+            let (text, _) = note::parse(&signed)?;
+            size = TreeCheckpoint::parse_body(&text)?.size;
+        }
+    }
+    let new = new.unwrap_or(size);
+    if old == 0 {
+        return Err(bad(
+            "old",
+            "0: a consistency proof starts from a non-empty tree (every tree extends the empty one)"
+                .into(),
+        ));
+    }
+    if old > new {
+        return Err(bad(
+            "old",
+            format!("{old} is larger than the new tree size {new}"),
+        ));
+    }
+    prove_consistency(log, old, new)
+}
 
 /// The inclusion proof of record `seq` for the service: the tree is first extended to every
 /// record; with `signer`, the current tree is signed (unless the latest signed checkpoint is

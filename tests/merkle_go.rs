@@ -406,3 +406,86 @@ fn we_verify_go_signed_checkpoints_and_proofs() {
     }
     assert!(cli_checked >= 6);
 }
+
+/// C2SP tlog-cosignature both ways: a checkpoint our witness cosigned still opens with Go's
+/// `note.Open` and only the log key (the cosignature is an unknown signature to it), and a
+/// cosignature/v1 verifier written in Go from the spec (crypto/ed25519 behind a
+/// `note.Verifier`) accepts our cosignature with its timestamp; a cosignature made in Go (a
+/// `note.Signer`) verifies with our library, and a tampered one does not.
+#[test]
+fn go_checks_our_cosignatures_and_we_check_gos() {
+    let Some(bin) = go_verify() else { return };
+    use auditlog::note::{self, KeyType};
+    use auditlog::witness::{AddCheckpoint, Witness, WitnessedLog};
+    let tmp = tempfile::tempdir().unwrap();
+    let log = SignerKey::generate("audit.example.com/go-cosig").unwrap();
+    let wkey =
+        SignerKey::generate_typed("witness.example.com/rust", KeyType::CosignatureV1).unwrap();
+    let wv = wkey.verifier();
+    let w = Witness::open(
+        wkey,
+        vec![WitnessedLog::parse(&log.verifier().to_string()).unwrap()],
+        &tmp.path().join("w"),
+    )
+    .unwrap();
+    let t = MemoryTree::from_leaf_hashes((0..77u64).map(|i| record_leaf_hash(i, 5, &[7; 32])));
+    let cp = log
+        .sign(
+            &transparency::TreeCheckpoint {
+                origin: log.name().into(),
+                size: t.size(),
+                root: t.root(),
+            }
+            .body(),
+        )
+        .unwrap();
+    let body = AddCheckpoint {
+        old: 0,
+        proof: vec![],
+        checkpoint: cp.clone(),
+    }
+    .to_body();
+    let line = w
+        .add_checkpoint(body.as_bytes(), 1_733_000_000)
+        .unwrap()
+        .expect("cosigned");
+    let cosigned = note::add_signatures(&cp, &line).unwrap();
+    let a = run_go(
+        bin,
+        &json!({"op": "cosig", "vkey": log.verifier().to_string(), "cosigned": cosigned,
+                "witness_vkey": wv.to_string(), "cosign_time": 1_734_000_000u64}),
+    );
+    assert_eq!(a["log_only"], "ok", "{a}");
+    assert_eq!(a["unverified"], 1, "{a}");
+    assert_eq!(a["cosig"], "ok", "{a}");
+    assert_eq!(a["timestamp"], 1_733_000_000u64, "{a}");
+    // A changed byte in our cosignature: Go refuses it.
+    let bad_line = {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::STANDARD;
+        let (head, b) = line.trim_end().rsplit_once(' ').unwrap();
+        let mut raw = e.decode(b).unwrap();
+        raw[20] ^= 1;
+        format!("{head} {}\n", e.encode(raw))
+    };
+    let a2 = run_go(
+        bin,
+        &json!({"op": "cosig", "vkey": log.verifier().to_string(),
+                "cosigned": note::add_signatures(&cp, &bad_line).unwrap(),
+                "witness_vkey": wv.to_string(), "cosign_time": 1u64}),
+    );
+    assert_ne!(a2["cosig"], "ok", "{a2}");
+
+    // Go's cosignature, checked by us.
+    let go_vkey = VerifierKey::parse(a["go_vkey"].as_str().unwrap()).unwrap();
+    assert_eq!(go_vkey.key_type(), KeyType::CosignatureV1);
+    let go_line = a["go_line"].as_str().unwrap();
+    let with_go = note::add_signatures(&cosigned, go_line).unwrap();
+    let c = note::cosignatures(&with_go, &[go_vkey.clone(), wv.clone()]).unwrap();
+    assert_eq!(c.len(), 2, "{c:?}");
+    let go_c = c.iter().find(|c| c.name == "go.example/witness").unwrap();
+    assert_eq!(go_c.timestamp, 1_734_000_000);
+    transparency::TreeCheckpoint::open(&with_go, &log.verifier()).unwrap();
+    let forged = with_go.replacen("\n77\n", "\n78\n", 1);
+    assert!(note::cosignatures(&forged, &[go_vkey]).is_err());
+}

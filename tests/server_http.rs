@@ -1564,6 +1564,8 @@ fn openapi_is_3_1_and_lists_every_route() {
             ("/verify", "get"),
             ("/verify", "post"),
             ("/checkpoint", "get"),
+            ("/consistency", "get"),
+            ("/checkpoint/witness", "post"),
             ("/audit-hash", "post"),
         ] {
             want.push((format!("{p}{suffix}"), method));
@@ -1647,6 +1649,7 @@ fn role_table_on_every_route() {
             ("GET", format!("{p}/verify"), None, Need::Read),
             ("POST", format!("{p}/verify"), Some(cp.clone()), Need::Read),
             ("GET", format!("{p}/checkpoint"), None, Need::Read),
+            ("GET", format!("{p}/consistency?old=1"), None, Need::Read),
             (
                 "POST",
                 format!("{p}/audit-hash"),

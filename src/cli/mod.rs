@@ -79,6 +79,13 @@ enum Command {
         /// Signer key file (from `auditlog keygen`).
         #[arg(long, requires = "signed")]
         key: Option<PathBuf>,
+        /// Ask this witness to cosign (C2SP tlog-witness): `"URL VKEY"`, the submission
+        /// prefix and its cosignature/v1 verifier key (repeatable).
+        #[arg(long, requires = "signed")]
+        witness: Vec<String>,
+        /// Cosignatures needed (default: every --witness); fewer exits 1.
+        #[arg(long, requires = "witness")]
+        quorum: Option<usize>,
     },
     /// Counts, seqs and files.
     Stats {
@@ -444,11 +451,15 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             out,
             signed: true,
             key: Some(key),
+            witness,
+            quorum,
         } => transparency::signed_checkpoint(
             &cli.data,
             write_options(&cli, &cfg)?,
             key,
             out.as_deref(),
+            witness,
+            *quorum,
         ),
         Command::Checkpoint { out, .. } => {
             let log = match Log::open(&cli.data, write_options(&cli, &cfg)?) {

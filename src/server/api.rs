@@ -51,6 +51,8 @@ pub(crate) fn router(app: AppState) -> Router {
             .route(&format!("{p}/status"), get(status))
             .route(&format!("{p}/tail"), get(tail))
             .route(&format!("{p}/checkpoint"), get(checkpoint))
+            .route(&format!("{p}/consistency"), get(consistency))
+            .route(&format!("{p}/checkpoint/witness"), post(checkpoint_witness))
             .route(&format!("{p}/audit-hash"), post(audit_hash))
             .route(&format!("{p}/reports"), post(report_post))
             .route(&format!("{p}/{{event_id}}"), get(event_get))
@@ -1035,6 +1037,133 @@ async fn event_proof(
     )
     .await?;
     Ok(json_ok(proof))
+}
+
+/// `GET …/consistency?old=N[&new=M]`: the RFC 9162 consistency proof from the tree of N
+/// leaves to the tree of M (default: the current tree, signed first when
+/// `server.checkpoint_signing_key` is set), docs/TRANSPARENCY.md.
+async fn consistency(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/consistency", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Read).await?;
+    let (mut old, mut new): (Option<u64>, Option<u64>) = (None, None);
+    for (k, v) in parse_params(uri.query())? {
+        let slot = match k.as_str() {
+            "old" => &mut old,
+            "new" => &mut new,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("`{k}` is not a parameter of the consistency route (old, new)"),
+                )
+                .param(k))
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{k}: given more than once"),
+            )
+            .param(k));
+        }
+        let n = v
+            .parse::<u64>()
+            .ok()
+            .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{k}: {v:?} is not a decimal tree size"),
+                )
+                .param(k.clone())
+            })?;
+        *slot = Some(n);
+    }
+    let old = old.ok_or_else(|| {
+        ApiError::bad_request("missing_parameter", "old: the old tree size is required")
+            .param("old")
+    })?;
+    let a = app.clone();
+    let proof = blocking(move || {
+        crate::transparency::prove_consistency_current(&a.log, old, new, a.signer.as_deref())
+    })
+    .await?;
+    record_access(
+        &app,
+        &caller,
+        "log_consistency",
+        &route,
+        json!({"old_size": proof.old_size, "new_size": proof.new_size}),
+    )
+    .await?;
+    Ok(json_ok(proof))
+}
+
+/// `POST …/checkpoint/witness` (admin): signs the current tree and asks `server.witnesses`
+/// to cosign it (C2SP tlog-witness); the cosignatures are kept with the checkpoint, so later
+/// proofs carry them. docs/TRANSPARENCY.md.
+async fn checkpoint_witness(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let route = format!("{}/checkpoint/witness", prefix_of(&uri));
+    let caller = authorize(&app, &headers, peer, &route, Role::Admin).await?;
+    if let Some((k, _)) = parse_params(uri.query())?.into_iter().next() {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("`{k}` is not a parameter of the witness route (it takes none)"),
+        )
+        .param(k));
+    }
+    let Some(signer) = app.signer.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_configured",
+            "no server.checkpoint_signing_key: the server signs no checkpoints to witness",
+        ));
+    };
+    if app.witnesses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_configured",
+            "server.witnesses is empty: no witness to ask",
+        ));
+    }
+    let a = app.clone();
+    let (note, outcomes) = blocking(move || {
+        crate::transparency::witness_current(&a.log, &signer, &a.witnesses, Duration::from_secs(10))
+    })
+    .await?;
+    let cosigned = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let need = app.cfg.server.witness_quorum.unwrap_or(app.witnesses.len());
+    let list: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(c) => json!({"witness": o.witness, "cosigned_at": c.timestamp}),
+            Err(e) => json!({"witness": o.witness, "error": e}),
+        })
+        .collect();
+    record_access(
+        &app,
+        &caller,
+        "checkpoint_witness",
+        &route,
+        json!({"cosignatures": cosigned, "quorum": need}),
+    )
+    .await?;
+    Ok(json_ok(json!({
+        "checkpoint": note,
+        "witnesses": list,
+        "cosignatures": cosigned,
+        "quorum": need,
+        "quorum_met": cosigned >= need,
+    })))
 }
 
 async fn filterdata(

@@ -15,6 +15,9 @@ mod console;
 mod metrics;
 mod openapi;
 mod tls;
+mod witness;
+
+pub use witness::{router as witness_router, serve_witness_blocking};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +46,8 @@ pub(crate) struct App {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// `server.checkpoint_signing_key`, read at start.
     pub signer: Option<Arc<crate::note::SignerKey>>,
+    /// `server.witnesses`, parsed at start.
+    pub witnesses: Vec<crate::witness::WitnessTarget>,
     /// The configured sinks, running in-process on `log` until shutdown.
     pub sinks: parking_lot::Mutex<Option<crate::sink::Sinks>>,
     /// The alert rules (`alerts`), evaluated on the stream until shutdown.
@@ -97,6 +102,31 @@ impl Server {
                     })
             })
             .transpose()?;
+        let witnesses = cfg
+            .server
+            .witnesses
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                crate::witness::WitnessTarget::parse(w)
+                    .map_err(|e| Error::Config(format!("server.witnesses[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !witnesses.is_empty() && signer.is_none() {
+            return Err(Error::Config(
+                "server.witnesses needs server.checkpoint_signing_key (witnesses cosign the \
+                 server's signed checkpoints)"
+                    .into(),
+            ));
+        }
+        if let Some(q) = cfg.server.witness_quorum {
+            if q > witnesses.len() {
+                return Err(Error::Config(format!(
+                    "server.witness_quorum {q} is more than the {} server.witnesses",
+                    witnesses.len()
+                )));
+            }
+        }
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| Error::Config(format!("server.listen: cannot listen on {listen}: {e}")))?;
         listener
@@ -119,6 +149,7 @@ impl Server {
                 sessions: console::Sessions::default(),
                 closing: tokio::sync::watch::channel(false).0,
                 signer,
+                witnesses,
                 sinks: parking_lot::Mutex::new(Some(sinks)),
                 alerts: parking_lot::Mutex::new(alerts),
                 cfg,

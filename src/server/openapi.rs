@@ -323,6 +323,33 @@ pub fn document() -> Value {
                 json!({"$ref": "#/components/schemas/InclusionProof"}))}),
                 &[("400", "A bad event_id or tree_size, named in error.param."), ("404", "No such event.")]))}),
         );
+        paths.insert(
+            format!("{p}/checkpoint/witness"),
+            json!({"post": operation(&format!("{tag}checkpoint_witness"),
+            "Sign the current tree and ask server.witnesses to cosign it (C2SP tlog-witness)", "admin",
+            vec![],
+            with_errors(json!({"200": ok("The kept checkpoint (with the cosignatures that verified) and one outcome per witness.",
+                json!({"type": "object", "required": ["checkpoint", "witnesses", "cosignatures", "quorum", "quorum_met"],
+                    "properties": {"checkpoint": {"type": "string"},
+                        "witnesses": {"type": "array", "items": {"type": "object", "required": ["witness"],
+                            "properties": {"witness": {"type": "string"}, "cosigned_at": {"type": "integer"}, "error": {"type": "string"}}}},
+                        "cosignatures": {"type": "integer"}, "quorum": {"type": "integer"}, "quorum_met": {"type": "boolean"}}}))}),
+                &[("400", "A parameter was given (it takes none)."), ("409", "No signing key or no witnesses configured.")]))}),
+        );
+        paths.insert(
+            format!("{p}/consistency"),
+            json!({"get": operation(&format!("{tag}consistency"),
+            "RFC 9162 consistency proof between two tree sizes", "read",
+            vec![json!({"name": "old", "in": "query", "required": true,
+                    "description": "The old tree size (at least 1, at most new).",
+                    "schema": {"type": "integer", "minimum": 1}}),
+                 json!({"name": "new", "in": "query", "required": false,
+                    "description": "The new tree size (at most the current size); default: the current tree, signed first when the server has a checkpoint signing key (its checkpoint is then attached).",
+                    "schema": {"type": "integer", "minimum": 1}})],
+            with_errors(json!({"200": ok("The proof (docs/TRANSPARENCY.md); `auditlog verify-proof` checks it with the verifier key when it carries a checkpoint.",
+                json!({"$ref": "#/components/schemas/ConsistencyProof"}))}),
+                &[("400", "A bad, missing or out-of-range old or new, named in error.param.")]))}),
+        );
     }
     paths.insert(
         "/health".into(),
@@ -431,6 +458,12 @@ fn schemas() -> Value {
             "event_id": {"type": "string"},
             "leaf_hash": {"type": "string"}, "hashes": strs, "root": {"type": "string"},
             "checkpoint": {"type": "string", "description": "The C2SP signed checkpoint note of tree_size, when it is the latest signed one."}}},
+        "ConsistencyProof": {"type": "object", "additionalProperties": false,
+            "required": ["kind", "old_size", "new_size", "old_root", "new_root", "hashes"], "properties": {
+            "kind": {"type": "string", "enum": ["consistency"]},
+            "old_size": {"type": "integer", "minimum": 1}, "new_size": {"type": "integer", "minimum": 1},
+            "old_root": {"type": "string"}, "new_root": {"type": "string"}, "hashes": strs,
+            "checkpoint": {"type": "string", "description": "The C2SP signed checkpoint note of new_size (with any witness cosignatures), when it is the latest signed one."}}},
         "VerifyReport": {"type": "object", "required": ["ok", "records"], "properties": {
             "ok": {"type": "boolean"}, "records": {"type": "integer"}, "segments": {"type": "integer"},
             "first_seq": {"type": ["integer", "null"]}, "last_seq": {"type": ["integer", "null"]},

@@ -9,6 +9,13 @@
 //	                      consistency proofs (tlog.CheckTree), and reads its tiles through
 //	                      tlog.TileHashReader (which authenticates every tile against the
 //	                      checkpoint's root) to recompute the root and the proofs.
+//	{"op": "cosig", ...}  checks a checkpoint auditlog's witness cosigned (C2SP
+//	                      tlog-cosignature, cosignature/v1): note.Open with only the log's
+//	                      key must still verify it (the cosignature is an unknown signature),
+//	                      and note.Open with a cosignature/v1 verifier written here from the
+//	                      spec (crypto/ed25519) must verify the cosignature; then it cosigns
+//	                      the checkpoint with a fresh Go witness key (a note.Signer) for
+//	                      auditlog to verify.
 //	{"op": "make", ...}   builds a tree of the given leaves with tlog, signs checkpoints with
 //	                      a fresh note key and writes proofs in auditlog's JSON proof format,
 //	                      for auditlog's verifier to check.
@@ -18,13 +25,16 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +84,10 @@ type request struct {
 	Consistency []consistencyProof `json:"consistency"`
 	// Offline receipts in the c2sp.org/tlog-proof@v1 text format.
 	Receipts []string `json:"receipts"`
+	// cosig
+	Cosigned    string `json:"cosigned"`
+	WitnessVkey string `json:"witness_vkey"`
+	CosignTime  uint64 `json:"cosign_time"`
 	// make
 	Name         string     `json:"name"`
 	Leaves       []leaf     `json:"leaves"`
@@ -125,6 +139,8 @@ func main() {
 	switch req.Op {
 	case "check":
 		out = check(&req)
+	case "cosig":
+		out = cosig(&req)
 	case "make":
 		a, err := makeProofs(&req)
 		if err != nil {
@@ -493,4 +509,148 @@ func makeProofs(req *request) (*makeAnswer, error) {
 		ans.Consistency = append(ans.Consistency, p)
 	}
 	return ans, nil
+}
+
+// cosignatureVerifier checks C2SP tlog-cosignature v1 signatures: the signature is an 8-byte
+// big-endian timestamp followed by the Ed25519 signature of
+// "cosignature/v1\ntime <timestamp>\n" || the note text; the key hash uses type byte 0x04.
+type cosignatureVerifier struct {
+	name string
+	hash uint32
+	key  ed25519.PublicKey
+	// The timestamp of the last signature that verified.
+	seen uint64
+}
+
+func (v *cosignatureVerifier) Name() string    { return v.name }
+func (v *cosignatureVerifier) KeyHash() uint32 { return v.hash }
+func (v *cosignatureVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	t := binary.BigEndian.Uint64(sig[:8])
+	if t > math.MaxInt64 {
+		return false
+	}
+	if !ed25519.Verify(v.key, cosignatureMessage(t, msg), sig[8:]) {
+		return false
+	}
+	v.seen = t
+	return true
+}
+
+func cosignatureMessage(t uint64, text []byte) []byte {
+	return append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", t)), text...)
+}
+
+func cosignatureKeyHash(name string, pub []byte) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', 0x04})
+	h.Write(pub)
+	return binary.BigEndian.Uint32(h.Sum(nil)[:4])
+}
+
+// parseCosignatureVkey parses "<name>+<hex key hash>+<base64(0x04 || 32-byte key)>".
+func parseCosignatureVkey(s string) (*cosignatureVerifier, error) {
+	parts := strings.SplitN(s, "+", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("vkey %q is not name+hash+key", s)
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != 33 || raw[0] != 0x04 {
+		return nil, fmt.Errorf("vkey %q is not a cosignature/v1 (0x04) Ed25519 key", s)
+	}
+	id, err := strconv.ParseUint(parts[1], 16, 32)
+	if err != nil || len(parts[1]) != 8 {
+		return nil, fmt.Errorf("vkey key hash %q", parts[1])
+	}
+	h := cosignatureKeyHash(parts[0], raw[1:])
+	if uint32(id) != h {
+		return nil, fmt.Errorf("vkey key hash %08x, computed %08x", id, h)
+	}
+	return &cosignatureVerifier{name: parts[0], hash: h, key: ed25519.PublicKey(raw[1:])}, nil
+}
+
+type cosignatureSigner struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+	t    uint64
+}
+
+func (s *cosignatureSigner) Name() string    { return s.name }
+func (s *cosignatureSigner) KeyHash() uint32 { return s.hash }
+func (s *cosignatureSigner) Sign(msg []byte) ([]byte, error) {
+	out := make([]byte, 8, 8+ed25519.SignatureSize)
+	binary.BigEndian.PutUint64(out, s.t)
+	return append(out, ed25519.Sign(s.key, cosignatureMessage(s.t, msg))...), nil
+}
+
+type cosigAnswer struct {
+	// note.Open with only the log's verifier key: "ok" or the error.
+	LogOnly string `json:"log_only"`
+	// The cosignature lines Open left unverified (with only the log key).
+	Unverified int `json:"unverified"`
+	// note.Open with the log key and the cosignature verifier: "ok" or the error.
+	Cosig     string `json:"cosig"`
+	Timestamp uint64 `json:"timestamp"`
+	// A cosignature by a fresh Go witness key, and that key as a vkey.
+	GoVkey string `json:"go_vkey"`
+	GoLine string `json:"go_line"`
+}
+
+func cosig(req *request) *cosigAnswer {
+	a := &cosigAnswer{}
+	logV, err := note.NewVerifier(req.VerifierKey)
+	if err != nil {
+		fail("log vkey: %v", err)
+	}
+	if n, err := note.Open([]byte(req.Cosigned), note.VerifierList(logV)); err != nil {
+		a.LogOnly = err.Error()
+	} else {
+		a.LogOnly = "ok"
+		a.Unverified = len(n.UnverifiedSigs)
+	}
+	cv, err := parseCosignatureVkey(req.WitnessVkey)
+	if err != nil {
+		a.Cosig = err.Error()
+	} else if n, err := note.Open([]byte(req.Cosigned), note.VerifierList(logV, cv)); err != nil {
+		a.Cosig = err.Error()
+	} else {
+		found := false
+		for _, s := range n.Sigs {
+			if s.Name == cv.name && s.Hash == cv.hash {
+				found = true
+			}
+		}
+		if found {
+			a.Cosig = "ok"
+			a.Timestamp = cv.seen
+		} else {
+			a.Cosig = "the cosignature is not among the verified signatures"
+		}
+	}
+	// Go cosigns the checkpoint text.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		fail("key: %v", err)
+	}
+	name := "go.example/witness"
+	signer := &cosignatureSigner{name: name, hash: cosignatureKeyHash(name, pub), key: priv, t: req.CosignTime}
+	n, err := note.Open([]byte(req.Cosigned), note.VerifierList(logV))
+	if err != nil {
+		fail("open: %v", err)
+	}
+	signed, err := note.Sign(&note.Note{Text: n.Text}, signer)
+	if err != nil {
+		fail("sign: %v", err)
+	}
+	_, sigs, _ := strings.Cut(string(signed), "\n\n")
+	a.GoLine = sigs
+	a.GoVkey = fmt.Sprintf("%s+%08x+%s", name, signer.hash, base64.StdEncoding.EncodeToString(append([]byte{0x04}, pub...)))
+	return a
 }
