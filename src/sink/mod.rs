@@ -42,7 +42,7 @@ pub use http::{
 pub use nats::NatsDestination;
 #[cfg(feature = "sinks")]
 pub use nats::{NatsAuth, NatsClient, NatsMessage, NatsTransport};
-pub use run::{ship, statuses_on_disk, ShipOptions, Sinks};
+pub use run::{ship, statuses_on_disk, RunLock, ShipOptions, Sinks, ALERT_LOG, RUN_LOCK};
 #[cfg(feature = "sinks")]
 pub use syslog::SyslogTransport;
 pub use syslog::{SyslogDestination, SyslogProtocol};
