@@ -444,6 +444,7 @@ pub fn spawn_into(source: &Log, target: &Log, cfg: &AlertConfig) -> Result<Alert
     let thread = std::thread::Builder::new()
         .name("alerts".into())
         .spawn(move || {
+            super::lower_thread_priority();
             let log = log2;
             let start = saved.acked_seq.map_or(0, |a| a + 1);
             let end = log.next_seq();
