@@ -41,11 +41,19 @@ fn receivers(tmp: &std::path::Path) -> Receivers {
         (200, r#"{"text":"Success","code":0}"#.to_string())
     }));
     let elastic = HttpRx::start(Arc::new(|r: &HttpRequest| {
-        let n = r.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() / 2;
+        let n = r
+            .body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            / 2;
         let items: Vec<Value> = (0..n)
             .map(|_| json!({"create": {"status": 201, "result": "created"}}))
             .collect();
-        (200, json!({"took": 1, "errors": false, "items": items}).to_string())
+        (
+            200,
+            json!({"took": 1, "errors": false, "items": items}).to_string(),
+        )
     }));
     let datadog = HttpRx::start(Arc::new(|_: &HttpRequest| (202, "{}".to_string())));
     let webhook = HttpRx::start(Arc::new(|_: &HttpRequest| (200, String::new())));
@@ -259,7 +267,11 @@ fn main() {
         "append rate ({appends} events per run, {rounds} rounds, {:?}, receivers {}): idle \
          {:.0}/s, every sink running {:.0}/s: {:.1}% of idle{}",
         durability,
-        if nice_receivers { "niced" } else { "at normal priority" },
+        if nice_receivers {
+            "niced"
+        } else {
+            "at normal priority"
+        },
         i / rounds as f64,
         b / rounds as f64,
         100.0 * b / i,

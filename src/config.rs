@@ -341,8 +341,7 @@ impl Config {
             c.audit_logs.webhooks.as_ref(),
         )?;
         c.sinks.extend(seeded);
-        let sections =
-            crate::sink::seed::sinks_from_sections(c.syslog.as_ref(), c.nats.as_ref())?;
+        let sections = crate::sink::seed::sinks_from_sections(c.syslog.as_ref(), c.nats.as_ref())?;
         c.sinks.extend(sections);
         crate::sink::check_all(&c.sinks)?;
         c.alerts.validate()?;

@@ -210,8 +210,20 @@ fn webhook_signatures_match_the_standard_webhooks_example() {
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     assert!(verify_standard_webhook(SECRET, id, ts, body, &sig));
     // A changed body, id or timestamp does not verify.
-    assert!(!verify_standard_webhook(SECRET, id, ts, br#"{"test": 2432232315}"#, &sig));
-    assert!(!verify_standard_webhook(SECRET, "msg_other", ts, body, &sig));
+    assert!(!verify_standard_webhook(
+        SECRET,
+        id,
+        ts,
+        br#"{"test": 2432232315}"#,
+        &sig
+    ));
+    assert!(!verify_standard_webhook(
+        SECRET,
+        "msg_other",
+        ts,
+        body,
+        &sig
+    ));
     assert!(!verify_standard_webhook(SECRET, id, ts + 1, body, &sig));
 }
 
@@ -242,7 +254,10 @@ fn a_receiver_down_then_up_gets_everything_after_backing_off() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let st = h.status();
-    assert!(st.parked.is_none(), "a refused connection is retried: {st:?}");
+    assert!(
+        st.parked.is_none(),
+        "a refused connection is retried: {st:?}"
+    );
     assert_eq!(st.acked_seq, None);
     assert_eq!(st.lag, 30);
     assert!(
@@ -262,7 +277,11 @@ fn a_receiver_down_then_up_gets_everything_after_backing_off() {
         Vec::new(),
         ok_always(),
     );
-    assert!(h.wait_acked(29, Duration::from_secs(30)), "{:?}", h.status());
+    assert!(
+        h.wait_acked(29, Duration::from_secs(30)),
+        "{:?}",
+        h.status()
+    );
     let st = h.status();
     h.stop();
     assert_eq!(st.delivered, 30);
@@ -644,4 +663,35 @@ fn bad_sink_configs_are_named() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("kafka"), "{e}");
+}
+
+#[test]
+fn a_record_failing_its_mac_check_parks_the_sink_and_is_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path());
+        log.append_batch(&events(6, 40)).unwrap();
+    }
+    common::forge_timestamp(dir.path(), 25);
+    let log = Log::open_read_only(dir.path(), key()).unwrap();
+    let rx = Receiver::start(Vec::new(), ok_always());
+    let h = start(
+        &log,
+        webhook_cfg(
+            &rx.url,
+            json!({"batch": {"max_events": 5, "flush_interval_ms": 20}}),
+        ),
+    );
+    assert!(!h.wait_acked(39, Duration::from_secs(20)));
+    let st = h.status();
+    h.stop();
+    let why = st.parked.expect("parked");
+    assert!(why.contains("record 25 fails its MAC check"), "{why}");
+    // Everything before it was delivered, nothing from it on.
+    let seqs: Vec<u64> = webhook_events(&rx.requests())
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..25).collect::<Vec<u64>>());
+    assert_eq!(st.acked_seq, Some(24));
 }

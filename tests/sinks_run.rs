@@ -460,9 +460,11 @@ fn one_process_at_a_time_runs_the_sinks_of_a_data_directory() {
     let log = writer(&data);
     log.append_batch(&common::events(8, 50)).unwrap();
     let mut first = ship(&data, &config, &[]);
-    rx.wait_for("the first ship's deliveries", Duration::from_secs(60), |r| {
-        r.by_seq().len() == 50
-    });
+    rx.wait_for(
+        "the first ship's deliveries",
+        Duration::from_secs(60),
+        |r| r.by_seq().len() == 50,
+    );
 
     // A second `ship`: refused, naming the lock file and who holds it.
     let o = auditlog(&data, &config)

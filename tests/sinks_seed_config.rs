@@ -250,19 +250,40 @@ fn syslog_and_nats_sections_become_sinks() {
 #[test]
 fn bad_syslog_and_nats_sections_are_refused_naming_the_field() {
     let cases = [
-        (r#"{"syslog": {"address": "h:514", "timeout": "soon"}}"#, "syslog.timeout"),
-        (r#"{"syslog": {"adress": "h:514"}}"#, "syslog: unknown field `adress`"),
-        (r#"{"syslog": {"address": "h:514", "protocol": "relp"}}"#, "syslog"),
+        (
+            r#"{"syslog": {"address": "h:514", "timeout": "soon"}}"#,
+            "syslog.timeout",
+        ),
+        (
+            r#"{"syslog": {"adress": "h:514"}}"#,
+            "syslog: unknown field `adress`",
+        ),
+        (
+            r#"{"syslog": {"address": "h:514", "protocol": "relp"}}"#,
+            "syslog",
+        ),
         (r#"{"syslog": {"address": "no-port"}}"#, "syslog"),
-        (r#"{"syslog": {"address": "h:514", "batch_size": 0}}"#, "syslog.batch_size"),
-        (r#"{"syslog": [{"address": "h:514"}, {"address": "i:514"}]}"#, "syslog[0].name"),
+        (
+            r#"{"syslog": {"address": "h:514", "batch_size": 0}}"#,
+            "syslog.batch_size",
+        ),
+        (
+            r#"{"syslog": [{"address": "h:514"}, {"address": "i:514"}]}"#,
+            "syslog[0].name",
+        ),
         (r#"{"syslog": "h:514"}"#, "syslog: expected an object"),
         (
             r#"{"nats": {"url": "nats://n:4222", "stream": "S", "duplicate_window": "2 weeks"}}"#,
             "nats.duplicate_window",
         ),
-        (r#"{"nats": {"url": "tls://n:4222", "stream": "S"}}"#, "nats"),
-        (r#"{"nats": [{"name": "a", "url": "nats://n:4222"}]}"#, "nats[0]: missing field `stream`"),
+        (
+            r#"{"nats": {"url": "tls://n:4222", "stream": "S"}}"#,
+            "nats",
+        ),
+        (
+            r#"{"nats": [{"name": "a", "url": "nats://n:4222"}]}"#,
+            "nats[0]: missing field `stream`",
+        ),
         (
             r#"{"nats": {"url": "nats://n:4222", "stream": "S", "retry": {"backoff": "linear"}}}"#,
             "nats.retry.backoff",

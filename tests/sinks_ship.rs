@@ -121,7 +121,10 @@ fn syslog_section_delivers_under_serve_then_ship() {
     let out = ship_once(&data, &config, &[]);
     assert!(out.contains("syslog"), "{out}");
     let want = auth_seqs(&log);
-    assert!(want.len() > 40, "the appended events include authentication ones");
+    assert!(
+        want.len() > 40,
+        "the appended events include authentication ones"
+    );
     let got = rs.wait_for(&want.iter().copied().collect::<Vec<_>>());
     // Only authentication events (the filter), each once (the cursor carried over), from
     // the configured HOSTNAME.
@@ -173,7 +176,10 @@ fn nats_section_delivers_under_serve_then_ship() {
     assert!(s.terminate().success());
 
     // Without the variable, ship refuses to start, naming it.
-    let o = auditlog(&data, &config).args(["ship", "--once"]).output().unwrap();
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("NATS_TOKEN"), "{err}");
@@ -228,7 +234,10 @@ impl Elastic {
             let mut docs = d.lock().unwrap();
             for pair in lines.chunks(2) {
                 let a: Value = serde_json::from_str(pair[0]).unwrap();
-                let id = a["create"]["_id"].as_str().expect("create with _id").to_string();
+                let id = a["create"]["_id"]
+                    .as_str()
+                    .expect("create with _id")
+                    .to_string();
                 c.lock().unwrap().push(id.clone());
                 if docs.contains_key(&id) {
                     errors = true;
@@ -287,39 +296,54 @@ fn ship_sigkilled_mid_delivery_jetstream_and_elastic_hold_each_event_once() {
     log.append_batch(&evs[..800]).unwrap();
 
     let mut child = ship(&data, &config);
-    wait("some deliveries", Duration::from_secs(60), || es.count() >= 200);
+    wait("some deliveries", Duration::from_secs(60), || {
+        es.count() >= 200
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let at_kill = es.count();
     assert!(at_kill < 800, "ship finished before it was killed");
     // The kill landed mid-delivery: the cursor is behind what the receiver holds.
-    let cursor: Value = serde_json::from_slice(
-        &std::fs::read(data.join("sinks").join("es.cursor")).unwrap(),
-    )
-    .unwrap();
+    let cursor: Value =
+        serde_json::from_slice(&std::fs::read(data.join("sinks").join("es.cursor")).unwrap())
+            .unwrap();
     let acked = cursor["acked_seq"].as_u64().map_or(0, |a| a + 1) as usize;
-    assert!(acked <= at_kill, "cursor {acked} ahead of the receiver {at_kill}");
+    assert!(
+        acked <= at_kill,
+        "cursor {acked} ahead of the receiver {at_kill}"
+    );
 
     log.append_batch(&evs[800..]).unwrap();
     let mut child = ship(&data, &config);
-    wait("all 1200 events in Elasticsearch", Duration::from_secs(120), || {
-        es.count() == 1200
-    });
+    wait(
+        "all 1200 events in Elasticsearch",
+        Duration::from_secs(120),
+        || es.count() == 1200,
+    );
     let auth = NatsAuth::default();
-    wait("all 1200 events in JetStream", Duration::from_secs(120), || {
-        let mut c = ns.client(&auth);
-        c.js_api("$JS.API.STREAM.INFO.AUDIT", &json!({}))
-            .ok()
-            .and_then(|v| v["state"]["messages"].as_u64())
-            == Some(1200)
-    });
+    wait(
+        "all 1200 events in JetStream",
+        Duration::from_secs(120),
+        || {
+            let mut c = ns.client(&auth);
+            c.js_api("$JS.API.STREAM.INFO.AUDIT", &json!({}))
+                .ok()
+                .and_then(|v| v["state"]["messages"].as_u64())
+                == Some(1200)
+        },
+    );
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     let st = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(st.success(), "ship: {st}: {err}");
 
     // Elasticsearch: each `_id` stored once, the document the event's; creates sent twice

@@ -17,9 +17,7 @@ use auditlog::siem::{self, FormatContext};
 use auditlog::sink::{self, NatsAuth, SinkConfig};
 use auditlog::{Durability, Log, Options};
 use common::{events, key, SMALL_SEGMENT};
-use daemons::{
-    free_tcp_port as free_port, nats_server, rsyslogd, stream_messages, Nats, Rsyslog,
-};
+use daemons::{free_tcp_port as free_port, nats_server, rsyslogd, stream_messages, Nats, Rsyslog};
 use serde_json::{json, Value};
 
 fn open(dir: &Path) -> Log {
@@ -44,7 +42,6 @@ fn start(log: &Log, c: SinkConfig) -> sink::SinkHandle {
 }
 
 // ---------------------------------------------------------------- rsyslog
-
 
 /// Every seq of `0..n` arrived, each message exactly the RFC 5424 rendering of its event
 /// (header, structured data and JSON body intact).

@@ -139,7 +139,7 @@ impl Iterator for RecordIter {
                 Err(crate::format::FrameError::Zero) if crate::format::is_zero(rest) => {
                     self.seg += 1;
                     self.off = HEADER_LEN;
-                self.prev = None;
+                    self.prev = None;
                     // A map that faulted reads zeros where the file's records were.
                     if let Err(e) = seg.check_mapped() {
                         return Some(Err(e));
@@ -152,7 +152,7 @@ impl Iterator for RecordIter {
                     let at = self.off;
                     self.seg += 1;
                     self.off = HEADER_LEN;
-                self.prev = None;
+                    self.prev = None;
                     if let Err(e) = seg.check_mapped() {
                         return Some(Err(e));
                     }
@@ -175,9 +175,9 @@ impl Iterator for RecordIter {
             }
             let mac_verified = self.check.as_ref().map(|(chain, log_id)| {
                 prev.is_some_and(|p| {
-                    codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload).is_ok_and(
-                        |d| crate::chain::ct_eq(&chain.step(&p, f.seq, f.ts, &d), &f.mac),
-                    )
+                    codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload).is_ok_and(|d| {
+                        crate::chain::ct_eq(&chain.step(&p, f.seq, f.ts, &d), &f.mac)
+                    })
                 })
             });
             // Once its map faulted, nothing more is read from this segment.

@@ -393,8 +393,14 @@ mod tests {
             // Never above the ceiling of that attempt...
             assert!(samples.iter().all(|&s| s <= ceiling), "attempt {attempt}");
             // ...spread over all of it (full jitter): some in its lowest and highest tenth.
-            assert!(samples.iter().any(|&s| s <= ceiling / 10), "attempt {attempt}");
-            assert!(samples.iter().any(|&s| s >= ceiling * 9 / 10), "attempt {attempt}");
+            assert!(
+                samples.iter().any(|&s| s <= ceiling / 10),
+                "attempt {attempt}"
+            );
+            assert!(
+                samples.iter().any(|&s| s >= ceiling * 9 / 10),
+                "attempt {attempt}"
+            );
         }
         // A huge attempt number stays capped (no overflow).
         assert!(r.backoff(u32::MAX) <= Duration::from_millis(1600));

@@ -375,10 +375,10 @@ pub fn ship(
         if read_failed {
             if reopens >= MAX_REOPENS && running.alerts_failed() {
                 // The alert rules keep failing: say why.
-                let why = running.stop().err().map_or_else(
-                    || "they ended".to_string(),
-                    |e| format!("last error: {e}"),
-                );
+                let why = running
+                    .stop()
+                    .err()
+                    .map_or_else(|| "they ended".to_string(), |e| format!("last error: {e}"));
                 return Err(Error::Config(format!(
                     "alerts: the alert rules stopped {MAX_REOPENS} times in a row ({why})"
                 )));

@@ -476,7 +476,8 @@ impl std::fmt::Debug for NatsSection {
 /// errors (`syslog`, `syslog[1]`).
 fn one_or_many<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<Vec<(String, T)>> {
     let parse = |x: &Value, w: String| -> Result<(String, T)> {
-        let t = serde_json::from_value(x.clone()).map_err(|e| Error::Config(format!("{w}: {e}")))?;
+        let t =
+            serde_json::from_value(x.clone()).map_err(|e| Error::Config(format!("{w}: {e}")))?;
         Ok((w, t))
     };
     match v {
@@ -525,7 +526,9 @@ fn common_settings(
 ) -> Result<()> {
     if let Some(n) = batch_size {
         if n == 0 {
-            return Err(Error::Config(format!("{what}.batch_size: must be at least 1")));
+            return Err(Error::Config(format!(
+                "{what}.batch_size: must be at least 1"
+            )));
         }
         c.batch.max_events = n;
     }
@@ -561,7 +564,10 @@ fn in_section(e: Error, what: &str) -> Error {
 }
 
 /// The sinks of the top-level `syslog` and `nats` sections, in that order.
-pub fn sinks_from_sections(syslog: Option<&Value>, nats: Option<&Value>) -> Result<Vec<SinkConfig>> {
+pub fn sinks_from_sections(
+    syslog: Option<&Value>,
+    nats: Option<&Value>,
+) -> Result<Vec<SinkConfig>> {
     let mut out = Vec::new();
     if let Some(v) = syslog {
         let list: Vec<(String, SyslogSection)> = one_or_many(v, "syslog")?;

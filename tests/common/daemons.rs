@@ -27,7 +27,10 @@ pub fn tool(tool: &str, skip_var: &str) -> Option<PathBuf> {
         .unwrap_or_default();
     let found = on_path
         .into_iter()
-        .chain([Path::new("/usr/sbin").join(tool), Path::new("/sbin").join(tool)])
+        .chain([
+            Path::new("/usr/sbin").join(tool),
+            Path::new("/sbin").join(tool),
+        ])
         .find(|p| p.is_file());
     if found.is_some() {
         return found;
