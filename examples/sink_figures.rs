@@ -182,7 +182,7 @@ fn main() {
     let rounds: usize = args.get(4).map_or(2, |s| s.parse().unwrap());
     // The receivers stand for other machines: by default they run at the sinks' low
     // priority (`normal` runs them at the appender's).
-    let nice_receivers = args.get(5).map_or(true, |s| s != "normal");
+    let nice_receivers = args.get(5).is_none_or(|s| s != "normal");
     let key = HmacKey::from_bytes(&[7; 32]).unwrap();
     let base = std::env::var("PROBE_DIR").unwrap_or_else(|_| "target".into());
     let tmp = tempfile::tempdir_in(base).unwrap();
@@ -198,7 +198,7 @@ fn main() {
     .unwrap();
 
     // Events/s of each HTTP sink from a log already holding `per_sink` events.
-    let log = Log::open(&tmp.path().join("a"), Options::new(key.clone())).unwrap();
+    let log = Log::open(tmp.path().join("a"), Options::new(key.clone())).unwrap();
     let evs: Vec<Event> = Generator::standard(1).take(per_sink).collect();
     log.append_batch(&evs).unwrap();
     println!("| destination | events/s |\n| --- | --- |");
@@ -219,7 +219,7 @@ fn main() {
 
     // The append rate with every sink following the log, against none.
     let log = Log::open(
-        &tmp.path().join("b"),
+        tmp.path().join("b"),
         Options::new(key.clone()).durability(durability),
     )
     .unwrap();

@@ -552,7 +552,7 @@ fn ship_runs_the_alert_rules_and_its_sinks_deliver_the_alerts() {
     assert_eq!(a["details"]["trigger_seqs"], json!(trigger));
     // The alert is in the alert log, hash-chained under the same key.
     let key = HmacKey::from_bytes(SERVER_KEY.as_bytes()).unwrap();
-    let al = Log::open_read_only(&data.join("sinks").join("alerts-log"), key.clone()).unwrap();
+    let al = Log::open_read_only(data.join("sinks").join("alerts-log"), key.clone()).unwrap();
     assert_eq!(al.next_seq(), 1);
     assert!(al.verify().unwrap().ok);
     drop(al);

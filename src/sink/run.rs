@@ -337,7 +337,7 @@ pub fn ship(
     let mut log = open()?;
     let alert_log = if with_alerts {
         Some(Log::open(
-            &dir.join(ALERT_LOG),
+            dir.join(ALERT_LOG),
             crate::Options::new(key.clone()).durability(crate::Durability::Sync),
         )?)
     } else {
