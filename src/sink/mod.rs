@@ -306,13 +306,21 @@ struct Worker {
 /// a sink taking CPU from `append` would slow it.
 pub const SINK_NICE: i32 = 19;
 
-/// Lowers the calling thread's scheduling priority to [`SINK_NICE`] (best effort: without
-/// the `sinks` feature, or if the system refuses, the thread keeps its priority).
+/// Lowers the calling thread's scheduling priority to [`SINK_NICE`], or to the nice value
+/// in `AUDITLOG_SINK_NICE` (0 to 19; 0 keeps the normal priority). Best effort: without
+/// the `sinks` feature, or if the system refuses, the thread keeps its priority.
 pub fn lower_thread_priority() {
     #[cfg(all(feature = "sinks", target_os = "linux"))]
     {
-        let tid = rustix::thread::gettid();
-        let _ = rustix::process::setpriority_process(Some(tid), SINK_NICE);
+        let nice = std::env::var("AUDITLOG_SINK_NICE")
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| (0..=19).contains(n))
+            .unwrap_or(SINK_NICE);
+        if nice > 0 {
+            let tid = rustix::thread::gettid();
+            let _ = rustix::process::setpriority_process(Some(tid), nice);
+        }
     }
 }
 
