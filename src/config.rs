@@ -19,7 +19,16 @@ pub struct Config {
     /// Sinks that deliver events to SIEMs and webhooks (`docs/SINKS.md`).
     #[serde(default)]
     pub sinks: Vec<crate::sink::SinkConfig>,
-    /// Alert triggers evaluated on the stream by `auditlog serve` (docs/SINKS.md).
+    /// Top-level `syslog` section: one RFC 5424 destination or a list
+    /// ([`crate::sink::seed::SyslogSection`], docs/SINKS.md); each becomes a sink.
+    #[serde(default)]
+    pub syslog: Option<serde_json::Value>,
+    /// Top-level `nats` section: one JetStream destination or a list
+    /// ([`crate::sink::seed::NatsSection`]).
+    #[serde(default)]
+    pub nats: Option<serde_json::Value>,
+    /// Alert triggers evaluated on the stream by `auditlog serve` and `auditlog ship`
+    /// (docs/SINKS.md).
     #[serde(default)]
     pub alerts: crate::sink::alert::AlertConfig,
 }
@@ -341,6 +350,8 @@ impl Config {
             c.audit_logs.webhooks.as_ref(),
         )?;
         c.sinks.extend(seeded);
+        let sections = crate::sink::seed::sinks_from_sections(c.syslog.as_ref(), c.nats.as_ref())?;
+        c.sinks.extend(sections);
         crate::sink::check_all(&c.sinks)?;
         c.alerts.validate()?;
         Ok(c)

@@ -448,3 +448,137 @@ fn serve_killed_mid_delivery_resumes_from_the_cursor_and_skips_nothing() {
     let dups: usize = got.values().map(|n| n - 1).sum();
     assert!(dups <= 10, "{dups} duplicates, more than one batch");
 }
+
+#[test]
+fn one_process_at_a_time_runs_the_sinks_of_a_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.json");
+    let rx = Receiver::start(0, 0);
+    let cfg = config_with_sinks(json!([hook("one", &rx.url, 20)]));
+    std::fs::write(&config, &cfg).unwrap();
+    let log = writer(&data);
+    log.append_batch(&common::events(8, 50)).unwrap();
+    let mut first = ship(&data, &config, &[]);
+    rx.wait_for(
+        "the first ship's deliveries",
+        Duration::from_secs(60),
+        |r| r.by_seq().len() == 50,
+    );
+
+    // A second `ship`: refused, naming the lock file and who holds it.
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    let lock = data.join("sinks").join("LOCK");
+    assert!(err.contains(&lock.display().to_string()), "{err}");
+    assert!(
+        err.contains(&format!("auditlog ship (pid {})", first.id())),
+        "{err}"
+    );
+    // A `serve` with sinks on the same directory: refused as well (once the writer is gone,
+    // so that the log's own lock is free).
+    drop(log);
+    let e = Server::try_start(tmp.path(), &cfg, &[], &[])
+        .err()
+        .expect("serve must not start its sinks beside a running ship");
+    assert!(e.contains(&lock.display().to_string()), "{e}");
+    // The lock dies with its holder, even by SIGKILL: the next `ship` runs.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let log = writer(&data);
+    log.append_batch(&common::events(9, 30)).unwrap();
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rx.by_seq().len(), 80);
+}
+
+fn failed_login(user: &str) -> auditlog::Event {
+    let mut e = auditlog::Event::new("authentication", "user_login");
+    e.status = "failed".into();
+    e.actor.user_id = Some(user.into());
+    e
+}
+
+#[test]
+fn ship_runs_the_alert_rules_and_its_sinks_deliver_the_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.json");
+    let rx = Receiver::start(0, 0);
+    let mut h = hook("sec", &rx.url, 20);
+    h["filter"] = json!({"event_types": ["security"]});
+    let mut v: Value = serde_json::from_str(&config_with_sinks(json!([h]))).unwrap();
+    v["alerts"] = json!({"rules": [
+        {"name": "brute", "kind": "failed_logins", "threshold": 3, "window": "5m", "by": "user"}
+    ]});
+    std::fs::write(&config, v.to_string()).unwrap();
+    let log = writer(&data);
+    let mut evs: Vec<auditlog::Event> = (0..20)
+        .map(|_| auditlog::Event::new("data_access", "record_read"))
+        .collect();
+    for u in ["mallory", "mallory", "mallory"] {
+        evs.push(failed_login(u));
+    }
+    log.append_batch(&evs).unwrap();
+    let trigger: Vec<u64> = (20..23).collect();
+
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once", "--poll-ms", "50"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("sec@alerts"), "{out}");
+    let alerts = |rx: &Receiver| -> Vec<Value> {
+        rx.events()
+            .into_iter()
+            .filter(|e| e["action"] == "alert_triggered")
+            .collect()
+    };
+    let got = alerts(&rx);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(rx.events().len(), 1, "only security events pass the filter");
+    let a = &got[0];
+    assert_eq!(a["event_type"], "security");
+    assert_eq!(a["details"]["rule"], "brute");
+    assert_eq!(a["details"]["key"], "mallory");
+    assert_eq!(a["details"]["trigger_seqs"], json!(trigger));
+    // The alert is in the alert log, hash-chained under the same key.
+    let key = HmacKey::from_bytes(SERVER_KEY.as_bytes()).unwrap();
+    let al = Log::open_read_only(data.join("sinks").join("alerts-log"), key.clone()).unwrap();
+    assert_eq!(al.next_seq(), 1);
+    assert!(al.verify().unwrap().ok);
+    drop(al);
+
+    // Again: nothing new is raised or delivered (the cursors moved).
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once", "--poll-ms", "50"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(alerts(&rx).len(), 1);
+
+    // A burst of another user raises one more alert; mallory's next failure is within the
+    // cooldown.
+    let more: Vec<auditlog::Event> = ["eve", "mallory", "eve", "eve"]
+        .iter()
+        .map(|u| failed_login(u))
+        .collect();
+    log.append_batch(&more).unwrap();
+    let o = auditlog(&data, &config)
+        .args(["ship", "--once", "--poll-ms", "50"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = alerts(&rx);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["details"]["key"], "eve");
+    assert_eq!(got[1]["details"]["trigger_seqs"], json!([23, 25, 26]));
+}

@@ -5,80 +5,20 @@
 #![cfg(feature = "sinks")]
 
 mod common;
+#[path = "common/daemons.rs"]
+mod daemons;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditlog::siem::{self, FormatContext};
-use auditlog::sink::{self, NatsAuth, NatsClient, SinkConfig};
+use auditlog::sink::{self, NatsAuth, SinkConfig};
 use auditlog::{Durability, Log, Options};
-use base64::Engine as _;
 use common::{events, key, SMALL_SEGMENT};
+use daemons::{free_tcp_port as free_port, nats_server, rsyslogd, stream_messages, Nats, Rsyslog};
 use serde_json::{json, Value};
-
-/// The program `tool` (on PATH or in /usr/sbin, where Debian puts both daemons); `None`
-/// (after saying why) when it is missing and `skip_var=1`; a panic when it is missing.
-fn tool(tool: &str, skip_var: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(tool))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let found = on_path
-        .into_iter()
-        .chain([Path::new("/usr/sbin").join(tool)])
-        .find(|p| p.is_file());
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var(skip_var).as_deref() == Ok("1") {
-        eprintln!("skipped: {tool} is not installed and {skip_var}=1");
-        return None;
-    }
-    panic!(
-        "{tool} is not installed (apt-get install {}); set {skip_var}=1 to skip this test",
-        if tool == "rsyslogd" {
-            "rsyslog rsyslog-gnutls"
-        } else {
-            tool
-        }
-    );
-}
-
-fn rsyslogd() -> Option<PathBuf> {
-    tool("rsyslogd", "AUDITLOG_SKIP_RSYSLOG")
-}
-
-fn nats_server() -> Option<PathBuf> {
-    tool("nats-server", "AUDITLOG_SKIP_NATS")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited before listening on {port}: {st}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} does not listen on 127.0.0.1:{port}");
-}
 
 fn open(dir: &Path) -> Log {
     Log::open(
@@ -102,137 +42,6 @@ fn start(log: &Log, c: SinkConfig) -> sink::SinkHandle {
 }
 
 // ---------------------------------------------------------------- rsyslog
-
-struct Rsyslog {
-    bin: PathBuf,
-    child: Child,
-    conf: PathBuf,
-    pid: PathBuf,
-    out: PathBuf,
-    tcp: u16,
-}
-
-impl Rsyslog {
-    /// rsyslogd with a TCP input (TLS when `tls` gives the CA, cert and key files) and,
-    /// when `udp` is set, a UDP input; every message's raw text is appended to `out.log`.
-    fn start(
-        bin: &Path,
-        dir: &Path,
-        tcp: u16,
-        udp: Option<u16>,
-        tls: Option<(&Path, &Path, &Path)>,
-    ) -> Rsyslog {
-        let work = dir.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let out = dir.join("out.log");
-        let mut c = format!(
-            "global(workDirectory=\"{}\" maxMessageSize=\"64k\"",
-            work.display()
-        );
-        if let Some((ca, cert, key)) = tls {
-            c.push_str(&format!(
-                " defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
-                ca.display(),
-                cert.display(),
-                key.display()
-            ));
-        }
-        c.push_str(")\n");
-        if tls.is_some() {
-            c.push_str("module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n");
-        } else {
-            c.push_str("module(load=\"imtcp\")\n");
-        }
-        c.push_str(&format!(
-            "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\")\n"
-        ));
-        if let Some(u) = udp {
-            c.push_str(&format!(
-                "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{u}\")\n"
-            ));
-        }
-        c.push_str(&format!(
-            "template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
-             action(type=\"omfile\" file=\"{}\" template=\"raw\")\n",
-            out.display()
-        ));
-        let conf = dir.join("rsyslog.conf");
-        std::fs::write(&conf, c).unwrap();
-        let pid = dir.join("rsyslog.pid");
-        let mut r = Rsyslog {
-            child: Self::spawn(bin, &conf, &pid),
-            bin: bin.to_path_buf(),
-            conf,
-            pid,
-            out,
-            tcp,
-        };
-        wait_listening(tcp, &mut r.child, "rsyslogd");
-        r
-    }
-
-    fn spawn(bin: &Path, conf: &Path, pid: &Path) -> Child {
-        let _ = std::fs::remove_file(pid);
-        Command::new(bin)
-            .arg("-n")
-            .arg("-f")
-            .arg(conf)
-            .arg("-i")
-            .arg(pid)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting rsyslogd")
-    }
-
-    /// SIGTERM (rsyslog writes out what it read, then exits), then wait.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.child = Self::spawn(&self.bin, &self.conf, &self.pid);
-        wait_listening(self.tcp, &mut self.child, "rsyslogd");
-    }
-
-    /// The messages written so far that carry our structured data, by seq (all copies).
-    fn messages(&self) -> BTreeMap<u64, Vec<String>> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let mut m: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for l in text.lines().filter(|l| l.contains(siem::SYSLOG_SD_ID)) {
-            let seq: u64 = l
-                .split("seq=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("no seq in {l:?}"));
-            m.entry(seq).or_default().push(l.to_string());
-        }
-        m
-    }
-
-    fn wait_for(&self, n: usize) -> BTreeMap<u64, Vec<String>> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = self.messages();
-            if m.len() >= n || Instant::now() > deadline {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every seq of `0..n` arrived, each message exactly the RFC 5424 rendering of its event
 /// (header, structured data and JSON body intact).
@@ -263,7 +72,7 @@ fn syslog_tcp_and_udp_into_rsyslog() {
     let Some(bin) = rsyslogd() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (tcp, udp) = (free_port(), free_port());
-    let rs = Rsyslog::start(&bin, &dir.path().join("rs"), tcp, Some(udp), None);
+    let rs = Rsyslog::listening(&bin, &dir.path().join("rs"), tcp, Some(udp), None);
     let log = open(&dir.path().join("log"));
     log.append_batch(&events(5, 300)).unwrap();
     for (name, proto, port, confirm) in [
@@ -320,7 +129,7 @@ fn syslog_tcp_survives_rsyslog_restarts_without_skipping() {
     let Some(bin) = rsyslogd() else { return };
     let dir = tempfile::tempdir().unwrap();
     let tcp = free_port();
-    let mut rs = Rsyslog::start(&bin, &dir.path().join("rs"), tcp, None, None);
+    let mut rs = Rsyslog::listening(&bin, &dir.path().join("rs"), tcp, None, None);
     let log = open(&dir.path().join("log"));
     let evs = events(8, 3000);
     log.append_batch(&evs[..1000]).unwrap();
@@ -359,7 +168,7 @@ fn syslog_tcp_survives_rsyslog_restarts_without_skipping() {
     let st = h.status();
     h.stop();
     assert!(st.retried > 0, "the restarts were noticed: {st:?}");
-    let got = rs.wait_for(3000);
+    let got = rs.wait_for_count(3000);
     check_syslog(&log, &got, 3000, "h");
 }
 
@@ -446,7 +255,7 @@ fn syslog_tls_into_rsyslog_checks_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = make_certs(&dir.path().join("pki"));
     let tcp = free_port();
-    let rs = Rsyslog::start(
+    let rs = Rsyslog::listening(
         &bin,
         &dir.path().join("rs"),
         tcp,
@@ -467,7 +276,7 @@ fn syslog_tls_into_rsyslog_checks_the_certificate() {
         h.status()
     );
     h.stop();
-    check_syslog(&log, &rs.wait_for(200), 200, "h");
+    check_syslog(&log, &rs.wait_for_count(200), 200, "h");
 
     // The certificate is not valid for another name: parked, nothing acknowledged.
     let c = syslog_cfg(
@@ -561,101 +370,6 @@ fn syslog_configs_are_checked() {
 }
 
 // ---------------------------------------------------------------- NATS
-
-struct Nats {
-    bin: PathBuf,
-    child: Child,
-    port: u16,
-    store: PathBuf,
-    extra: Vec<String>,
-}
-
-impl Nats {
-    fn start(bin: &Path, store: &Path, extra: &[&str]) -> Nats {
-        let mut n = Nats {
-            bin: bin.to_path_buf(),
-            port: free_port(),
-            store: store.to_path_buf(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: Command::new("true").spawn().unwrap(),
-        };
-        n.restart();
-        n
-    }
-
-    fn restart(&mut self) {
-        self.child = Command::new(&self.bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.store)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nats-server");
-        wait_listening(self.port, &mut self.child, "nats-server");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn client(&self, auth: &NatsAuth) -> NatsClient {
-        NatsClient::connect(
-            &format!("127.0.0.1:{}", self.port),
-            auth,
-            Duration::from_secs(10),
-        )
-        .expect("connecting to nats-server")
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The stream's messages: (Nats-Msg-Id, subject, event seq) of each, via the JetStream API.
-fn stream_messages(c: &mut NatsClient, stream: &str) -> Vec<(String, String, u64)> {
-    let info = c
-        .js_api(&format!("$JS.API.STREAM.INFO.{stream}"), &json!({}))
-        .unwrap();
-    let n = info["state"]["messages"].as_u64().unwrap();
-    let first = info["state"]["first_seq"].as_u64().unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = Vec::new();
-    for s in first..first + n {
-        let v = c
-            .js_api(
-                &format!("$JS.API.STREAM.MSG.GET.{stream}"),
-                &json!({"seq": s}),
-            )
-            .unwrap();
-        let m = &v["message"];
-        let hdrs = String::from_utf8(b64.decode(m["hdrs"].as_str().unwrap()).unwrap()).unwrap();
-        let id = hdrs
-            .lines()
-            .find_map(|l| l.strip_prefix("Nats-Msg-Id: "))
-            .expect("Nats-Msg-Id header")
-            .to_string();
-        let data: Value =
-            serde_json::from_slice(&b64.decode(m["data"].as_str().unwrap()).unwrap()).unwrap();
-        out.push((
-            id,
-            m["subject"].as_str().unwrap().to_string(),
-            data["seq"].as_u64().unwrap(),
-        ));
-    }
-    out
-}
 
 fn check_exactly_once(log: &Log, msgs: &[(String, String, u64)], n: u64) {
     let ids: BTreeSet<&str> = msgs.iter().map(|m| m.0.as_str()).collect();
@@ -804,7 +518,7 @@ fn figures_events_per_second() {
         log.append_batch(ch).unwrap();
     }
     let tcp = free_port();
-    let rs = Rsyslog::start(&rs_bin, &dir.path().join("rs"), tcp, None, None);
+    let rs = Rsyslog::listening(&rs_bin, &dir.path().join("rs"), tcp, None, None);
     let ns = Nats::start(&nats_bin, &dir.path().join("js"), &[]);
     let batch = json!({"max_events": 500, "flush_interval_ms": 20});
     for (name, dest) in [
@@ -837,5 +551,5 @@ fn figures_events_per_second() {
             n as f64 / secs
         );
     }
-    assert!(rs.wait_for(n as usize).len() as u64 == n);
+    assert!(rs.wait_for_count(n as usize).len() as u64 == n);
 }

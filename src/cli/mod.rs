@@ -771,6 +771,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             let opts = auditlog::sink::ShipOptions {
                 poll: Duration::from_millis((*poll_ms).max(10)),
                 once: *once,
+                alerts: cfg.alerts.clone(),
             };
             let key = cfg.audit_logs.key()?;
             let st = auditlog::sink::ship(&cli.data, &key, &cfg.sinks, &opts, &stop)?;

@@ -5,7 +5,7 @@
 //! generation has not moved since, so no notification is ever missed. A short wait cap
 //! covers paths that make records visible without notifying (a roll's sync, retention).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,16 +23,25 @@ const RECHECK: Duration = Duration::from_millis(50);
 const REFRESH: Duration = Duration::from_millis(200);
 
 /// Wakes followers when records are appended or become durable.
+///
+/// The generation is an atomic read by followers without the mutex (a follower reads it
+/// once per record it hands out, so taking the mutex there would contend with every
+/// append); it only changes under the mutex, which a waiter holds from its check until it
+/// sleeps, so no bump is missed.
 #[derive(Default)]
 pub(crate) struct Notify {
-    generation: Mutex<u64>,
+    lock: Mutex<()>,
+    generation: AtomicU64,
     cv: Condvar,
     closed: AtomicBool,
 }
 
 impl Notify {
     pub(crate) fn bump(&self) {
-        *self.generation.lock() += 1;
+        {
+            let _g = self.lock.lock();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         self.cv.notify_all();
     }
 
@@ -42,13 +51,13 @@ impl Notify {
     }
 
     fn generation(&self) -> u64 {
-        *self.generation.lock()
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Waits until the generation moves past `seen` or `timeout` passes.
     fn wait(&self, seen: u64, timeout: Duration) {
-        let mut g = self.generation.lock();
-        if *g == seen {
+        let mut g = self.lock.lock();
+        if self.generation.load(Ordering::Acquire) == seen {
             self.cv.wait_for(&mut g, timeout);
         }
     }
@@ -79,6 +88,11 @@ pub struct Subscription {
     pending: Option<Record>,
     /// Read-only handles: when the files were last reread.
     refreshed: Option<Instant>,
+    /// Check each record's MAC ([`check_macs`](Self::check_macs)).
+    check: bool,
+    /// Where the last iterator stopped, so that the next one (after catching up, or a
+    /// roll) resumes there instead of rescanning the active segment from its start.
+    resume: Option<reader::ResumePoint>,
 }
 
 impl Subscription {
@@ -90,7 +104,19 @@ impl Subscription {
             iter: None,
             pending: None,
             refreshed: None,
+            check: false,
+            resume: None,
         }
+    }
+
+    /// Checks the MAC of every record handed out against its predecessor's chain value
+    /// (as a lookup by seq does); the result is in [`Record::mac_verified`]. For followers
+    /// that pass records on (sinks), without a second read of each record through the
+    /// index.
+    pub fn check_macs(mut self) -> Subscription {
+        self.check = true;
+        self.iter = None;
+        self
     }
 
     /// The seq of the next record this subscription will yield (past any records removed
@@ -131,6 +157,7 @@ impl Subscription {
             // The old iterator's snapshot predates the refresh.
             self.iter = None;
             self.pending = None;
+            self.resume = None;
             let bound = self.bound();
             return self.read_below(bound);
         }
@@ -151,9 +178,11 @@ impl Subscription {
         }
         // Two passes: the snapshot's segment list may predate a roll; a fresh one sees it.
         for _ in 0..2 {
+            let (inner, from, check) = (&self.inner, self.next_seq, self.check);
+            let resume = &mut self.resume;
             let it = self
                 .iter
-                .get_or_insert_with(|| reader::iter_from(&self.inner, self.next_seq));
+                .get_or_insert_with(|| reader::iter_resume(inner, from, resume.take(), check));
             match it.next() {
                 Some(Ok(r)) if r.seq < self.next_seq => continue,
                 Some(Ok(r)) if r.seq < bound => {
@@ -166,9 +195,17 @@ impl Subscription {
                 }
                 Some(Err(e)) => {
                     self.iter = None;
+                    self.resume = None;
                     return Err(e);
                 }
-                None => self.iter = None,
+                None => {
+                    // Past the snapshot's end: the next iterator resumes after the last
+                    // frame read (the pending record, if any, is still to hand out).
+                    if self.pending.is_none() {
+                        self.resume = self.iter.as_ref().and_then(|i| i.resume_point());
+                    }
+                    self.iter = None;
+                }
             }
         }
         Ok(None)

@@ -21,6 +21,22 @@ pub struct Record {
     pub hash: Hash,
     /// Present when the record was redacted.
     pub redacted: Option<crate::RedactionInfo>,
+    /// Whether the record's MAC, recomputed from its bytes and its predecessor's chain
+    /// value, matches; `None` when the reader did not check (only subscriptions made with
+    /// [`Subscription::check_macs`](crate::Subscription::check_macs) do).
+    pub mac_verified: Option<bool>,
+}
+
+/// Where a [`RecordIter`] stopped: after the frame of seq `next_seq - 1` in `seg`, at byte
+/// `off`, whose chain value was `prev`. A new iterator over a later snapshot resumes there
+/// instead of rescanning the segment from its start, if the snapshot still holds that very
+/// segment (the same object: a segment rewritten or replaced is a new one).
+#[derive(Clone)]
+pub(crate) struct ResumePoint {
+    seg: Arc<Segment>,
+    off: usize,
+    prev: Hash,
+    next_seq: u64,
 }
 
 /// Iterator over records of a snapshot, in seq order.
@@ -29,6 +45,49 @@ pub struct RecordIter {
     seg: usize,
     off: usize,
     from_seq: u64,
+    /// With a chain and log id: each record's MAC is checked against its predecessor's.
+    check: Option<(crate::chain::Chain, [u8; 16])>,
+    /// The chain value of the frame before `off` in segment `seg` (its header's
+    /// `prev_hash` at the segment's start); `None` until known.
+    prev: Option<Hash>,
+    /// (segment index, offset after, chain value, seq) of the last frame read.
+    last: Option<(usize, usize, Hash, u64)>,
+}
+
+impl RecordIter {
+    /// Where to resume after the last frame read, if any was.
+    pub(crate) fn resume_point(&self) -> Option<ResumePoint> {
+        let (si, off, prev, seq) = self.last?;
+        Some(ResumePoint {
+            seg: self.segs.get(si)?.clone(),
+            off,
+            prev,
+            next_seq: seq + 1,
+        })
+    }
+}
+
+/// An iterator from `from_seq` that starts at `at` when it is where `from_seq` begins in a
+/// segment the current snapshot still holds, else like [`iter_from`]; with `check`, MACs
+/// are checked.
+pub(crate) fn iter_resume(
+    inner: &Inner,
+    from_seq: u64,
+    at: Option<ResumePoint>,
+    check: bool,
+) -> RecordIter {
+    let mut it = iter_from(inner, from_seq);
+    if check {
+        it.check = Some((inner.chain.clone(), inner.log_id));
+    }
+    if let Some(at) = at.filter(|a| a.next_seq == from_seq) {
+        if let Some(si) = it.segs.iter().position(|s| Arc::ptr_eq(s, &at.seg)) {
+            it.seg = si;
+            it.off = at.off;
+            it.prev = Some(at.prev);
+        }
+    }
+    it
 }
 
 pub(crate) fn iter_from(inner: &Inner, from_seq: u64) -> RecordIter {
@@ -43,6 +102,9 @@ pub(crate) fn iter_from(inner: &Inner, from_seq: u64) -> RecordIter {
         seg,
         off: HEADER_LEN,
         from_seq,
+        check: None,
+        prev: None,
+        last: None,
     }
 }
 
@@ -55,6 +117,7 @@ impl Iterator for RecordIter {
             if let Some(e) = seg.load_error() {
                 self.seg += 1;
                 self.off = HEADER_LEN;
+                self.prev = None;
                 return Some(Err(Error::Corrupt {
                     file: seg.path.clone(),
                     offset: 0,
@@ -65,6 +128,7 @@ impl Iterator for RecordIter {
             let Some(rest) = bytes.get(self.off..).filter(|r| !r.is_empty()) else {
                 self.seg += 1;
                 self.off = HEADER_LEN;
+                self.prev = None;
                 if let Err(e) = seg.check_mapped() {
                     return Some(Err(e));
                 }
@@ -75,6 +139,7 @@ impl Iterator for RecordIter {
                 Err(crate::format::FrameError::Zero) if crate::format::is_zero(rest) => {
                     self.seg += 1;
                     self.off = HEADER_LEN;
+                    self.prev = None;
                     // A map that faulted reads zeros where the file's records were.
                     if let Err(e) = seg.check_mapped() {
                         return Some(Err(e));
@@ -87,6 +152,7 @@ impl Iterator for RecordIter {
                     let at = self.off;
                     self.seg += 1;
                     self.off = HEADER_LEN;
+                    self.prev = None;
                     if let Err(e) = seg.check_mapped() {
                         return Some(Err(e));
                     }
@@ -98,14 +164,27 @@ impl Iterator for RecordIter {
                 }
             };
             let at = self.off;
+            if at == HEADER_LEN {
+                self.prev = Some(seg.header.prev_hash);
+            }
+            let prev = self.prev.replace(f.mac);
             self.off += f.len;
+            self.last = Some((self.seg, self.off, f.mac, f.seq));
             if f.seq < self.from_seq {
                 continue;
             }
+            let mac_verified = self.check.as_ref().map(|(chain, log_id)| {
+                prev.is_some_and(|p| {
+                    codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload).is_ok_and(|d| {
+                        crate::chain::ct_eq(&chain.step(&p, f.seq, f.ts, &d), &f.mac)
+                    })
+                })
+            });
             // Once its map faulted, nothing more is read from this segment.
             if let Err(e) = seg.check_mapped() {
                 self.seg += 1;
                 self.off = HEADER_LEN;
+                self.prev = None;
                 return Some(Err(e));
             }
             let decoded = codec::decode_record(f.payload, f.flags)
@@ -120,6 +199,7 @@ impl Iterator for RecordIter {
                         reason: r.reason,
                         scope: r.scope,
                     }),
+                    mac_verified,
                 }),
                 Err(e) => Err(Error::Corrupt {
                     file: seg.path.clone(),

@@ -52,6 +52,9 @@ pub(crate) struct App {
     pub sinks: parking_lot::Mutex<Option<crate::sink::Sinks>>,
     /// The alert rules (`alerts`), evaluated on the stream until shutdown.
     pub alerts: parking_lot::Mutex<Option<crate::sink::alert::AlertHandle>>,
+    /// Held while sinks or alert rules run here, so that no `auditlog ship` (or second
+    /// server) shares their cursors.
+    pub _sink_lock: Option<crate::sink::RunLock>,
 }
 
 /// A server ready to run: the log, its config, and the address it listens on.
@@ -133,6 +136,11 @@ impl Server {
             .set_nonblocking(true)
             .map_err(|e| Error::Config(format!("server.listen: {listen}: {e}")))?;
         // Last, so that nothing is started for a server that cannot listen.
+        let sink_lock = if cfg.sinks.iter().any(|c| c.enabled) || !cfg.alerts.rules.is_empty() {
+            Some(crate::sink::RunLock::acquire(log.dir(), "auditlog serve")?)
+        } else {
+            None
+        };
         let sinks = crate::sink::Sinks::start(&log, &cfg.sinks, &[])?;
         let alerts = if cfg.alerts.rules.is_empty() {
             None
@@ -152,6 +160,7 @@ impl Server {
                 witnesses,
                 sinks: parking_lot::Mutex::new(Some(sinks)),
                 alerts: parking_lot::Mutex::new(alerts),
+                _sink_lock: sink_lock,
                 cfg,
             }),
             listener,

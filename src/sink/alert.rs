@@ -387,6 +387,11 @@ impl AlertHandle {
         Some(self.acked.load(Ordering::Acquire)).filter(|&a| a != u64::MAX)
     }
 
+    /// Whether the thread ended (stopped, the log closed, or an error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the engine and waits for it; its error, if it stopped on one.
     pub fn stop(mut self) -> Result<()> {
         self.stop.store(true, Ordering::Release);
@@ -410,18 +415,36 @@ fn cursor_file(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Starts the alert rules of `cfg` over the writable `log` in a thread: rebuilds the state
-/// from the log up to the cursor, then follows it, appending alerts.
+/// from the log up to the cursor, then follows it, appending alerts to it.
 pub fn spawn(log: &Log, cfg: &AlertConfig) -> Result<AlertHandle> {
+    spawn_into(log, log, cfg)
+}
+
+/// Starts the alert rules of `cfg` over `source` (which may be a read-only handle, as in
+/// `auditlog ship`), appending the alerts to the writable `target` (`source` itself under
+/// `auditlog serve`; the alert log `sinks/alerts-log` beside a writer process). The cursor
+/// `sinks/alerts.cursor` is in `source`'s directory, so `serve` and `ship` continue each
+/// other's evaluation. Alerts already appended for records past the cursor, in either
+/// log, are not appended again.
+pub fn spawn_into(source: &Log, target: &Log, cfg: &AlertConfig) -> Result<AlertHandle> {
     let mut engine = Engine::new(cfg)?;
-    let path = cursor_file(log.dir());
+    let path = cursor_file(source.dir());
     let saved = cursor::read(&path)?.unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let fired = Arc::new(AtomicU64::new(saved.delivered));
     let acked = Arc::new(AtomicU64::new(saved.acked_seq.unwrap_or(u64::MAX)));
-    let (log2, stop2, fired2, acked2) = (log.clone(), stop.clone(), fired.clone(), acked.clone());
+    let separate = source.dir() != target.dir();
+    let (log2, target2, stop2, fired2, acked2) = (
+        source.clone(),
+        target.clone(),
+        stop.clone(),
+        fired.clone(),
+        acked.clone(),
+    );
     let thread = std::thread::Builder::new()
         .name("alerts".into())
         .spawn(move || {
+            super::lower_thread_priority();
             let log = log2;
             let start = saved.acked_seq.map_or(0, |a| a + 1);
             let end = log.next_seq();
@@ -432,6 +455,17 @@ pub fn spawn(log: &Log, cfg: &AlertConfig) -> Result<AlertHandle> {
                     break;
                 }
                 engine.note_existing(&r);
+            }
+            if separate {
+                // Every alert of the alert log (few, and any may be past the cursor).
+                let tend = target2.next_seq();
+                for r in target2.iter_from(0) {
+                    let r = r?;
+                    if r.seq >= tend {
+                        break;
+                    }
+                    engine.note_existing(&r);
+                }
             }
             // Rebuild the windows, cooldowns and known IPs up to the cursor.
             for r in log.iter_from(0) {
@@ -458,7 +492,7 @@ pub fn spawn(log: &Log, cfg: &AlertConfig) -> Result<AlertHandle> {
                 match sub.next_timeout(Duration::from_millis(100))? {
                     Some(r) => {
                         for a in engine.observe(&r, false) {
-                            log.append(&a.event)?;
+                            target2.append(&a.event)?;
                             fired2.fetch_add(1, Ordering::AcqRel);
                         }
                         acked2.store(r.seq, Ordering::Release);
@@ -484,7 +518,7 @@ pub fn spawn(log: &Log, cfg: &AlertConfig) -> Result<AlertHandle> {
             }
             Ok(())
         })
-        .map_err(|e| Error::io("starting the alert thread", log.dir(), e))?;
+        .map_err(|e| Error::io("starting the alert thread", source.dir(), e))?;
     Ok(AlertHandle {
         stop,
         fired,

@@ -373,3 +373,36 @@ pub fn check_all(sinks: &[SinkConfig]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_full_jitter() {
+        let r = RetryConfig {
+            initial_ms: 100,
+            max_ms: 1600,
+            max_attempts: 0,
+        };
+        for attempt in 1..=8u32 {
+            let ceiling = (100u64 << (attempt - 1)).min(1600);
+            let samples: Vec<u64> = (0..2000)
+                .map(|_| r.backoff(attempt).as_millis() as u64)
+                .collect();
+            // Never above the ceiling of that attempt...
+            assert!(samples.iter().all(|&s| s <= ceiling), "attempt {attempt}");
+            // ...spread over all of it (full jitter): some in its lowest and highest tenth.
+            assert!(
+                samples.iter().any(|&s| s <= ceiling / 10),
+                "attempt {attempt}"
+            );
+            assert!(
+                samples.iter().any(|&s| s >= ceiling * 9 / 10),
+                "attempt {attempt}"
+            );
+        }
+        // A huge attempt number stays capped (no overflow).
+        assert!(r.backoff(u32::MAX) <= Duration::from_millis(1600));
+    }
+}

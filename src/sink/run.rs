@@ -2,13 +2,78 @@
 //! writer process from read-only opens (`auditlog ship`), and reading their status back
 //! from the cursor files (`auditlog sinks status`, `stats --json`).
 
-use std::path::Path;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{cursor, cursor_path, status_of, SinkConfig, SinkHandle, SinkStatus, CURSOR_DIR};
 use crate::error::{Error, Result};
 use crate::log::Log;
+
+/// The lock file (in `sinks/`) held by the one process that runs the sinks and alert rules
+/// of a data directory.
+pub const RUN_LOCK: &str = "LOCK";
+
+/// Held while a process runs the sinks or alert rules of a data directory (`auditlog serve`
+/// with sinks or alerts, `auditlog ship`), so that two processes never advance the same
+/// cursor files at once (each would resend what the other delivered, and alerts would be
+/// raised twice). An exclusive `flock` on `sinks/LOCK`, released by the kernel when the file
+/// is closed or the process dies; the file names its holder (pid and role) for the error
+/// the next process gets.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock of data directory `dir` for `role` (`"auditlog serve"`, `"auditlog
+    /// ship"`). Fails at once, naming the lock file and its holder, when another process
+    /// holds it.
+    pub fn acquire(dir: &Path, role: &str) -> Result<RunLock> {
+        let sdir = dir.join(CURSOR_DIR);
+        crate::fsio::create_dir_all("sink.lock.mkdir", &sdir)
+            .map_err(|e| Error::io("creating sink cursor directory", &sdir, e))?;
+        let path = sdir.join(RUN_LOCK);
+        let (mut file, _) = crate::fsio::open_or_create("sink.lock.open", &path, false)
+            .map_err(|e| Error::io("opening the sinks' lock file", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    holder.to_string()
+                };
+                return Err(Error::Config(format!(
+                    "sinks: the sinks and alert rules of {} are already run by {holder}, which \
+                     holds the lock file {}; two processes would deliver from the same cursors \
+                     (resending each other's batches, raising alerts twice): stop it, or run \
+                     this one without sinks and alerts",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("locking", &path, e));
+            }
+        }
+        // Name the holder (best effort: the lock itself is the flock, not this text).
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "{role} (pid {})", std::process::id());
+        Ok(RunLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// The running sinks of one log.
 #[derive(Default)]
@@ -119,13 +184,18 @@ pub fn statuses_on_disk(dir: &Path, cfgs: &[SinkConfig], next_seq: u64) -> Resul
         .collect()
 }
 
-/// How `ship` runs: how often it checks its sinks (parked ones, read errors, `once`).
+/// How `ship` runs: how often it checks its sinks (parked ones, read errors, `once`), and
+/// the alert rules it evaluates.
 #[derive(Debug, Clone)]
 pub struct ShipOptions {
     pub poll: Duration,
     /// Return once every sink caught up with the records present at the first open (for
     /// one-shot runs and tests); otherwise run until `stop`.
     pub once: bool,
+    /// The `alerts` section. With rules, `ship` evaluates them on the stream and appends the
+    /// alerts to the alert log [`ALERT_LOG`] (the writer process holds the main log's lock),
+    /// whose events the same sinks deliver.
+    pub alerts: super::alert::AlertConfig,
 }
 
 impl Default for ShipOptions {
@@ -133,9 +203,15 @@ impl Default for ShipOptions {
         ShipOptions {
             poll: Duration::from_secs(1),
             once: false,
+            alerts: Default::default(),
         }
     }
 }
+
+/// The alert log of `auditlog ship`, inside the data directory: a log of its own (same
+/// key, hash-chained like any other) holding the alerts `ship` raised, since the main log
+/// belongs to its writer process.
+pub const ALERT_LOG: &str = "sinks/alerts-log";
 
 /// The start of the park reason of a sink whose reading of the log failed.
 const READ_ERROR: &str = "stopped by an error reading the log";
@@ -143,6 +219,83 @@ const READ_ERROR: &str = "stopped by an error reading the log";
 /// How many times in a row `ship` reopens the log for sinks whose reading failed before it
 /// leaves them parked.
 const MAX_REOPENS: u32 = 5;
+
+/// What `ship` runs over one read-only open of the log: the sinks on it, and with alert
+/// rules the engine and the sinks on the alert log.
+struct Shipping {
+    sinks: Sinks,
+    alerts: Option<(super::alert::AlertHandle, Sinks)>,
+}
+
+impl Shipping {
+    fn start(
+        log: &Log,
+        alert_log: Option<&Log>,
+        cfgs: &[SinkConfig],
+        opts: &ShipOptions,
+        parked: &[String],
+    ) -> Result<Shipping> {
+        let sinks = Sinks::start(log, cfgs, parked)?;
+        let alerts = match alert_log {
+            Some(al) => Some((
+                super::alert::spawn_into(log, al, &opts.alerts)?,
+                Sinks::start(al, cfgs, parked)?,
+            )),
+            None => None,
+        };
+        Ok(Shipping { sinks, alerts })
+    }
+
+    fn statuses(&self) -> Vec<SinkStatus> {
+        let mut st = self.sinks.statuses();
+        if let Some((_, s)) = &self.alerts {
+            st.extend(s.statuses().into_iter().map(|mut s| {
+                s.name = format!("{}@alerts", s.name);
+                s
+            }));
+        }
+        st
+    }
+
+    /// Every sink caught up with `target` (and the alert rules evaluated up to it, and the
+    /// sinks of the alert log caught up with what they raised).
+    fn caught_up(&self, target: u64, alert_log: Option<&Log>) -> bool {
+        if !self.sinks.caught_up(target) {
+            return false;
+        }
+        match (&self.alerts, alert_log) {
+            (Some((a, s)), Some(al)) => {
+                (target == 0 || a.evaluated().is_some_and(|e| e + 1 >= target))
+                    && s.caught_up(al.next_seq())
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the alert engine ended on its own (an error reading the log or appending).
+    fn alerts_failed(&self) -> bool {
+        self.alerts.as_ref().is_some_and(|(a, _)| a.is_finished())
+    }
+
+    fn parked(&self) -> Vec<String> {
+        let mut p = self.sinks.parked();
+        if let Some((_, s)) = &self.alerts {
+            p.extend(s.parked());
+        }
+        p
+    }
+
+    /// Stops everything; the alert engine's error, if it stopped on one.
+    fn stop(self) -> Result<()> {
+        let mut res = Ok(());
+        if let Some((a, s)) = self.alerts {
+            res = a.stop();
+            s.stop();
+        }
+        self.sinks.stop();
+        res
+    }
+}
 
 /// Runs the sinks of `cfgs` over the log in `dir` while another process writes it.
 ///
@@ -158,6 +311,12 @@ const MAX_REOPENS: u32 = 5;
 /// parked until `ship` is restarted; when every sink parked, `ship` returns an error naming
 /// why. Returns the final statuses when `stop` is set (or, with `once`, when the sinks
 /// caught up with the records present at the start).
+///
+/// `ship` holds the sinks' [`RunLock`] while it runs: a second `ship`, or a `serve` with
+/// sinks or alerts, on the same data directory fails naming the lock file. With alert
+/// rules (`opts.alerts`) it evaluates them as `serve` does and appends the alerts to the
+/// alert log [`ALERT_LOG`]; each sink also delivers that log's events (status name
+/// `<sink>@alerts`, stable ids `<alert log id>-<seq>`, cursors in `sinks/alerts-log/sinks/`).
 pub fn ship(
     dir: &Path,
     key: &crate::HmacKey,
@@ -166,62 +325,87 @@ pub fn ship(
     stop: &AtomicBool,
 ) -> Result<Vec<SinkStatus>> {
     super::check_all(cfgs)?;
-    if !cfgs.iter().any(|c| c.enabled) {
+    opts.alerts.validate()?;
+    let with_alerts = !opts.alerts.rules.is_empty();
+    if !cfgs.iter().any(|c| c.enabled) && !with_alerts {
         return Err(Error::Config(
             "sinks: no enabled sink is configured, so there is nothing to ship".into(),
         ));
     }
+    let _lock = RunLock::acquire(dir, "auditlog ship")?;
     let open = || Log::open_read_only(dir, key.clone());
     let mut log = open()?;
+    let alert_log = if with_alerts {
+        Some(Log::open(
+            dir.join(ALERT_LOG),
+            crate::Options::new(key.clone()).durability(crate::Durability::Sync),
+        )?)
+    } else {
+        None
+    };
     let target = log.next_seq();
     let mut parked: Vec<String> = Vec::new();
-    let mut sinks = Sinks::start(&log, cfgs, &parked)?;
+    let mut running = Shipping::start(&log, alert_log.as_ref(), cfgs, opts, &parked)?;
     let mut reopens = 0u32;
     loop {
         let until = Instant::now() + opts.poll;
         while Instant::now() < until && !stop.load(Ordering::Acquire) {
-            if opts.once && sinks.caught_up(target) {
+            if opts.once && running.caught_up(target, alert_log.as_ref()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if stop.load(Ordering::Acquire) || (opts.once && sinks.caught_up(target)) {
-            let st = sinks.statuses();
-            sinks.stop();
+        if stop.load(Ordering::Acquire)
+            || (opts.once && running.caught_up(target, alert_log.as_ref()))
+        {
+            let st = running.statuses();
+            running.stop()?;
+            if let Some(al) = &alert_log {
+                al.flush()?;
+            }
             return Ok(st);
         }
-        let statuses = sinks.statuses();
-        let read_failed = statuses.iter().any(|s| {
-            s.parked
-                .as_deref()
-                .is_some_and(|p| p.starts_with(READ_ERROR))
-        });
-        if read_failed && reopens < MAX_REOPENS {
-            reopens += 1;
-            sinks.stop();
-            // Restarted from their cursors, the sinks clear the read error's park.
-            log = open()?;
-            sinks = Sinks::start(&log, cfgs, &parked)?;
-            continue;
-        }
-        if !read_failed {
+        let statuses = running.statuses();
+        let read_failed = running.alerts_failed()
+            || statuses.iter().any(|s| {
+                s.parked
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(READ_ERROR))
+            });
+        if read_failed {
+            if reopens >= MAX_REOPENS && running.alerts_failed() {
+                // The alert rules keep failing: say why.
+                let why = running
+                    .stop()
+                    .err()
+                    .map_or_else(|| "they ended".to_string(), |e| format!("last error: {e}"));
+                return Err(Error::Config(format!(
+                    "alerts: the alert rules stopped {MAX_REOPENS} times in a row ({why})"
+                )));
+            }
+            if reopens < MAX_REOPENS {
+                reopens += 1;
+                // Restarted from their cursors, the sinks clear the read error's park.
+                let _ = running.stop();
+                log = open()?;
+                running = Shipping::start(&log, alert_log.as_ref(), cfgs, opts, &parked)?;
+                continue;
+            }
+        } else {
             reopens = 0;
         }
-        for p in sinks.parked() {
+        for p in running.parked() {
             if !parked.contains(&p) {
                 parked.push(p);
             }
         }
-        if cfgs
-            .iter()
-            .filter(|c| c.enabled)
-            .all(|c| parked.contains(&c.name))
-        {
+        let enabled: Vec<&SinkConfig> = cfgs.iter().filter(|c| c.enabled).collect();
+        if !enabled.is_empty() && enabled.iter().all(|c| parked.contains(&c.name)) {
             let why: Vec<String> = statuses
                 .into_iter()
-                .map(|s| format!("{}: {}", s.name, s.parked.unwrap_or_default()))
+                .filter_map(|s| s.parked.map(|p| format!("{}: {p}", s.name)))
                 .collect();
-            sinks.stop();
+            let _ = running.stop();
             return Err(Error::Config(format!(
                 "every sink parked, nothing left to ship ({})",
                 why.join("; ")

@@ -127,7 +127,7 @@ pub struct WebhookAuth {
 }
 
 /// `filters`: `event_types` and `severity` (a list).
-#[derive(Clone, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFilters {
     #[serde(default)]
@@ -137,7 +137,7 @@ pub struct WebhookFilters {
 }
 
 /// `retry`: `max_attempts` and `backoff` (`exponential`, the only policy: full jitter).
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRetry {
     #[serde(default)]
@@ -368,6 +368,276 @@ pub fn sinks_from_seed(
     }
     for c in &out {
         c.validate()?;
+    }
+    Ok(out)
+}
+
+/// The top-level `syslog` section (one object, or a list of them): an RFC 5424 sink each,
+/// written like the seed's sections (`"10s"` durations, `filters`, `retry`).
+#[derive(Clone, Deserialize, PartialEq, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Letters, digits, `-`, `_`: the sink is `syslog-<name>` (`syslog` without one).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `host:port`.
+    pub address: String,
+    /// `tcp` (default), `udp` or `tls`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+    #[serde(default)]
+    pub confirm: Option<bool>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Connect and write timeout, e.g. `"30s"`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub max_datagram_bytes: Option<usize>,
+    /// Events per batch (default 500).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// The longest an event waits for its batch (default `"1s"`).
+    #[serde(default)]
+    pub flush_interval: Option<String>,
+    #[serde(default)]
+    pub filters: WebhookFilters,
+    #[serde(default)]
+    pub retry: Option<WebhookRetry>,
+}
+
+/// The top-level `nats` section (one object, or a list): a JetStream sink each.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The sink is `nats-<name>` (`nats` without one).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `nats://host:4222`.
+    pub url: String,
+    pub stream: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub create_stream: Option<bool>,
+    #[serde(default)]
+    pub stream_subjects: Vec<String>,
+    /// Of a created stream, e.g. `"2m"`.
+    #[serde(default)]
+    pub duplicate_window: Option<String>,
+    /// Each may be `env.NAME`.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub window: Option<usize>,
+    /// Connect, write and ack timeout, e.g. `"30s"`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub flush_interval: Option<String>,
+    #[serde(default)]
+    pub filters: WebhookFilters,
+    #[serde(default)]
+    pub retry: Option<WebhookRetry>,
+}
+
+impl std::fmt::Debug for NatsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSection")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("stream", &self.stream)
+            .field("user", &self.user.as_deref().map(shown))
+            .field("password", &self.password.as_deref().map(shown))
+            .field("token", &self.token.as_deref().map(shown))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A section that is one object or a list of objects, each with the path that names it in
+/// errors (`syslog`, `syslog[1]`).
+fn one_or_many<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<Vec<(String, T)>> {
+    let parse = |x: &Value, w: String| -> Result<(String, T)> {
+        let t =
+            serde_json::from_value(x.clone()).map_err(|e| Error::Config(format!("{w}: {e}")))?;
+        Ok((w, t))
+    };
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| parse(x, format!("{what}[{i}]")))
+            .collect(),
+        Value::Object(_) => Ok(vec![parse(v, what.to_string())?]),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(Error::Config(format!(
+            "{what}: expected an object (one destination) or a list of objects"
+        ))),
+    }
+}
+
+/// Whole seconds of a duration field (rounded up, at least 1).
+fn secs(d: Option<&str>, what: &str) -> Result<Option<u64>> {
+    d.map(|d| {
+        let t = parse_duration(d, what)?;
+        Ok(t.as_millis().div_ceil(1000).max(1) as u64)
+    })
+    .transpose()
+}
+
+/// The sink name of a section: `<kind>` or `<kind>-<name>`; a list of more than one needs
+/// names.
+fn section_name(kind: &str, name: Option<&str>, what: &str, many: bool) -> Result<String> {
+    match name {
+        Some(n) => Ok(format!("{kind}-{n}")),
+        None if many => Err(Error::Config(format!(
+            "{what}.name: required when {kind} lists more than one destination"
+        ))),
+        None => Ok(kind.to_string()),
+    }
+}
+
+/// Batching, filters and retry written the seed's way, onto a sink.
+fn common_settings(
+    c: &mut SinkConfig,
+    what: &str,
+    batch_size: Option<usize>,
+    flush_interval: Option<&str>,
+    filters: &WebhookFilters,
+    retry: Option<&WebhookRetry>,
+) -> Result<()> {
+    if let Some(n) = batch_size {
+        if n == 0 {
+            return Err(Error::Config(format!(
+                "{what}.batch_size: must be at least 1"
+            )));
+        }
+        c.batch.max_events = n;
+    }
+    if let Some(fi) = flush_interval {
+        let d = parse_duration(fi, &format!("{what}.flush_interval"))?;
+        c.batch.flush_interval_ms = (d.as_millis() as u64).max(1);
+    }
+    c.filter.event_types = filters.event_types.clone();
+    c.filter.severities = filters.severity.clone();
+    if let Some(r) = retry {
+        match r.backoff.as_deref() {
+            None | Some("exponential") => {}
+            Some(b) => {
+                return Err(Error::Config(format!(
+                    "{what}.retry.backoff: {b:?} is not supported (only \"exponential\", \
+                     with full jitter)"
+                )))
+            }
+        }
+        if let Some(n) = r.max_attempts {
+            c.retry.max_attempts = n;
+        }
+    }
+    Ok(())
+}
+
+/// A sink's validation error, said to be about the section it came from.
+fn in_section(e: Error, what: &str) -> Error {
+    match e {
+        Error::Config(m) => Error::Config(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// The sinks of the top-level `syslog` and `nats` sections, in that order.
+pub fn sinks_from_sections(
+    syslog: Option<&Value>,
+    nats: Option<&Value>,
+) -> Result<Vec<SinkConfig>> {
+    let mut out = Vec::new();
+    if let Some(v) = syslog {
+        let list: Vec<(String, SyslogSection)> = one_or_many(v, "syslog")?;
+        let many = list.len() > 1;
+        for (what, s) in list {
+            let d = destination(
+                compact(json!({
+                    "type": "syslog",
+                    "address": s.address,
+                    "protocol": s.protocol,
+                    "ca_file": s.ca_file,
+                    "server_name": s.server_name,
+                    "client_cert_file": s.client_cert_file,
+                    "client_key_file": s.client_key_file,
+                    "confirm": s.confirm,
+                    "hostname": s.hostname,
+                    "timeout_secs": secs(s.timeout.as_deref(), &format!("{what}.timeout"))?,
+                    "max_datagram_bytes": s.max_datagram_bytes,
+                })),
+                &what,
+            )?;
+            let name = section_name("syslog", s.name.as_deref(), &what, many)?;
+            let mut c = sink(name, d, s.enabled);
+            common_settings(
+                &mut c,
+                &what,
+                s.batch_size,
+                s.flush_interval.as_deref(),
+                &s.filters,
+                s.retry.as_ref(),
+            )?;
+            c.validate().map_err(|e| in_section(e, &what))?;
+            out.push(c);
+        }
+    }
+    if let Some(v) = nats {
+        let list: Vec<(String, NatsSection)> = one_or_many(v, "nats")?;
+        let many = list.len() > 1;
+        for (what, s) in list {
+            let d = destination(
+                compact(json!({
+                    "type": "nats",
+                    "url": s.url,
+                    "stream": s.stream,
+                    "subject": s.subject,
+                    "create_stream": s.create_stream,
+                    "stream_subjects": s.stream_subjects,
+                    "duplicate_window_secs":
+                        secs(s.duplicate_window.as_deref(), &format!("{what}.duplicate_window"))?,
+                    "user": s.user,
+                    "password": s.password,
+                    "token": s.token,
+                    "window": s.window,
+                    "timeout_secs": secs(s.timeout.as_deref(), &format!("{what}.timeout"))?,
+                })),
+                &what,
+            )?;
+            let name = section_name("nats", s.name.as_deref(), &what, many)?;
+            let mut c = sink(name, d, s.enabled);
+            common_settings(
+                &mut c,
+                &what,
+                s.batch_size,
+                s.flush_interval.as_deref(),
+                &s.filters,
+                s.retry.as_ref(),
+            )?;
+            c.validate().map_err(|e| in_section(e, &what))?;
+            out.push(c);
+        }
     }
     Ok(out)
 }

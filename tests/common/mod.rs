@@ -254,3 +254,18 @@ pub fn write_small_segments(dir: &Path, seed: u64, segments: usize, per_segment:
     assert_eq!(segs.len(), segments, "one segment per batch");
     assert!(segs.iter().all(|s| s.frames.len() == per_segment));
 }
+
+/// Adds one to the timestamp of record `seq` in its segment file and fixes the frame's CRC:
+/// the bytes are whole, only the keyed chain can tell.
+pub fn forge_timestamp(dir: &Path, seq: u64) {
+    for l in layouts(dir) {
+        if let Some(f) = l.frames.iter().find(|f| f.seq == seq).copied() {
+            let mut b = fs::read(&l.path).unwrap();
+            b[f.offset + 20] ^= 1;
+            fix_frame_crc(&mut b, f);
+            fs::write(&l.path, b).unwrap();
+            return;
+        }
+    }
+    panic!("no record {seq}");
+}
