@@ -133,6 +133,8 @@ pub(crate) struct Inner {
     pub(crate) policy: Mutex<crate::retention::policy::PolicyLog>,
     /// Wakes [`Subscription`]s when records are appended or synced.
     pub(crate) follow: follow::Notify,
+    /// A forward-secure writer's epoch key and seal state (`crate::fss`); unset otherwise.
+    pub(crate) fss: std::sync::OnceLock<crate::fss::FssWriter>,
 }
 
 impl Inner {
@@ -150,6 +152,7 @@ pub(crate) fn writer_append(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
 }
 
 pub(crate) use writer::publish;
+pub(crate) use writer::WriterState;
 
 pub(crate) fn roll_for_maintenance(inner: &Inner, w: &mut writer::WriterState) -> Result<()> {
     writer::roll(inner, w, 0)
@@ -208,6 +211,19 @@ impl Log {
     /// `export` beside a running writer. Never writes to the directory.
     pub fn open_read_only(dir: impl AsRef<Path>, key: crate::HmacKey) -> Result<Log> {
         open::open_read_only(dir.as_ref(), Options::new(key))
+    }
+
+    /// Like [`open_read_only`](Self::open_read_only), with options: an auditor verifying a
+    /// forward-secure log passes its initial key with
+    /// [`Options::fss_initial_key`](crate::Options::fss_initial_key).
+    pub fn open_read_only_with(dir: impl AsRef<Path>, opts: Options) -> Result<Log> {
+        open::open_read_only(dir.as_ref(), opts)
+    }
+
+    /// The current forward-secure epoch of this writer (`None` for a plain log or a
+    /// read-only open).
+    pub fn forward_secure_epoch(&self) -> Option<u64> {
+        crate::fss::current_epoch(&self.inner)
     }
 
     /// Appends one event. With `Durability::Sync` it returns once the record is durable.

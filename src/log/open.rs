@@ -139,6 +139,8 @@ const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     opts.validate()?;
+    // The forward-secure initial key is used once (to create such a log) and never kept.
+    let (opts, fss_initial) = crate::fss::split_options(opts);
     fsio::create_dir_all("dir.create", dir)
         .map_err(|e| Error::io("creating data directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
@@ -419,9 +421,10 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     let active = match active {
         Some(a) => a,
         None => {
+            let (version, flags) = crate::fss::header_fields(crate::fss::wanted(dir, &opts));
             let header = SegmentHeader {
-                version: FORMAT_VERSION,
-                flags: 0,
+                version,
+                flags,
                 log_id,
                 first_seq: next_seq,
                 created_ns: now_nanos(),
@@ -464,7 +467,9 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         maintenance: Mutex::new(()),
         policy: Mutex::new(policy),
         follow: Default::default(),
+        fss: Default::default(),
     });
+    crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
 }
@@ -813,6 +818,7 @@ impl Inner {
             maintenance: Mutex::new(()),
             policy: Mutex::new(Default::default()),
             follow: Default::default(),
+            fss: Default::default(),
         }
     }
 }
