@@ -100,6 +100,9 @@ pub fn parse_epoch(s: &str) -> Result<Duration> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
     pub log_id: [u8; 16],
+    /// `HMAC-SHA256(K_0, "auditlog/fss/v1 keycheck")[..12]`: tells a wrong initial key apart
+    /// from tampering.
+    pub key_check: [u8; 12],
     /// Epoch 0 starts here, UTC nanoseconds.
     pub start_ns: i64,
     /// Length of every epoch, nanoseconds.
@@ -114,6 +117,7 @@ impl Params {
         b[16..32].copy_from_slice(&self.log_id);
         b[32..40].copy_from_slice(&self.start_ns.to_le_bytes());
         b[40..48].copy_from_slice(&self.epoch_ns.to_le_bytes());
+        b[48..60].copy_from_slice(&self.key_check);
         let crc = crc32fast::hash(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
@@ -130,13 +134,14 @@ impl Params {
         if v != FILE_VERSION {
             return Err(format!("unsupported version {v}"));
         }
-        if b[10..16].iter().chain(&b[48..60]).any(|&x| x != 0) {
+        if b[10..16].iter().any(|&x| x != 0) {
             return Err("reserved bytes are not zero".into());
         }
         let p = Params {
             log_id: b[16..32].try_into().expect("16 bytes"),
             start_ns: le_u64(b, 32) as i64,
             epoch_ns: le_u64(b, 40),
+            key_check: b[48..60].try_into().expect("12 bytes"),
         };
         if p.epoch_ns < MIN_EPOCH.as_nanos() as u64 || p.epoch_ns > i64::MAX as u64 / 4 {
             return Err(format!("epoch length {} ns is out of range", p.epoch_ns));
@@ -221,6 +226,10 @@ impl Seal {
     }
 }
 
+fn ct_eq_12(a: &[u8; 12], b: &[u8; 12]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -240,6 +249,12 @@ pub fn initial_epoch_key(initial: &HmacKey, p: &Params) -> Zeroizing<[u8; 32]> {
             &p.epoch_ns.to_le_bytes(),
         ],
     ))
+}
+
+/// The key-check bytes of the parameter header, from `K_0`.
+pub fn key_check(k0: &[u8; 32]) -> [u8; 12] {
+    let full = Chain::from_raw(k0).sign(b"auditlog/fss/v1 keycheck", &[]);
+    full[..12].try_into().expect("12 bytes")
 }
 
 /// `K_{epoch+1}` from `K_epoch`.
@@ -482,12 +497,14 @@ pub(crate) fn attach(inner: &Inner, initial: Option<HmacKey>) -> Result<()> {
             let initial = initial.ok_or_else(|| {
                 Error::Key("creating a forward-secure log needs the auditor's initial key (Options::fss_initial_key, --fss-key)".into())
             })?;
-            let params = Params {
+            let mut params = Params {
                 log_id: inner.log_id,
                 start_ns: now_nanos(),
                 epoch_ns: epoch.as_nanos() as u64,
+                key_check: [0; 12],
             };
             let k0 = initial_epoch_key(&initial, &params);
+            params.key_check = key_check(&k0);
             drop(initial);
             // The key state first: a crash before the parameters leaves a log that is not
             // forward-secure yet, and the next open starts over.
@@ -720,6 +737,8 @@ pub(crate) struct FssVerifier {
     bounds: Vec<u64>,
     /// `K_0 ..= K_max`.
     keys: Zeroizing<Vec<[u8; 32]>>,
+    /// Epochs up to this one are tried when something fails (the current epoch + 1).
+    later_limit: u64,
     pub(crate) problem: Option<Problem>,
     pub(crate) warnings: Vec<String>,
 }
@@ -781,6 +800,7 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
         seals: Vec::new(),
         bounds: Vec::new(),
         keys: Zeroizing::new(Vec::new()),
+        later_limit: 0,
         problem: None,
         warnings: Vec::new(),
     };
@@ -792,22 +812,18 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
         ));
         return Ok(Mode::ForwardSecure(Box::new(v)));
     }
-    // Keys for every sealed epoch, the first unsealed one, and every epoch up to now (to
-    // recognise records made with a later key).
+    // Keys for every sealed epoch and the first unsealed one. Later keys (to recognise a
+    // record or seal made with one) are derived only when something fails to verify.
     let now = now_nanos();
-    let max_epoch = (sf.seals.len() as u64)
-        .max(p.epoch_at(now).saturating_add(1))
-        .max(sf.seals.last().map_or(0, |s| s.epoch.saturating_add(1)));
-    const MAX_EPOCHS: u64 = 50_000_000;
-    if max_epoch > MAX_EPOCHS {
-        v.problem = Some((
-            K::TamperedSeal,
-            None,
-            format!("{SEALS_FILE} implies {max_epoch} epochs, more than {MAX_EPOCHS}"),
-        ));
-        return Ok(Mode::ForwardSecure(Box::new(v)));
-    }
+    v.later_limit = p.epoch_at(now).saturating_add(1);
+    let max_epoch = sf.seals.len() as u64;
     let mut key = initial_epoch_key(initial, &p);
+    if !ct_eq_12(&key_check(&key), &p.key_check) {
+        return Err(Error::Key(format!(
+            "wrong forward-secure initial key for log {}: it does not match the key check in {SEALS_FILE} (or that file's parameters were edited)",
+            crate::chain::hex(&p.log_id)
+        )));
+    }
     v.keys.reserve(max_epoch as usize + 1);
     for e in 0..=max_epoch {
         v.keys.push(*key);
@@ -831,12 +847,7 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
         }
         let c = Chain::from_raw(&v.keys[i as usize]);
         if !ct_eq(&s.expected_tag(&c, &p.log_id), &s.tag) {
-            let later = (i + 1..=max_epoch).find(|&j| {
-                ct_eq(
-                    &s.expected_tag(&Chain::from_raw(&v.keys[j as usize]), &p.log_id),
-                    &s.tag,
-                )
-            });
+            let later = v.find_later(i, |c, _| ct_eq(&s.expected_tag(c, &p.log_id), &s.tag));
             v.problem = Some((
                 K::TamperedSeal,
                 Some(s.next_seq),
@@ -913,6 +924,23 @@ impl FssVerifier {
     fn key_chain(&self, e: u64) -> Option<Chain> {
         self.keys.get(e as usize).map(Chain::from_raw)
     }
+
+    /// The first epoch `j > e` (up to the current epoch + 1, at most ten million epochs on)
+    /// whose key makes `matches(K_j, j)` true: who made a MAC that its own epoch's key did not.
+    fn find_later(&self, e: u64, matches: impl Fn(&Chain, u64) -> bool) -> Option<u64> {
+        let limit = self.later_limit.min(e.saturating_add(10_000_000));
+        let mut key = Zeroizing::new(*self.keys.get(e as usize)?);
+        for j in e + 1..=limit {
+            key = match self.keys.get(j as usize) {
+                Some(k) => Zeroizing::new(*k),
+                None => next_epoch_key(&key, j - 1),
+            };
+            if matches(&Chain::from_raw(&key), j) {
+                return Some(j);
+            }
+        }
+        None
+    }
 }
 
 impl EpochCursor<'_> {
@@ -938,7 +966,7 @@ impl EpochCursor<'_> {
             return Err((
                 K::TamperedRecord,
                 Some(seq),
-                format!("record {seq} falls in epoch {e}, which lies in the future"),
+                format!("record {seq} falls in epoch {e}, beyond every sealed epoch"),
             ));
         };
         if ct_eq(&chain.step_epoch(prev, seq, ts, digest, e), mac) {
@@ -953,10 +981,7 @@ impl EpochCursor<'_> {
             return Ok(());
         }
         let sealed = v.bounds.len() as u64;
-        let later = (e + 1..v.keys.len() as u64).find(|&j| {
-            v.key_chain(j)
-                .is_some_and(|c| ct_eq(&c.step_epoch(prev, seq, ts, digest, j), mac))
-        });
+        let later = v.find_later(e, |c, j| ct_eq(&c.step_epoch(prev, seq, ts, digest, j), mac));
         Err(match later {
             Some(j) if e == sealed => (
                 K::MissingEpochSeal,
