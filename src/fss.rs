@@ -794,6 +794,13 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
         }
         (Some(sf), Some(k)) => (sf, k),
     };
+    build_verifier(&sf, initial, &inner.log_id).map(|v| Mode::ForwardSecure(Box::new(v)))
+}
+
+/// Derives the epoch keys from `initial` and checks the seals of `sf` (a failed check is
+/// left in `problem`; the seals before it are kept).
+fn build_verifier(sf: &SealsFile, initial: &HmacKey, log_id: &[u8; 16]) -> Result<FssVerifier> {
+    use crate::verify::FailureKind as K;
     let p = sf.params;
     let mut v = FssVerifier {
         params: p,
@@ -804,13 +811,13 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
         problem: None,
         warnings: Vec::new(),
     };
-    if p.log_id != inner.log_id {
+    if &p.log_id != log_id {
         v.problem = Some((
             K::ForeignSegment,
             None,
             format!("{SEALS_FILE} belongs to another log"),
         ));
-        return Ok(Mode::ForwardSecure(Box::new(v)));
+        return Ok(v);
     }
     // Keys for every sealed epoch and the first unsealed one. Later keys (to recognise a
     // record or seal made with one) are derived only when something fails to verify.
@@ -892,7 +899,7 @@ pub(crate) fn verifier_for(inner: &Inner) -> Result<Mode> {
             p.epoch_at(now)
         ));
     }
-    Ok(Mode::ForwardSecure(Box::new(v)))
+    Ok(v)
 }
 
 /// Per-segment cache of the epoch key in use.
@@ -1051,4 +1058,54 @@ pub(crate) fn check_seal_bindings(
         }
     }
     None
+}
+
+/// A reader's epoch keys for rechecking query results (`Inner::fss_keys`), with the length
+/// of `fss.seals` they were built from.
+pub(crate) type ReaderKeys = Option<(std::sync::Arc<FssVerifier>, u64)>;
+
+/// Rechecks one record's MAC for a query result (`verification.verified`). Plain segments use
+/// the log key. Forward-secure ones need the epoch keys: a writer has the current epoch's
+/// only (older records are reported unverified); a reader opened with the initial key derives
+/// them all (rebuilt when `fss.seals` has grown since); any other reader cannot recheck them.
+pub(crate) fn entry_mac_ok(
+    inner: &Inner,
+    seg: &crate::segment::Segment,
+    prev: &Hash,
+    seq: u64,
+    ts: i64,
+    digest: &Hash,
+    mac: &Hash,
+) -> bool {
+    if seg.header.flags & HEADER_FLAG_FORWARD_SECURE == 0 {
+        return ct_eq(&inner.chain.step(prev, seq, ts, digest), mac);
+    }
+    if let Some(f) = inner.fss.get() {
+        let st = f.state.lock();
+        return ct_eq(&st.chain.step_epoch(prev, seq, ts, digest, st.epoch), mac);
+    }
+    let Some(initial) = inner.opts.fss_initial_key.as_ref() else {
+        return false;
+    };
+    let check = |v: &FssVerifier| {
+        let mut c = v.cursor();
+        c.check(&inner.chain, prev, seq, ts, digest, mac).is_ok()
+    };
+    let len = std::fs::metadata(inner.dir.join(SEALS_FILE)).map_or(0, |m| m.len());
+    let cached = inner.fss_keys.lock().clone();
+    if let Some((v, built_len)) = &cached {
+        if check(v) || *built_len == len {
+            return check(v);
+        }
+    }
+    let Ok(Some(sf)) = read_seals(&inner.dir) else {
+        return false;
+    };
+    let Ok(v) = build_verifier(&sf, initial, &inner.log_id) else {
+        return false;
+    };
+    let v = std::sync::Arc::new(v);
+    let ok = check(&v);
+    *inner.fss_keys.lock() = Some((v, sf.valid_len + sf.torn_bytes));
+    ok
 }

@@ -527,3 +527,37 @@ fn retention_on_a_forward_secure_log_keeps_it_verifiable() {
     assert!(r.ok, "{r:#?}");
     assert!(r.first_seq.unwrap() > 0);
 }
+
+#[test]
+fn query_results_are_rechecked_with_epoch_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    several_epochs(dir);
+    let q = Query::from_params([("order", "asc"), ("limit", "100")]).unwrap();
+    // The auditor's reader derives every epoch key: every record verifies.
+    let opts = Options::new(log_key()).fss_initial_key(initial_key());
+    let page = Log::open_read_only_with(dir, opts).unwrap().query(&q).unwrap();
+    assert_eq!(page.audit_logs.len(), 10);
+    assert!(page.audit_logs.iter().all(|e| e.verification.verified));
+    // A reader with the log key only cannot recheck forward-secure MACs.
+    let page = Log::open_read_only(dir, log_key()).unwrap().query(&q).unwrap();
+    assert!(page.audit_logs.iter().all(|e| !e.verification.verified));
+    // A writer holds the current epoch's key: records of that epoch verify, older ones not.
+    let opts = Options::new(log_key()).checkpoint_interval(Duration::from_millis(10));
+    let log = Log::open(dir, opts).unwrap();
+    for attempt in 0.. {
+        // Retried if an epoch ends between the append and the query.
+        assert!(attempt < 20, "epochs kept ending between append and query");
+        let epoch = log.forward_secure_epoch();
+        let r = log.append(&event(10 + attempt)).unwrap();
+        let page = log.query(&q).unwrap();
+        if log.forward_secure_epoch() != epoch {
+            continue;
+        }
+        let last = page.audit_logs.last().unwrap();
+        assert_eq!(last.seq, r.seq);
+        assert!(last.verification.verified);
+        assert!(!page.audit_logs[0].verification.verified);
+        break;
+    }
+}

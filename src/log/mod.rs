@@ -135,6 +135,8 @@ pub(crate) struct Inner {
     pub(crate) follow: follow::Notify,
     /// A forward-secure writer's epoch key and seal state (`crate::fss`); unset otherwise.
     pub(crate) fss: std::sync::OnceLock<crate::fss::FssWriter>,
+    /// A reader's forward-secure epoch keys, derived from the initial key on first use.
+    pub(crate) fss_keys: Mutex<crate::fss::ReaderKeys>,
 }
 
 impl Inner {

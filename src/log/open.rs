@@ -468,6 +468,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         policy: Mutex::new(policy),
         follow: Default::default(),
         fss: Default::default(),
+        fss_keys: Default::default(),
     });
     crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
@@ -819,6 +820,7 @@ impl Inner {
             policy: Mutex::new(Default::default()),
             follow: Default::default(),
             fss: Default::default(),
+            fss_keys: Default::default(),
         }
     }
 }
