@@ -561,3 +561,49 @@ fn query_results_are_rechecked_with_epoch_keys() {
         break;
     }
 }
+
+/// The CLI: `--forward-secure EPOCH --fss-key KEY` creates such a log; `verify --fss-key`
+/// checks it (exit 0); `verify` without the key fails (exit 1, the kind named).
+#[cfg(feature = "cli")]
+#[test]
+fn cli_creates_and_verifies_a_forward_secure_log() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let run = |args: &[&str], input: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_auditlog"));
+        c.env_remove("AUDITLOG_DATA")
+            .env("AUDIT_HMAC_KEY", "cli-fss-log-key-0123456789-abcdefghijk")
+            .env("AUDIT_FSS_KEY", "cli-fss-initial-key-0123456789-abcdefgh")
+            .arg("--data")
+            .arg(&data)
+            .args(["--segment-bytes", "65536"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let lines = "{\"event_type\":\"authentication\",\"action\":\"user_login\"}\n".repeat(3);
+    let out = run(&["--forward-secure", "50ms", "--fss-key", "env.AUDIT_FSS_KEY", "append"], &lines);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(120));
+    // Appending again needs no forward-secure flag; it seals the epochs that ended.
+    let out = run(&["append"], &lines);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seals(&data).len() >= 2);
+    let out = run(&["--fss-key", "env.AUDIT_FSS_KEY", "verify", "--json"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 6);
+    let out = run(&["verify", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failure"]["kind"], "forward_secure_key_required");
+    let out = run(&["--forward-secure", "10x", "append"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+}
