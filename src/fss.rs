@@ -1112,3 +1112,118 @@ pub(crate) fn entry_mac_ok(
     *inner.fss_keys.lock() = Some((v, sf.valid_len + sf.torn_bytes));
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    fn params() -> Params {
+        Params {
+            log_id: [3; 16],
+            start_ns: 1_700_000_000_000_000_000,
+            epoch_ns: 900_000_000_000,
+            key_check: [9; 12],
+        }
+    }
+
+    #[test]
+    fn key_derivation_matches_the_documented_formula() {
+        let s = HmacKey::from_bytes(&[0x5A; 32]).unwrap();
+        let p = params();
+        let k0 = initial_epoch_key(&s, &p);
+        let want = hmac(
+            &[0x5A; 32],
+            &[
+                b"auditlog/fss/v1 init",
+                &p.log_id,
+                &p.start_ns.to_le_bytes(),
+                &p.epoch_ns.to_le_bytes(),
+            ],
+        );
+        assert_eq!(*k0, want);
+        let k1 = next_epoch_key(&k0, 0);
+        assert_eq!(*k1, hmac(&want, &[b"auditlog/fss/v1 epoch", &0u64.to_le_bytes()]));
+        assert_ne!(*k1, *k0);
+        assert_eq!(
+            key_check(&k0)[..],
+            hmac(&want, &[b"auditlog/fss/v1 keycheck"])[..12]
+        );
+        // The record step binds the epoch: the same inputs under another epoch differ.
+        let c = Chain::from_raw(&k1);
+        let (prev, d) = ([1u8; 32], [2u8; 32]);
+        let want = hmac(
+            &k1[..],
+            &[&prev, &5u64.to_le_bytes(), &7i64.to_le_bytes(), &d, &1u64.to_le_bytes()],
+        );
+        assert_eq!(c.step_epoch(&prev, 5, 7, &d, 1), want);
+        assert_ne!(c.step_epoch(&prev, 5, 7, &d, 2), want);
+    }
+
+    #[test]
+    fn params_and_seals_roundtrip_and_every_flip_is_caught() {
+        let p = params();
+        let b = p.encode();
+        assert_eq!(Params::decode(&b), Ok(p));
+        for i in 0..PARAMS_LEN * 8 {
+            let mut c = b;
+            c[i / 8] ^= 1 << (i % 8);
+            assert!(Params::decode(&c).is_err(), "params bit {i}");
+        }
+        let s = Seal {
+            epoch: 4,
+            next_seq: 10,
+            last_hash: [5; 32],
+            sealed_ns: 99,
+            tag: [6; 32],
+        };
+        let b = s.encode();
+        assert_eq!(Seal::decode(&b), Some(s));
+        for i in 0..SEAL_LEN * 8 {
+            let mut c = b;
+            c[i / 8] ^= 1 << (i % 8);
+            assert_eq!(Seal::decode(&c), None, "seal bit {i}");
+        }
+        assert_eq!(Seal::decode(&b[..SEAL_LEN - 1]), None);
+    }
+
+    #[test]
+    fn epochs_partition_time() {
+        let p = params();
+        assert_eq!(p.epoch_at(p.start_ns - 1), 0);
+        assert_eq!(p.epoch_at(p.start_ns), 0);
+        assert_eq!(p.epoch_at(p.start_ns + p.epoch_ns as i64 - 1), 0);
+        assert_eq!(p.epoch_at(p.start_ns + p.epoch_ns as i64), 1);
+        assert_eq!(p.epoch_end(0), p.epoch_start(1));
+        assert_eq!(p.epoch_start(u64::MAX), i64::MAX);
+        assert_eq!(parse_epoch("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_epoch("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_epoch("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_epoch("5ms").is_err());
+        assert!(parse_epoch("m").is_err());
+        assert!(parse_epoch("3 weeks").is_err());
+    }
+
+    #[test]
+    fn key_state_roundtrip() {
+        let t = tempfile::tempdir().unwrap();
+        persist_key(t.path(), &[1; 16], 7, &[8; 32]).unwrap();
+        persist_key(t.path(), &[1; 16], 8, &[9; 32]).unwrap();
+        let ks = read_key_state(&t.path().join(KEY_FILE)).unwrap();
+        assert_eq!((ks.log_id, ks.epoch, *ks.key), ([1; 16], 8, [9; 32]));
+        assert!(!t.path().join(KEY_OLD).exists() && !t.path().join(KEY_NEW).exists());
+        let mut b = std::fs::read(t.path().join(KEY_FILE)).unwrap();
+        b[50] ^= 1;
+        std::fs::write(t.path().join(KEY_FILE), b).unwrap();
+        assert!(read_key_state(&t.path().join(KEY_FILE)).is_err());
+    }
+}

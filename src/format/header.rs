@@ -152,4 +152,27 @@ mod tests {
         );
         assert_eq!(SegmentHeader::decode(&b[..100]), Err(HeaderError::Short));
     }
+
+    #[test]
+    fn version_3_needs_exactly_the_forward_secure_flag() {
+        let mut h = SegmentHeader {
+            version: FSS_FORMAT_VERSION,
+            flags: HEADER_FLAG_FORWARD_SECURE,
+            log_id: [7; 16],
+            first_seq: 0,
+            created_ns: 1,
+            prev_hash: [9; 32],
+        };
+        assert_eq!(SegmentHeader::decode(&h.encode()).unwrap(), h);
+        h.flags = 0;
+        assert_eq!(SegmentHeader::decode(&h.encode()), Err(HeaderError::Unknown));
+        h.version = FORMAT_VERSION;
+        h.flags = HEADER_FLAG_FORWARD_SECURE;
+        assert_eq!(SegmentHeader::decode(&h.encode()), Err(HeaderError::Unknown));
+        h.version = FSS_FORMAT_VERSION + 1;
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Version(FSS_FORMAT_VERSION + 1))
+        );
+    }
 }
