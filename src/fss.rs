@@ -77,9 +77,11 @@ pub fn parse_epoch(s: &str) -> Result<Duration> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::Config(format!("forward-secure epoch {s:?}: expected a number with a unit (ms, s, m, h, d)")))?;
+    let n: u64 = num.parse().map_err(|_| {
+        Error::Config(format!(
+            "forward-secure epoch {s:?}: expected a number with a unit (ms, s, m, h, d)"
+        ))
+    })?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
@@ -307,7 +309,11 @@ struct KeyState {
     key: Zeroizing<[u8; 32]>,
 }
 
-fn encode_key_state(log_id: &[u8; 16], epoch: u64, key: &[u8; 32]) -> Zeroizing<[u8; KEY_STATE_LEN]> {
+fn encode_key_state(
+    log_id: &[u8; 16],
+    epoch: u64,
+    key: &[u8; 32],
+) -> Zeroizing<[u8; KEY_STATE_LEN]> {
     let mut b = Zeroizing::new([0u8; KEY_STATE_LEN]);
     b[0..8].copy_from_slice(KEY_MAGIC);
     b[8..10].copy_from_slice(&FILE_VERSION.to_le_bytes());
@@ -847,7 +853,10 @@ fn build_verifier(sf: &SealsFile, initial: &HmacKey, log_id: &[u8; 16]) -> Resul
                 if s.epoch > i {
                     format!("epochs {i}..={} have no seal (the next seal is for epoch {}): seals were removed", s.epoch - 1, s.epoch)
                 } else {
-                    format!("seal number {i} is for epoch {}: seals were duplicated or reordered", s.epoch)
+                    format!(
+                        "seal number {i} is for epoch {}: seals were duplicated or reordered",
+                        s.epoch
+                    )
                 },
             ));
             break;
@@ -877,7 +886,11 @@ fn build_verifier(sf: &SealsFile, initial: &HmacKey, log_id: &[u8; 16]) -> Resul
             v.problem = Some((
                 K::TamperedSeal,
                 Some(s.next_seq),
-                format!("epoch {i} was sealed at {} ns, before it ended ({} ns)", s.sealed_ns, p.epoch_end(i)),
+                format!(
+                    "epoch {i} was sealed at {} ns, before it ended ({} ns)",
+                    s.sealed_ns,
+                    p.epoch_end(i)
+                ),
             ));
             break;
         }
@@ -982,13 +995,17 @@ impl EpochCursor<'_> {
                 return Err((
                     K::RecordOutsideEpoch,
                     Some(seq),
-                    format!("record {seq} is dated {ts} ns, after the end of its epoch {e} ({end} ns)"),
+                    format!(
+                        "record {seq} is dated {ts} ns, after the end of its epoch {e} ({end} ns)"
+                    ),
                 ));
             }
             return Ok(());
         }
         let sealed = v.bounds.len() as u64;
-        let later = v.find_later(e, |c, j| ct_eq(&c.step_epoch(prev, seq, ts, digest, j), mac));
+        let later = v.find_later(e, |c, j| {
+            ct_eq(&c.step_epoch(prev, seq, ts, digest, j), mac)
+        });
         Err(match later {
             Some(j) if e == sealed => (
                 K::MissingEpochSeal,
@@ -1152,7 +1169,10 @@ mod tests {
         );
         assert_eq!(*k0, want);
         let k1 = next_epoch_key(&k0, 0);
-        assert_eq!(*k1, hmac(&want, &[b"auditlog/fss/v1 epoch", &0u64.to_le_bytes()]));
+        assert_eq!(
+            *k1,
+            hmac(&want, &[b"auditlog/fss/v1 epoch", &0u64.to_le_bytes()])
+        );
         assert_ne!(*k1, *k0);
         assert_eq!(
             key_check(&k0)[..],
@@ -1163,7 +1183,13 @@ mod tests {
         let (prev, d) = ([1u8; 32], [2u8; 32]);
         let want = hmac(
             &k1[..],
-            &[&prev, &5u64.to_le_bytes(), &7i64.to_le_bytes(), &d, &1u64.to_le_bytes()],
+            &[
+                &prev,
+                &5u64.to_le_bytes(),
+                &7i64.to_le_bytes(),
+                &d,
+                &1u64.to_le_bytes(),
+            ],
         );
         assert_eq!(c.step_epoch(&prev, 5, 7, &d, 1), want);
         assert_ne!(c.step_epoch(&prev, 5, 7, &d, 2), want);

@@ -164,7 +164,14 @@ fn fail(
 /// that its footer matches its records); `None` when it is intact. A forward-secure segment's
 /// MACs need epoch keys that the writer no longer has: only its structure is checked here.
 pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> Option<Failure> {
-    let r = verify_segment(seg, chain, log_id, &HashMap::new(), &AtomicU64::new(0), None);
+    let r = verify_segment(
+        seg,
+        chain,
+        log_id,
+        &HashMap::new(),
+        &AtomicU64::new(0),
+        None,
+    );
     if let Err(crate::Error::Corrupt { offset, detail, .. }) = seg.check_intact() {
         return Some(fail(
             FailureKind::CorruptFrame,
@@ -318,8 +325,7 @@ fn verify_segment(
                     }
                 };
                 if let Some(cur) = epochs.as_mut() {
-                    if let Err((kind, seq, why)) =
-                        cur.check(chain, &prev, f.seq, f.ts, &d, &f.mac)
+                    if let Err((kind, seq, why)) = cur.check(chain, &prev, f.seq, f.ts, &d, &f.mac)
                     {
                         r.failure = Some(fail(kind, seq, seg, Some(off as u64), why));
                         return r;
@@ -783,8 +789,7 @@ pub(crate) fn verify_log(
     }
     if let (None, Some(v)) = (&first_failure, fss) {
         let first_kept = segs.first().map(|s| s.header.first_seq);
-        if let Some(p) =
-            crate::fss::check_seal_bindings(v, &found, &genesis, first_kept, last_seq)
+        if let Some(p) = crate::fss::check_seal_bindings(v, &found, &genesis, first_kept, last_seq)
         {
             first_failure = Some(fss_failure(p));
         }

@@ -91,7 +91,10 @@ fn generate_fixture_v3() {
     assert!(r.ok, "{r:?}");
     let last = log.iter().last().unwrap().unwrap();
     println!("last seq {} hash {}", last.seq, auditlog::hex(&last.hash));
-    println!("seals {}", fss::read_seals(tmp.path()).unwrap().unwrap().seals.len());
+    println!(
+        "seals {}",
+        fss::read_seals(tmp.path()).unwrap().unwrap().seals.len()
+    );
     drop(log);
     let out = fixture_dir();
     if out.exists() {
@@ -112,7 +115,11 @@ fn v3_fixture_verifies_with_its_initial_key() {
     let dir = fixture_copy();
     let seg = fs::read(dir.path().join("00000000000000000000.seg")).unwrap();
     let h = SegmentHeader::decode(&seg).unwrap();
-    assert_eq!((h.version, h.flags), (3, 1), "a version 3, forward-secure segment");
+    assert_eq!(
+        (h.version, h.flags),
+        (3, 1),
+        "a version 3, forward-secure segment"
+    );
     let log = auditor(dir.path());
     assert_eq!(log.log_id(), FIXTURE_LOG_ID);
     let r = log.verify().unwrap();

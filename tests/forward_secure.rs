@@ -44,7 +44,10 @@ fn event(i: u64) -> Event {
 /// Verifies `dir` as the auditor does: read-only, with the initial key.
 fn audit(dir: &Path) -> VerifyReport {
     let opts = Options::new(log_key()).fss_initial_key(initial_key());
-    Log::open_read_only_with(dir, opts).unwrap().verify().unwrap()
+    Log::open_read_only_with(dir, opts)
+        .unwrap()
+        .verify()
+        .unwrap()
 }
 
 fn failure_kind(r: &VerifyReport) -> FailureKind {
@@ -78,7 +81,14 @@ fn stolen_key_state(dir: &Path) -> (u64, [u8; 32]) {
     )
 }
 
-fn step_epoch(key: &[u8; 32], prev: &[u8; 32], seq: u64, ts: i64, d: &[u8; 32], e: u64) -> [u8; 32] {
+fn step_epoch(
+    key: &[u8; 32],
+    prev: &[u8; 32],
+    seq: u64,
+    ts: i64,
+    d: &[u8; 32],
+    e: u64,
+) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
     m.update(prev);
     m.update(&seq.to_le_bytes());
@@ -101,7 +111,10 @@ fn seal_tag(key: &[u8; 32], log_id: &[u8; 16], s: &Seal) -> [u8; 32] {
 fn wait_sealed(dir: &Path, e: u64) {
     let t = Instant::now();
     while seals(dir).len() as u64 <= e {
-        assert!(t.elapsed() < Duration::from_secs(20), "epoch {e} never sealed");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "epoch {e} never sealed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -117,8 +130,11 @@ fn the_segment(dir: &Path) -> std::path::PathBuf {
     segs.pop().unwrap()
 }
 
-/// Every record frame of a segment file: (offset, seq, ts, payload, mac).
-fn frames(bytes: &[u8]) -> Vec<(usize, u64, i64, Vec<u8>, [u8; 32])> {
+/// A record frame of a segment file: (offset, seq, ts, payload, mac).
+type RawFrame = (usize, u64, i64, Vec<u8>, [u8; 32]);
+
+/// Every record frame of a segment file.
+fn frames(bytes: &[u8]) -> Vec<RawFrame> {
     let mut out = Vec::new();
     let mut off = HEADER_LEN;
     while let Ok(f) = decode_frame(&bytes[off..]) {
@@ -160,7 +176,10 @@ fn keys_evolve_every_epoch_is_sealed_and_the_auditor_verifies() {
         assert!(seal.sealed_ns >= p.epoch_end(i as u64));
     }
     // At least one epoch was sealed without a record in it.
-    assert!(s.windows(2).any(|w| w[0].next_seq == w[1].next_seq), "{s:?}");
+    assert!(
+        s.windows(2).any(|w| w[0].next_seq == w[1].next_seq),
+        "{s:?}"
+    );
     // Records are in version-3 segments flagged forward-secure.
     let seg = fs::read(the_segment(dir)).unwrap();
     let h = SegmentHeader::decode(&seg).unwrap();
@@ -177,18 +196,31 @@ fn keys_evolve_every_epoch_is_sealed_and_the_auditor_verifies() {
     for older in 0..e {
         assert_ne!(k, epoch_key(&p, older));
     }
-    let mode = fs::metadata(dir.join(fss::KEY_FILE)).unwrap().permissions().mode();
+    let mode = fs::metadata(dir.join(fss::KEY_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(!dir.join("fss.key.old").exists() && !dir.join("fss.key.new").exists());
 
     // Without the initial key, verify refuses rather than pass or cry "tampered".
-    let ro = Log::open_read_only(dir, log_key()).unwrap().verify().unwrap();
+    let ro = Log::open_read_only(dir, log_key())
+        .unwrap()
+        .verify()
+        .unwrap();
     assert_eq!(failure_kind(&ro), FailureKind::ForwardSecureKeyRequired);
     // The wrong initial key: nothing verifies.
     let wrong = Options::new(log_key()).fss_initial_key(HmacKey::from_bytes(&[1; 32]).unwrap());
-    let e = Log::open_read_only_with(dir, wrong).unwrap().verify().err().unwrap();
+    let e = Log::open_read_only_with(dir, wrong)
+        .unwrap()
+        .verify()
+        .err()
+        .unwrap();
     assert!(matches!(e, auditlog::Error::Key(_)), "{e}");
-    assert!(e.to_string().contains("wrong forward-secure initial key"), "{e}");
+    assert!(
+        e.to_string().contains("wrong forward-secure initial key"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -238,12 +270,18 @@ fn creation_rules_and_future_timestamps() {
     assert!(e.to_string().contains("created without"), "{e}");
     // A plain log verified with an initial key: not forward-secure (a downgrade would look so).
     let opts = Options::new(log_key()).fss_initial_key(initial_key());
-    let r = Log::open_read_only_with(&plain, opts).unwrap().verify().unwrap();
+    let r = Log::open_read_only_with(&plain, opts)
+        .unwrap()
+        .verify()
+        .unwrap();
     assert_eq!(failure_kind(&r), FailureKind::MissingEpochSeal);
     // Epochs too short are refused.
-    let e = Log::open(t.path().join("c"), writer_opts().forward_secure(Duration::from_millis(1)))
-        .err()
-        .unwrap();
+    let e = Log::open(
+        t.path().join("c"),
+        writer_opts().forward_secure(Duration::from_millis(1)),
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("epoch"), "{e}");
     // Events dated after the end of the current epoch are refused.
     let log = Log::open(t.path().join("d"), writer_opts()).unwrap();
@@ -278,7 +316,10 @@ fn cve_2023_31437_hiding_entries_through_side_structures_fails() {
         .filter(|p| p.extension().is_some_and(|x| x == "idx"))
         .collect();
     idx.sort();
-    let idx_path = idx.first().expect("a sealed segment has an index file").clone();
+    let idx_path = idx
+        .first()
+        .expect("a sealed segment has an index file")
+        .clone();
     let seg_path = idx_path.with_extension("seg");
     let q = Query::from_params([("user_id", "user-1")]).unwrap();
     let count = |d: &Path| {
@@ -296,7 +337,10 @@ fn cve_2023_31437_hiding_entries_through_side_structures_fails() {
     copy_dir(&dir, &a);
     let forged = hide_user_in_index(&fs::read(&idx_path).unwrap(), "user-1", &log_id(&dir));
     fs::write(a.join(idx_path.file_name().unwrap()), forged).unwrap();
-    assert!(count(&a) < all, "the forged index hides events from queries");
+    assert!(
+        count(&a) < all,
+        "the forged index hides events from queries"
+    );
     let r = audit(&a);
     assert_eq!(failure_kind(&r), FailureKind::TamperedIndex, "{r:#?}");
 
@@ -321,7 +365,11 @@ fn cve_2023_31437_hiding_entries_through_side_structures_fails() {
     let mut b = fs::read(&sp).unwrap();
     if b.len() >= PARAMS_LEN + SEAL_LEN {
         let mut s = Seal::decode(&b[PARAMS_LEN..]).unwrap();
-        s.next_seq = if s.next_seq >= 5 { s.next_seq - 5 } else { s.next_seq + 5 };
+        s.next_seq = if s.next_seq >= 5 {
+            s.next_seq - 5
+        } else {
+            s.next_seq + 5
+        };
         b[PARAMS_LEN..PARAMS_LEN + SEAL_LEN].copy_from_slice(&s.encode());
     } else {
         // Everything landed in one epoch: add a seal with a bogus tag instead.
@@ -511,7 +559,11 @@ fn retention_on_a_forward_secure_log_keeps_it_verifiable() {
     let dir = t.path();
     let now = chrono::Utc::now();
     {
-        let log = Log::open(dir, writer_opts().segment_bytes(64 * 1024).retention_days(7)).unwrap();
+        let log = Log::open(
+            dir,
+            writer_opts().segment_bytes(64 * 1024).retention_days(7),
+        )
+        .unwrap();
         for i in 0..1800 {
             let mut e = event(i);
             let age = if i < 1500 { 30 } else { 1 };
@@ -536,11 +588,17 @@ fn query_results_are_rechecked_with_epoch_keys() {
     let q = Query::from_params([("order", "asc"), ("limit", "100")]).unwrap();
     // The auditor's reader derives every epoch key: every record verifies.
     let opts = Options::new(log_key()).fss_initial_key(initial_key());
-    let page = Log::open_read_only_with(dir, opts).unwrap().query(&q).unwrap();
+    let page = Log::open_read_only_with(dir, opts)
+        .unwrap()
+        .query(&q)
+        .unwrap();
     assert_eq!(page.audit_logs.len(), 10);
     assert!(page.audit_logs.iter().all(|e| e.verification.verified));
     // A reader with the log key only cannot recheck forward-secure MACs.
-    let page = Log::open_read_only(dir, log_key()).unwrap().query(&q).unwrap();
+    let page = Log::open_read_only(dir, log_key())
+        .unwrap()
+        .query(&q)
+        .unwrap();
     assert!(page.audit_logs.iter().all(|e| !e.verification.verified));
     // A writer holds the current epoch's key: records of that epoch verify, older ones not.
     let opts = Options::new(log_key()).checkpoint_interval(Duration::from_millis(10));
@@ -584,19 +642,45 @@ fn cli_creates_and_verifies_a_forward_secure_log() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let lines = "{\"event_type\":\"authentication\",\"action\":\"user_login\"}\n".repeat(3);
-    let out = run(&["--forward-secure", "50ms", "--fss-key", "env.AUDIT_FSS_KEY", "append"], &lines);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &[
+            "--forward-secure",
+            "50ms",
+            "--fss-key",
+            "env.AUDIT_FSS_KEY",
+            "append",
+        ],
+        &lines,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::thread::sleep(Duration::from_millis(120));
     // Appending again needs no forward-secure flag; it seals the epochs that ended.
     let out = run(&["append"], &lines);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(seals(&data).len() >= 2);
     let out = run(&["--fss-key", "env.AUDIT_FSS_KEY", "verify", "--json"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["records"], 6);
     let out = run(&["verify", "--json"], "");

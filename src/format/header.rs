@@ -1,11 +1,11 @@
 //! Segment header: the first [`HEADER_LEN`] bytes of every `.seg` file.
 
+#[cfg(test)]
+use super::FORMAT_VERSION;
 use super::{
     arr16, arr32, le_i64, le_u16, le_u32, le_u64, FSS_FORMAT_VERSION, HEADER_FLAG_FORWARD_SECURE,
     MAX_FORMAT_VERSION, MIN_FORMAT_VERSION,
 };
-#[cfg(test)]
-use super::FORMAT_VERSION;
 
 /// Size of the segment header in bytes.
 pub const HEADER_LEN: usize = 128;
@@ -165,10 +165,16 @@ mod tests {
         };
         assert_eq!(SegmentHeader::decode(&h.encode()).unwrap(), h);
         h.flags = 0;
-        assert_eq!(SegmentHeader::decode(&h.encode()), Err(HeaderError::Unknown));
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Unknown)
+        );
         h.version = FORMAT_VERSION;
         h.flags = HEADER_FLAG_FORWARD_SECURE;
-        assert_eq!(SegmentHeader::decode(&h.encode()), Err(HeaderError::Unknown));
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Unknown)
+        );
         h.version = FSS_FORMAT_VERSION + 1;
         assert_eq!(
             SegmentHeader::decode(&h.encode()),
