@@ -438,9 +438,11 @@ pub(crate) fn keep_marking(
     new
 }
 
-/// Whether new segments in `dir` belong to a forward-secure log.
-pub(crate) fn wanted(dir: &Path, opts: &Options) -> bool {
-    opts.forward_secure.is_some() || dir.join(SEALS_FILE).exists()
+/// Whether a segment that `open` creates at `next_seq` belongs to a forward-secure log: the
+/// log is one already, or is being created as one (a log becomes forward-secure only while
+/// it has no records; `attach` refuses the rest).
+pub(crate) fn wanted(dir: &Path, opts: &Options, next_seq: u64) -> bool {
+    (opts.forward_secure.is_some() && next_seq == 0) || dir.join(SEALS_FILE).exists()
 }
 
 /// Takes the initial key out of a writer's options, so that the writer never keeps it.
@@ -489,7 +491,7 @@ pub(crate) fn attach(inner: &Inner, initial: Option<HmacKey>) -> Result<()> {
                     return Err(Error::Corrupt {
                         file: seals_path,
                         offset: 0,
-                        detail: "the segments are forward-secure but fss.seals is missing; run `auditlog verify` with the initial key".into(),
+                        detail: "the segments are forward-secure but fss.seals is missing: if the log is empty, its creation as a forward-secure log did not finish (open it again with the forward-secure options and the initial key); otherwise run `auditlog verify` with the initial key".into(),
                     });
                 }
                 drop(initial);

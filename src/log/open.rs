@@ -421,7 +421,8 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     let active = match active {
         Some(a) => a,
         None => {
-            let (version, flags) = crate::fss::header_fields(crate::fss::wanted(dir, &opts));
+            let (version, flags) =
+                crate::fss::header_fields(crate::fss::wanted(dir, &opts, next_seq));
             let header = SegmentHeader {
                 version,
                 flags,
