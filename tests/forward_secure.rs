@@ -691,3 +691,71 @@ fn cli_creates_and_verifies_a_forward_secure_log() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
 }
+
+/// What a crash during an epoch change leaves, and what the next open does with it.
+#[test]
+fn crash_states_of_an_epoch_change_recover_or_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("log");
+    several_epochs(&dir);
+    let p = params(&dir);
+    let n = seals(&dir).len() as u64;
+    let reopen = |d: &Path| {
+        Log::open(
+            d,
+            Options::new(log_key())
+                .durability(Durability::Buffered)
+                .checkpoint_interval(Duration::from_millis(10)),
+        )
+    };
+    let write_key_state = |d: &Path, epoch: u64, key: &[u8; 32]| {
+        let mut b = fs::read(d.join(fss::KEY_FILE)).unwrap();
+        b[32..40].copy_from_slice(&epoch.to_le_bytes());
+        b[40..72].copy_from_slice(key);
+        let crc = crc32fast::hash(&b[..72]);
+        b[72..76].copy_from_slice(&crc.to_le_bytes());
+        fs::write(d.join(fss::KEY_FILE), b).unwrap();
+    };
+
+    // A torn seal at the end (crash while appending seals): verify warns; open cuts it and
+    // seals again.
+    let a = t.path().join("torn");
+    copy_dir(&dir, &a);
+    let mut f = fs::OpenOptions::new().append(true).open(a.join(fss::SEALS_FILE)).unwrap();
+    std::io::Write::write_all(&mut f, &[0xAB; 37]).unwrap();
+    drop(f);
+    let r = audit(&a);
+    assert!(r.ok, "{r:#?}");
+    assert!(r.warnings.iter().any(|w| w.contains("not a whole seal")), "{r:#?}");
+    drop(reopen(&a).unwrap());
+    assert_eq!((fs::metadata(a.join(fss::SEALS_FILE)).unwrap().len() - 64) % 100, 0);
+    assert!(audit(&a).ok);
+
+    // Seals written but the key state not yet replaced (crash between the two): the writer
+    // derives forward from the older key and carries on.
+    let b = t.path().join("behind");
+    copy_dir(&dir, &b);
+    write_key_state(&b, n - 1, &epoch_key(&p, n - 1));
+    let log = reopen(&b).unwrap();
+    log.append(&event(99)).unwrap();
+    drop(log);
+    assert!(audit(&b).ok);
+    assert!(stolen_key_state(&b).0 >= n);
+
+    // A key state ahead of the seals (seals removed): refused.
+    let c = t.path().join("ahead");
+    copy_dir(&dir, &c);
+    let sp = c.join(fss::SEALS_FILE);
+    let bytes = fs::read(&sp).unwrap();
+    fs::write(&sp, &bytes[..bytes.len() - SEAL_LEN]).unwrap();
+    let e = reopen(&c).err().unwrap();
+    assert!(e.to_string().contains("seals were removed"), "{e}");
+
+    // No key state: the log cannot be continued, and says so.
+    let d = t.path().join("nokey");
+    copy_dir(&dir, &d);
+    fs::remove_file(d.join(fss::KEY_FILE)).unwrap();
+    let e = reopen(&d).err().unwrap();
+    assert!(e.to_string().contains("cannot be continued"), "{e}");
+    assert!(audit(&d).ok, "still verifiable with the initial key");
+}
