@@ -678,7 +678,9 @@ fn advance(
         return Ok(());
     }
     let res = (|| -> Result<()> {
-        // A seal covers every record before it, so they are made durable first.
+        // A seal covers every record before it, so they are made visible to readers (a
+        // reader that sees the seal must see them) and durable first.
+        crate::log::publish(w);
         if inner.sync.durable.load(Ordering::Acquire) < w.next_seq {
             for (file, path) in &w.unsynced {
                 crate::fsio::sync_data("fss.sync", file)
@@ -1036,17 +1038,23 @@ impl EpochCursor<'_> {
 /// Checks the seals against the records: each seal's `next_seq` within the log and its chain
 /// value equal to that of record `next_seq - 1` (or the genesis value). `found` holds the
 /// chain values of the records that the seals name; `first_kept` is the first seq still in
-/// the log (after retention), `last_seq` the last.
+/// the log (after retention), `last_seq` the last; `snapshot_ns` when the records were read.
 pub(crate) fn check_seal_bindings(
     v: &FssVerifier,
     found: &std::collections::HashMap<u64, Hash>,
     genesis: &Hash,
     first_kept: Option<u64>,
     last_seq: Option<u64>,
+    snapshot_ns: i64,
 ) -> Option<Problem> {
     use crate::verify::FailureKind as K;
     let next = last_seq.map_or(0, |l| l + 1);
     for s in &v.seals {
+        // Sealed after the records were read (a read-only open's snapshot is taken at open):
+        // its records may simply not be in the snapshot.
+        if s.next_seq > next && s.sealed_ns >= snapshot_ns {
+            continue;
+        }
         if s.next_seq > next {
             return Some((
                 K::Truncated,

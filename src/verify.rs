@@ -451,7 +451,6 @@ pub(crate) fn verify_log(
     let mut checkpoints: Vec<(Checkpoint, bool)> =
         cp_log.checkpoints.into_iter().map(|c| (c, false)).collect();
     checkpoints.extend(external.iter().cloned().map(|c| (c, true)));
-    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
     let mut first_failure: Option<Failure> = None;
     // Forward-secure logs: every epoch key, derived from the initial key, and the seals.
     let fss_failure = |(kind, seq, detail): crate::fss::Problem| Failure {
@@ -476,6 +475,14 @@ pub(crate) fn verify_log(
         }
     };
     let fss = fss.as_deref();
+    // The seals were read before the snapshot, so each covers records already in it (a
+    // writer publishes records before sealing them); a read-only open's snapshot is older.
+    let snapshot_ns = if inner.read_only {
+        inner.loaded_ns.load(Ordering::Acquire)
+    } else {
+        i64::MAX
+    };
+    let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
 
     // Check checkpoint signatures up front and collect the seqs they name.
     let mut valid_cps: Vec<(u64, Hash, bool)> = Vec::new();
@@ -789,7 +796,8 @@ pub(crate) fn verify_log(
     }
     if let (None, Some(v)) = (&first_failure, fss) {
         let first_kept = segs.first().map(|s| s.header.first_seq);
-        if let Some(p) = crate::fss::check_seal_bindings(v, &found, &genesis, first_kept, last_seq)
+        if let Some(p) =
+            crate::fss::check_seal_bindings(v, &found, &genesis, first_kept, last_seq, snapshot_ns)
         {
             first_failure = Some(fss_failure(p));
         }

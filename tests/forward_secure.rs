@@ -721,14 +721,23 @@ fn crash_states_of_an_epoch_change_recover_or_are_refused() {
     // seals again.
     let a = t.path().join("torn");
     copy_dir(&dir, &a);
-    let mut f = fs::OpenOptions::new().append(true).open(a.join(fss::SEALS_FILE)).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(a.join(fss::SEALS_FILE))
+        .unwrap();
     std::io::Write::write_all(&mut f, &[0xAB; 37]).unwrap();
     drop(f);
     let r = audit(&a);
     assert!(r.ok, "{r:#?}");
-    assert!(r.warnings.iter().any(|w| w.contains("not a whole seal")), "{r:#?}");
+    assert!(
+        r.warnings.iter().any(|w| w.contains("not a whole seal")),
+        "{r:#?}"
+    );
     drop(reopen(&a).unwrap());
-    assert_eq!((fs::metadata(a.join(fss::SEALS_FILE)).unwrap().len() - 64) % 100, 0);
+    assert_eq!(
+        (fs::metadata(a.join(fss::SEALS_FILE)).unwrap().len() - 64) % 100,
+        0
+    );
     assert!(audit(&a).ok);
 
     // Seals written but the key state not yet replaced (crash between the two): the writer
@@ -758,4 +767,39 @@ fn crash_states_of_an_epoch_change_recover_or_are_refused() {
     let e = reopen(&d).err().unwrap();
     assert!(e.to_string().contains("cannot be continued"), "{e}");
     assert!(audit(&d).ok, "still verifiable with the initial key");
+}
+
+/// A reader opened before the writer appended and sealed more is not fooled into reporting
+/// a truncation: seals made after its snapshot are not held against it.
+#[test]
+fn a_reader_beside_a_running_writer_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let log = Log::open(dir, writer_opts()).unwrap();
+    log.append(&event(0)).unwrap();
+    let opts = Options::new(log_key()).fss_initial_key(initial_key());
+    let reader = Log::open_read_only_with(dir, opts).unwrap();
+    let e = log.forward_secure_epoch().unwrap();
+    for i in 1..5 {
+        log.append(&event(i)).unwrap();
+    }
+    wait_sealed(dir, e + 1);
+    let r = reader.verify().unwrap();
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(r.records, 1);
+    // The writer's own view, and a fresh reader, see everything.
+    assert!(audit(dir).ok);
+    // Truncating behind a seal is still caught: the seal predates the new reader.
+    drop(log);
+    let seg = the_segment(dir);
+    let mut b = fs::read(&seg).unwrap();
+    let fr = frames(&b);
+    let cut = fr[3].0;
+    b[cut..].iter_mut().for_each(|x| *x = 0);
+    fs::write(&seg, b).unwrap();
+    // Without the checkpoints, so that the seal alone must catch it.
+    fs::remove_file(dir.join(auditlog::CHECKPOINT_FILE)).unwrap();
+    let r = audit(dir);
+    assert_eq!(failure_kind(&r), FailureKind::Truncated, "{r:#?}");
+    assert!(r.failure.unwrap().detail.contains("sealed"));
 }

@@ -10,7 +10,7 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -137,6 +137,8 @@ pub(crate) struct Inner {
     pub(crate) fss: std::sync::OnceLock<crate::fss::FssWriter>,
     /// A reader's forward-secure epoch keys, derived from the initial key on first use.
     pub(crate) fss_keys: Mutex<crate::fss::ReaderKeys>,
+    /// Read-only opens: when the segments were (re)loaded, UTC ns (0 for a writer).
+    pub(crate) loaded_ns: AtomicI64,
 }
 
 impl Inner {

@@ -470,6 +470,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         follow: Default::default(),
         fss: Default::default(),
         fss_keys: Default::default(),
+        loaded_ns: Default::default(),
     });
     crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
@@ -591,6 +592,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     })?;
     // Checkpoints first: every checkpoint read now covers records already in the files.
     let cps = checkpoint::read_log(dir)?;
+    let loaded_ns = now_nanos();
     let segments = load_segments_read_only(dir, writer_holds_lock(dir))?;
     // The policy log after the segments: a removal is recorded before its files go, so
     // every segment missing from the listing is covered by a record read now.
@@ -600,6 +602,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     inner.segments = RwLock::new(segments);
     inner.ro_checkpoints = cps;
     inner.policy = Mutex::new(policy);
+    inner.loaded_ns = loaded_ns.into();
     Ok(Log::from_inner(Arc::new(inner)))
 }
 
@@ -762,6 +765,7 @@ pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
     debug_assert!(inner.read_only);
     let old = inner.segments.read().clone();
     let before = super::reader::next_seq(inner);
+    let loaded_ns = now_nanos();
     let mut fresh = Vec::new();
     let writer = writer_holds_lock(&inner.dir);
     for (_, path) in segment::list_segments(&inner.dir)? {
@@ -795,6 +799,9 @@ pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
     }
     *inner.segments.write() = fresh;
     *inner.policy.lock() = policy;
+    inner
+        .loaded_ns
+        .store(loaded_ns, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 
@@ -822,6 +829,7 @@ impl Inner {
             follow: Default::default(),
             fss: Default::default(),
             fss_keys: Default::default(),
+            loaded_ns: Default::default(),
         }
     }
 }
