@@ -201,7 +201,7 @@ pub(crate) fn export(
     };
     let mut sum = ExportSummary::default();
     for_each_match(inner, q, |seg, h| {
-        let e = entry(seg, h, &inner.chain, &inner.log_id, q.include_details)?;
+        let e = entry(seg, h, inner, q.include_details)?;
         match format {
             ExportFormat::Jsonl => {
                 serde_json::to_writer(&mut *out, &e)

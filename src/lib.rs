@@ -41,6 +41,7 @@ mod export;
 pub mod failpoints;
 pub mod format;
 mod fsio;
+pub mod fss;
 mod index;
 mod ingest;
 mod log;

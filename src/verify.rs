@@ -46,6 +46,16 @@ pub enum FailureKind {
     /// hide events from queries, say) or made elsewhere. Queries never use it (they rebuild
     /// the index from the segment), but its presence is evidence of tampering.
     TamperedIndex,
+    /// Forward-secure log: an epoch seal (`fss.seals`) was edited, forged with a later key, or
+    /// is out of order.
+    TamperedSeal,
+    /// Forward-secure log: epochs without a seal (the log was cut back and resumed with a
+    /// later key, or seals were removed).
+    MissingEpochSeal,
+    /// Forward-secure log: a record is dated after the end of the epoch it was sealed in.
+    RecordOutsideEpoch,
+    /// The log is forward-secure and verifying it needs the auditor's initial key.
+    ForwardSecureKeyRequired,
 }
 
 impl FailureKind {
@@ -63,6 +73,10 @@ impl FailureKind {
             FailureKind::PolicyTampered => "policy log tampered",
             FailureKind::RemovedBeyondPolicy => "removed beyond policy",
             FailureKind::TamperedIndex => "tampered index",
+            FailureKind::TamperedSeal => "tampered epoch seal",
+            FailureKind::MissingEpochSeal => "missing epoch seal",
+            FailureKind::RecordOutsideEpoch => "record outside its epoch",
+            FailureKind::ForwardSecureKeyRequired => "forward-secure key required",
         }
     }
 }
@@ -147,9 +161,17 @@ fn fail(
 }
 
 /// Checks one segment on its own (CRCs, MACs from its header's chain value, seq density, and
-/// that its footer matches its records); `None` when it is intact.
+/// that its footer matches its records); `None` when it is intact. A forward-secure segment's
+/// MACs need epoch keys that the writer no longer has: only its structure is checked here.
 pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> Option<Failure> {
-    let r = verify_segment(seg, chain, log_id, &HashMap::new(), &AtomicU64::new(0));
+    let r = verify_segment(
+        seg,
+        chain,
+        log_id,
+        &HashMap::new(),
+        &AtomicU64::new(0),
+        None,
+    );
     if let Err(crate::Error::Corrupt { offset, detail, .. }) = seg.check_intact() {
         return Some(fail(
             FailureKind::CorruptFrame,
@@ -185,7 +207,9 @@ fn verify_segment(
     log_id: &[u8; 16],
     wanted: &HashMap<u64, ()>,
     progress: &AtomicU64,
+    fss: Option<&crate::fss::FssVerifier>,
 ) -> SegResult {
+    let mut epochs = fss.map(|v| v.cursor());
     let bytes = seg.file_bytes();
     let file_name = seg
         .path
@@ -254,6 +278,10 @@ fn verify_segment(
         ));
         return r;
     }
+    // A forward-secure segment checked without the epoch keys (retention on the writer,
+    // which holds only the current epoch's key): structure only, no MACs.
+    let structure_only =
+        fss.is_none() && header.flags & crate::format::HEADER_FLAG_FORWARD_SECURE != 0;
     let mut prev = header.prev_hash;
     let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
     let mut expected = header.first_seq;
@@ -296,8 +324,13 @@ fn verify_segment(
                         return r;
                     }
                 };
-                let mac = chain.step(&prev, f.seq, f.ts, &d);
-                if !ct_eq(&mac, &f.mac) {
+                if let Some(cur) = epochs.as_mut() {
+                    if let Err((kind, seq, why)) = cur.check(chain, &prev, f.seq, f.ts, &d, &f.mac)
+                    {
+                        r.failure = Some(fail(kind, seq, seg, Some(off as u64), why));
+                        return r;
+                    }
+                } else if !structure_only && !ct_eq(&chain.step(&prev, f.seq, f.ts, &d), &f.mac) {
                     r.failure = Some(fail(
                         FailureKind::TamperedRecord,
                         Some(f.seq),
@@ -418,8 +451,38 @@ pub(crate) fn verify_log(
     let mut checkpoints: Vec<(Checkpoint, bool)> =
         cp_log.checkpoints.into_iter().map(|c| (c, false)).collect();
     checkpoints.extend(external.iter().cloned().map(|c| (c, true)));
-    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
     let mut first_failure: Option<Failure> = None;
+    // Forward-secure logs: every epoch key, derived from the initial key, and the seals.
+    let fss_failure = |(kind, seq, detail): crate::fss::Problem| Failure {
+        kind,
+        seq,
+        segment: Some(crate::fss::SEALS_FILE.into()),
+        offset: None,
+        detail,
+    };
+    let fss = match crate::fss::verifier_for(inner)? {
+        crate::fss::Mode::Plain => None,
+        crate::fss::Mode::Refused(p) => {
+            first_failure = Some(fss_failure(p));
+            None
+        }
+        crate::fss::Mode::ForwardSecure(mut v) => {
+            warnings.append(&mut v.warnings);
+            if let Some(p) = v.problem.take() {
+                first_failure = Some(fss_failure(p));
+            }
+            Some(v)
+        }
+    };
+    let fss = fss.as_deref();
+    // The seals were read before the snapshot, so each covers records already in it (a
+    // writer publishes records before sealing them); a read-only open's snapshot is older.
+    let snapshot_ns = if inner.read_only {
+        inner.loaded_ns.load(Ordering::Acquire)
+    } else {
+        i64::MAX
+    };
+    let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
 
     // Check checkpoint signatures up front and collect the seqs they name.
     let mut valid_cps: Vec<(u64, Hash, bool)> = Vec::new();
@@ -491,6 +554,9 @@ pub(crate) fn verify_log(
     if let Some((to, _)) = retained {
         wanted.insert(to, ());
     }
+    if let Some(v) = fss {
+        wanted.extend(v.named_seqs().map(|s| (s, ())));
+    }
 
     // Per-segment checks, in parallel.
     let done = AtomicU64::new(0);
@@ -505,7 +571,7 @@ pub(crate) fn verify_log(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(seg) = segs.get(i) else { break };
-                let r = verify_segment(seg, &inner.chain, &inner.log_id, &wanted, &done);
+                let r = verify_segment(seg, &inner.chain, &inner.log_id, &wanted, &done, fss);
                 *results[i].lock() = Some(r);
             });
         }
@@ -728,16 +794,37 @@ pub(crate) fn verify_log(
             }
         }
     }
+    if let (None, Some(v)) = (&first_failure, fss) {
+        let first_kept = segs.first().map(|s| s.header.first_seq);
+        if let Some(p) =
+            crate::fss::check_seal_bindings(v, &found, &genesis, first_kept, last_seq, snapshot_ns)
+        {
+            first_failure = Some(fss_failure(p));
+        }
+    }
     let mut indexes_checked = 0;
     if first_failure.is_none() && check_indexes {
         for seg in &segs {
-            match check_index_file(seg, inner.index_auth()) {
+            match check_index_file(seg, inner.index_auth(), fss.is_some()) {
                 IndexCheck::Absent => {}
                 IndexCheck::Authentic => indexes_checked += 1,
                 IndexCheck::Unusable(why) => warnings.push(format!(
                     "index {}: {why}; it is not used, and is rebuilt from the segment",
                     index_name(seg)
                 )),
+                IndexCheck::Differs => {
+                    first_failure = Some(fail(
+                        FailureKind::TamperedIndex,
+                        seg.footer.map(|f| f.first_seq),
+                        seg,
+                        None,
+                        format!(
+                            "index file {} carries a valid MAC of the writer's log key but does not match the records of its segment (entries hidden, added or moved): in a forward-secure log that key does not protect history, so the file was forged with a stolen key",
+                            index_name(seg)
+                        ),
+                    ));
+                    break;
+                }
                 IndexCheck::Forged => {
                     first_failure = Some(fail(
                         FailureKind::TamperedIndex,
@@ -781,6 +868,8 @@ enum IndexCheck {
     /// Damaged, stale or unauthenticated (version 1): not evidence of tampering by itself.
     Unusable(String),
     Forged,
+    /// Authentic, but not the index of its segment's records (forward-secure logs).
+    Differs,
 }
 
 fn index_name(seg: &Segment) -> String {
@@ -791,7 +880,12 @@ fn index_name(seg: &Segment) -> String {
 }
 
 /// Authenticates a sealed segment's index side file, if it has one.
-fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>) -> IndexCheck {
+///
+/// With `compare` (forward-secure logs, where the writer's log key that authenticates index
+/// files does not protect history), an authentic file must also equal the index rebuilt from
+/// the segment's records, which the epoch keys do protect: a file that hides or moves
+/// entries is forged even when its MAC verifies.
+fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: bool) -> IndexCheck {
     use crate::index::IndexFileError;
     let Some(ft) = &seg.footer else {
         return IndexCheck::Absent;
@@ -812,6 +906,11 @@ fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>) -> IndexCh
         &ft.last_mac,
         auth,
     ) {
+        Ok(idx) if compare => match crate::index::build(seg.bytes(), ft.first_seq) {
+            Ok(rebuilt) if rebuilt == idx => IndexCheck::Authentic,
+            Ok(_) => IndexCheck::Differs,
+            Err(e) => IndexCheck::Unusable(format!("cannot be compared with its segment: {e}")),
+        },
         Ok(_) => IndexCheck::Authentic,
         Err(IndexFileError::Forged) => IndexCheck::Forged,
         Err(e) => IndexCheck::Unusable(e.to_string()),

@@ -30,6 +30,14 @@ struct Cli {
     /// Segment size in bytes (minimum 65536) for logs opened for writing.
     #[arg(long, global = true)]
     segment_bytes: Option<u64>,
+    /// Create the log forward-secure with this epoch (e.g. `15m`): the chain key evolves every
+    /// epoch and every epoch is sealed (needs --fss-key at creation).
+    #[arg(long, global = true, value_name = "EPOCH")]
+    forward_secure: Option<String>,
+    /// The auditor's initial forward-secure key (`env.NAME` or the key itself): creates a
+    /// forward-secure log with --forward-secure, and lets `verify` check one.
+    #[arg(long, global = true, value_name = "KEY")]
+    fss_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -393,6 +401,17 @@ fn write_options(cli: &Cli, cfg: &Config) -> Result<Options, Error> {
     if let Some(b) = cli.segment_bytes {
         o = o.segment_bytes(b);
     }
+    fss_options(cli, o)
+}
+
+/// Adds `--forward-secure` and `--fss-key` to `o`.
+fn fss_options(cli: &Cli, mut o: Options) -> Result<Options, Error> {
+    if let Some(e) = &cli.forward_secure {
+        o = o.forward_secure(auditlog::fss::parse_epoch(e)?);
+    }
+    if let Some(k) = &cli.fss_key {
+        o = o.fss_initial_key(auditlog::HmacKey::from_config_value(k)?);
+    }
     Ok(o)
 }
 
@@ -435,7 +454,8 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             json,
             skip_indexes,
         } => {
-            let log = Log::open_read_only(&cli.data, cfg.audit_logs.key()?)?;
+            let opts = fss_options(&cli, Options::new(cfg.audit_logs.key()?))?;
+            let log = Log::open_read_only_with(&cli.data, opts)?;
             let mut external = Vec::new();
             for p in checkpoint {
                 let text = std::fs::read_to_string(p)

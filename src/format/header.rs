@@ -1,6 +1,11 @@
 //! Segment header: the first [`HEADER_LEN`] bytes of every `.seg` file.
 
-use super::{arr16, arr32, le_i64, le_u16, le_u32, le_u64, FORMAT_VERSION, MIN_FORMAT_VERSION};
+#[cfg(test)]
+use super::FORMAT_VERSION;
+use super::{
+    arr16, arr32, le_i64, le_u16, le_u32, le_u64, FSS_FORMAT_VERSION, HEADER_FLAG_FORWARD_SECURE,
+    MAX_FORMAT_VERSION, MIN_FORMAT_VERSION,
+};
 
 /// Size of the segment header in bytes.
 pub const HEADER_LEN: usize = 128;
@@ -13,7 +18,7 @@ const MAGIC_PREFIX: &[u8; 7] = b"AUDLOGS";
 pub struct SegmentHeader {
     /// Format version from the magic.
     pub version: u16,
-    /// Reserved flags (0 in version 1).
+    /// Flags: 0 in versions 1 and 2; [`HEADER_FLAG_FORWARD_SECURE`] in version 3.
     pub flags: u16,
     /// The random id of the log this segment belongs to.
     pub log_id: [u8; 16],
@@ -87,15 +92,20 @@ impl SegmentHeader {
         // The version is checked before the checksum, so that a file of another version is
         // reported as such rather than as corruption.
         let version = b[7] as u16;
-        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        if !(MIN_FORMAT_VERSION..=MAX_FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::Version(version));
         }
         let crc = le_u32(b, 124);
         if crc != crc32fast::hash(&b[0..124]) {
             return Err(HeaderError::Checksum);
         }
+        // Version 3 (and only it) carries the forward-secure flag, and always does.
+        let flags_ok = match version {
+            FSS_FORMAT_VERSION => le_u16(b, 10) == HEADER_FLAG_FORWARD_SECURE,
+            _ => le_u16(b, 10) == 0,
+        };
         if le_u16(b, 8) as usize != HEADER_LEN
-            || le_u16(b, 10) != 0
+            || !flags_ok
             || b[12..16] != [0; 4]
             || b[80..124].iter().any(|&x| x != 0)
         {
@@ -141,5 +151,34 @@ mod tests {
             Err(HeaderError::BadMagic)
         );
         assert_eq!(SegmentHeader::decode(&b[..100]), Err(HeaderError::Short));
+    }
+
+    #[test]
+    fn version_3_needs_exactly_the_forward_secure_flag() {
+        let mut h = SegmentHeader {
+            version: FSS_FORMAT_VERSION,
+            flags: HEADER_FLAG_FORWARD_SECURE,
+            log_id: [7; 16],
+            first_seq: 0,
+            created_ns: 1,
+            prev_hash: [9; 32],
+        };
+        assert_eq!(SegmentHeader::decode(&h.encode()).unwrap(), h);
+        h.flags = 0;
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Unknown)
+        );
+        h.version = FORMAT_VERSION;
+        h.flags = HEADER_FLAG_FORWARD_SECURE;
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Unknown)
+        );
+        h.version = FSS_FORMAT_VERSION + 1;
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()),
+            Err(HeaderError::Version(FSS_FORMAT_VERSION + 1))
+        );
     }
 }

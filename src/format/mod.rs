@@ -22,6 +22,17 @@ pub use meta::{Meta, META_LEN};
 /// - 2: adds redacted frames (flag bit 0, payload marker 0x52), `policy.log` and the archive
 ///   tier. A version-1 segment never holds a redacted frame.
 pub const FORMAT_VERSION: u16 = 2;
+/// The segment header version of a forward-secure log (`Options::forward_secure`): its
+/// records are MACed with per-epoch keys and bound to their epoch (docs/FORMAT.md,
+/// "Forward-secure logs"). Plain logs keep writing [`FORMAT_VERSION`].
+///
+/// - 3: segment header flag bit 0 ([`HEADER_FLAG_FORWARD_SECURE`]) set; `fss.seals` and
+///   `fss.key` beside the segments. Frame bytes are unchanged; their MAC input is not.
+pub const FSS_FORMAT_VERSION: u16 = 3;
+/// The newest format version this build reads.
+pub const MAX_FORMAT_VERSION: u16 = FSS_FORMAT_VERSION;
+/// Segment header flag: the segment belongs to a forward-secure log (version 3 only).
+pub const HEADER_FLAG_FORWARD_SECURE: u16 = 1;
 /// The oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u16 = 1;
 

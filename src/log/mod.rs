@@ -11,7 +11,7 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -144,6 +144,12 @@ pub(crate) struct Inner {
     /// Key queues of sealed segments' active indexes, emptied, for the next segments' (their
     /// memory is already faulted in).
     pub(crate) index_buffers: Mutex<Vec<Vec<u8>>>,
+    /// A forward-secure writer's epoch key and seal state (`crate::fss`); unset otherwise.
+    pub(crate) fss: std::sync::OnceLock<crate::fss::FssWriter>,
+    /// A reader's forward-secure epoch keys, derived from the initial key on first use.
+    pub(crate) fss_keys: Mutex<crate::fss::ReaderKeys>,
+    /// Read-only opens: when the segments were (re)loaded, UTC ns (0 for a writer).
+    pub(crate) loaded_ns: AtomicI64,
 }
 
 impl Inner {
@@ -179,6 +185,7 @@ pub(crate) fn writer_append(inner: &Arc<Inner>, e: &Event) -> Result<Receipt> {
 
 pub(crate) use writer::publish;
 pub(crate) use writer::take_leaves as take_merkle_leaves;
+pub(crate) use writer::WriterState;
 
 pub(crate) fn roll_for_maintenance(inner: &Inner, w: &mut writer::WriterState) -> Result<()> {
     writer::roll(inner, w, 0)
@@ -237,6 +244,19 @@ impl Log {
     /// `export` beside a running writer. Never writes to the directory.
     pub fn open_read_only(dir: impl AsRef<Path>, key: crate::HmacKey) -> Result<Log> {
         open::open_read_only(dir.as_ref(), Options::new(key))
+    }
+
+    /// Like [`open_read_only`](Self::open_read_only), with options: an auditor verifying a
+    /// forward-secure log passes its initial key with
+    /// [`Options::fss_initial_key`](crate::Options::fss_initial_key).
+    pub fn open_read_only_with(dir: impl AsRef<Path>, opts: Options) -> Result<Log> {
+        open::open_read_only(dir.as_ref(), opts)
+    }
+
+    /// The current forward-secure epoch of this writer (`None` for a plain log or a
+    /// read-only open).
+    pub fn forward_secure_epoch(&self) -> Option<u64> {
+        crate::fss::current_epoch(&self.inner)
     }
 
     /// Appends one event. With `Durability::Sync` it returns once the record is durable.

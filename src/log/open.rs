@@ -142,6 +142,8 @@ const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     opts.validate()?;
+    // The forward-secure initial key is used once (to create such a log) and never kept.
+    let (opts, fss_initial) = crate::fss::split_options(opts);
     fsio::create_dir_all("dir.create", dir)
         .map_err(|e| Error::io("creating data directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
@@ -424,9 +426,11 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     let active = match active {
         Some(a) => a,
         None => {
+            let (version, flags) =
+                crate::fss::header_fields(crate::fss::wanted(dir, &opts, next_seq));
             let header = SegmentHeader {
-                version: FORMAT_VERSION,
-                flags: 0,
+                version,
+                flags,
                 log_id,
                 first_seq: next_seq,
                 created_ns: now_nanos(),
@@ -488,7 +492,11 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         publish_armed: AtomicBool::new(false),
         publish_gen: AtomicU64::new(0),
         index_buffers: Mutex::new(Vec::new()),
+        fss: Default::default(),
+        fss_keys: Default::default(),
+        loaded_ns: Default::default(),
     });
+    crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
     Ok(Log::from_inner(inner))
 }
@@ -608,6 +616,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     })?;
     // Checkpoints first: every checkpoint read now covers records already in the files.
     let cps = checkpoint::read_log(dir)?;
+    let loaded_ns = now_nanos();
     let segments = load_segments_read_only(dir, writer_holds_lock(dir), &chain)?;
     // The policy log after the segments: a removal is recorded before its files go, so
     // every segment missing from the listing is covered by a record read now.
@@ -617,6 +626,7 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Log> {
     inner.segments = RwLock::new(segments);
     inner.ro_checkpoints = cps;
     inner.policy = Mutex::new(policy);
+    inner.loaded_ns = loaded_ns.into();
     Ok(Log::from_inner(Arc::new(inner)))
 }
 
@@ -797,6 +807,7 @@ pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
     debug_assert!(inner.read_only);
     let old = inner.segments.read().clone();
     let before = super::reader::next_seq(inner);
+    let loaded_ns = now_nanos();
     let mut fresh = Vec::new();
     let writer = writer_holds_lock(&inner.dir);
     for (_, path) in segment::list_segments(&inner.dir)? {
@@ -830,6 +841,9 @@ pub(crate) fn refresh_read_only(inner: &Inner) -> Result<()> {
     }
     *inner.segments.write() = fresh;
     *inner.policy.lock() = policy;
+    inner
+        .loaded_ns
+        .store(loaded_ns, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 
@@ -859,6 +873,9 @@ impl Inner {
             publish_armed: AtomicBool::new(false),
             publish_gen: AtomicU64::new(0),
             index_buffers: Mutex::new(Vec::new()),
+            fss: Default::default(),
+            fss_keys: Default::default(),
+            loaded_ns: Default::default(),
         }
     }
 }

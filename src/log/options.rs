@@ -23,7 +23,7 @@ pub enum Durability {
 pub enum WritePath {
     /// Measured choice (see `docs/PERFORMANCE.md`): `Staged` for every durability.
     Auto,
-    /// Copy each record into the resident staging file (`staging`, see docs/FORMAT.md §18),
+    /// Copy each record into the resident staging file (`staging`, see docs/FORMAT.md §19),
     /// and write the staged records to the segment with one `pwrite` per 256 KiB (with 64 MiB
     /// segments), per sync,
     /// per roll, when a reader needs them, or within a millisecond. A process crash loses
@@ -69,6 +69,10 @@ pub struct Options {
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) archive_days: u32,
     pub(crate) merkle_tree: bool,
+    /// Forward-secure sealing (`crate::fss`): the epoch length a new log is created with.
+    pub(crate) forward_secure: Option<Duration>,
+    /// The auditor's initial forward-secure key (creates a forward-secure log; verifies one).
+    pub(crate) fss_initial_key: Option<HmacKey>,
 }
 
 impl Options {
@@ -91,6 +95,8 @@ impl Options {
             retention_interval: None,
             archive_days: 0,
             merkle_tree: false,
+            forward_secure: None,
+            fss_initial_key: None,
         }
     }
 
@@ -102,6 +108,28 @@ impl Options {
     /// `merkle_sync` still works, and finds the tree mostly extended.
     pub fn merkle_tree(mut self, on: bool) -> Self {
         self.merkle_tree = on;
+        self
+    }
+
+    /// Creates the log forward-secure (docs/FORMAT.md, "Forward-secure logs"): its chain key
+    /// evolves every `epoch` (`K_{i+1} = HMAC-SHA256(K_i, "auditlog/fss/v1 epoch" || le64(i))`),
+    /// every epoch is sealed when it ends (even when empty), each record's MAC is bound to its
+    /// epoch, and the writer keeps only the current epoch's key (in `fss.key`, 0600). Creating
+    /// such a log needs [`fss_initial_key`](Self::fss_initial_key); it is used once and not
+    /// kept. A log is forward-secure or not from its creation on; reopening a forward-secure
+    /// log needs neither setting (the epoch length is stored in `fss.seals`). Minimum epoch
+    /// 10 ms (meant for tests; use minutes in production).
+    pub fn forward_secure(mut self, epoch: Duration) -> Self {
+        self.forward_secure = Some(epoch);
+        self
+    }
+
+    /// The auditor's initial forward-secure key `S` (at least 32 bytes). A writer needs it
+    /// only to create a forward-secure log (it derives epoch 0's key and drops `S`); `verify`
+    /// needs it to derive every epoch key and check a forward-secure log. Keep it away from
+    /// the machine that writes the log.
+    pub fn fss_initial_key(mut self, key: HmacKey) -> Self {
+        self.fss_initial_key = Some(key);
         self
     }
 
@@ -211,6 +239,9 @@ impl Options {
                 "max_event_bytes {} must be between 1 and 16 MiB",
                 self.max_event_bytes
             )));
+        }
+        if let Some(e) = self.forward_secure {
+            crate::fss::check_epoch(e)?;
         }
         if let Durability::Interval(d) = self.durability {
             if d.is_zero() {

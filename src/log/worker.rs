@@ -232,6 +232,7 @@ impl Timers {
             self.last_checkpoint = Instant::now();
         }
         roll_if_old(inner);
+        crate::fss::tick(inner);
         if let Some(every) = inner.opts.retention_interval {
             if self.last_retention.elapsed() >= every {
                 self.last_retention = Instant::now();

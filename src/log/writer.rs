@@ -278,7 +278,7 @@ fn write_one(
     ts: i64,
 ) -> Result<(u64, Hash)> {
     let seq = w.next_seq;
-    let mac = inner.chain.step(&w.prev, seq, ts, digest);
+    let mac = crate::fss::record_mac(inner, w, seq, ts, digest)?;
     let flen = frame_len(payload.len());
     if w.active.offset + flen + FOOTER_LEN > w.active.map.len() {
         // Readers must see every record of the old segment before it is handed to the sealer.
@@ -799,6 +799,7 @@ pub(crate) fn roll(inner: &Inner, w: &mut WriterState, need: usize) -> Result<()
         created_ns,
         prev_hash: w.prev,
     };
+    let header = crate::fss::mark_header(inner, header);
     // Records of the old segment must be durable before the new segment (whose header
     // continues their chain) can be: otherwise a power loss could keep the new segment and
     // lose the end of the old one, leaving a chain that no longer links. Under `Sync` nearly

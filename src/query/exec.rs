@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::cursor::Cursor;
 use super::{Order, Query};
-use crate::chain::{ct_eq, hex, Chain};
+use crate::chain::hex;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -252,10 +252,10 @@ fn hit(idx: &SegIndex, seg: usize, ord: u32) -> Hit {
 pub(crate) fn entry(
     seg: &Segment,
     h: &Hit,
-    chain: &Chain,
-    log_id: &[u8; 16],
+    inner: &Inner,
     include_details: bool,
 ) -> Result<AuditLogEntry> {
+    let (chain, log_id) = (&inner.chain, &inner.log_id);
     let bytes = seg.bytes();
     // Damage found where the map faulted is the truncation, not a bad record: say so.
     let corrupt = |at: u32, what: String| {
@@ -277,7 +277,7 @@ pub(crate) fn entry(
     };
     let verified = f.seq == h.seq
         && codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload)
-            .is_ok_and(|d| ct_eq(&chain.step(&prev, f.seq, f.ts, &d), &f.mac));
+            .is_ok_and(|d| crate::fss::entry_mac_ok(inner, seg, &prev, f.seq, f.ts, &d, &f.mac));
     let (stored, redaction) = codec::decode_record(f.payload, f.flags)
         .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;
     let mut event = stored
@@ -391,13 +391,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
     let remaining = remaining.saturating_sub(skip as u64);
     let mut audit_logs = Vec::with_capacity(hits.len());
     for h in &hits {
-        audit_logs.push(entry(
-            &segs[h.seg],
-            h,
-            &inner.chain,
-            &inner.log_id,
-            q.include_details,
-        )?);
+        audit_logs.push(entry(&segs[h.seg], h, inner, q.include_details)?);
     }
     let page = match q.page {
         Some(p) => u32::try_from(p).unwrap_or(u32::MAX),
@@ -564,7 +558,7 @@ pub(crate) fn entry_at(
         let ord = seq - idx.first_seq;
         (ord < idx.len() as u64).then(|| hit(idx, si, ord as u32))
     })?;
-    h.map(|h| entry(&segs[si], &h, &inner.chain, &inner.log_id, include_details))
+    h.map(|h| entry(&segs[si], &h, inner, include_details))
         .transpose()
 }
 
@@ -598,7 +592,7 @@ pub(crate) fn find_event_id(
         })??;
         if let Some(h) = found {
             seg.check_mapped()?;
-            return entry(seg, &h, &inner.chain, &inner.log_id, include_details).map(Some);
+            return entry(seg, &h, inner, include_details).map(Some);
         }
     }
     Ok(None)

@@ -364,7 +364,7 @@ pub(crate) fn scan(inner: &Inner, req: &ReportRequest) -> Scan {
     };
     let mut s = Scan::new(req);
     let r = for_each_match(inner, &q, |seg, h| {
-        match entry(seg, h, &inner.chain, &inner.log_id, q.include_details) {
+        match entry(seg, h, inner, q.include_details) {
             Ok(e) => s.add(req, e, h.ts),
             Err(e) => {
                 s.unreadable += 1;

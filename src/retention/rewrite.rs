@@ -68,6 +68,8 @@ pub(crate) fn rewrite(
         created_ns: seg.header.created_ns,
         prev_hash,
     };
+    // A forward-secure segment stays one (version 3, its flag).
+    let header = crate::fss::keep_marking(&seg.header, header);
     let mut buf = header.encode().to_vec();
     let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
     for f in kept {
