@@ -2,7 +2,7 @@
 //! verifying and querying one large log.
 //!
 //! ```text
-//! cargo run --release --example read_path -- DIR [events] [runs] [open|verify|all]
+//! cargo run --release --example read_path -- DIR [events] [runs] [open|verify|actor|count|all]
 //! ```
 //!
 //! Builds a log of `events` (default 10,000,000) seed-shaped events in `DIR` the first time
@@ -63,6 +63,10 @@ fn main() {
         verify(dir, runs);
         return;
     }
+    if what == "actor" || what == "count" {
+        queries(dir, runs, what);
+        return;
+    }
 
     let (mut open, mut close) = (Vec::new(), Vec::new());
     let mut next = 0;
@@ -108,6 +112,36 @@ fn main() {
     if what == "all" {
         verify(dir, runs.min(3));
     }
+}
+
+/// `runs` queries of one kind on one read-only open (after a first, untimed one): an actor's
+/// newest 100 (`actor`), or the count of `status=failed` + `severity=high` (`count`).
+fn queries(dir: &Path, runs: usize, what: &str) {
+    let log = Log::open_read_only(dir, key()).expect("open_read_only");
+    let make = |i: usize| {
+        let mut q = Query::new();
+        if what == "actor" {
+            q.user_ids = vec![format!("user-{:05}", (i * 7919) % 1000)];
+        } else {
+            q.statuses = vec!["failed".into()];
+            q.severities = vec![auditlog::Severity::High];
+            q.limit = 1;
+        }
+        q
+    };
+    log.query(&make(0)).expect("query");
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let q = make(i);
+        let t = Instant::now();
+        let page = log.query(&q).expect("query");
+        times.push(t.elapsed());
+        std::hint::black_box(page);
+    }
+    println!(
+        "{what} query: median {:.1} µs over {runs} runs",
+        median(times).as_secs_f64() * 1e6
+    );
 }
 
 /// `runs` times `open_read_only` + `verify`, and the median rate.
