@@ -72,8 +72,8 @@ fn main() {
     let mut next = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let log = Log::open(dir, Options::new(key()).durability(Durability::Buffered))
-            .expect("open");
+        let log =
+            Log::open(dir, Options::new(key()).durability(Durability::Buffered)).expect("open");
         open.push(t.elapsed());
         next = log.next_seq();
         let t = Instant::now();

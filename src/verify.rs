@@ -191,7 +191,11 @@ pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> 
 ///
 /// Debug builds (the test suite) use jobs of 4 KiB (a dozen records), so that every tamper
 /// and crash test also crosses job boundaries.
-const JOB_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 4 << 20 };
+const JOB_BYTES: usize = if cfg!(debug_assertions) {
+    4096
+} else {
+    4 << 20
+};
 
 /// How far past its share's first byte a job looks for a frame to start at.
 const JOB_SCAN: usize = 1 << 20;
@@ -224,7 +228,11 @@ struct JobResult {
 
 /// Header-level checks of a segment and its split into jobs of about `job_bytes`; the
 /// segment's result when a header-level check fails.
-fn plan_segment(seg: &Segment, log_id: &[u8; 16], job_bytes: usize) -> Result<Plan, SegResult> {
+fn plan_segment(
+    seg: &Segment,
+    log_id: &[u8; 16],
+    job_bytes: usize,
+) -> Result<Plan, Box<SegResult>> {
     let bytes = seg.file_bytes();
     let file_name = seg
         .path
@@ -250,7 +258,7 @@ fn plan_segment(seg: &Segment, log_id: &[u8; 16], job_bytes: usize) -> Result<Pl
             Some(0),
             e,
         ));
-        return Err(r);
+        return Err(Box::new(r));
     }
     let header = match SegmentHeader::decode(bytes) {
         Ok(h) => h,
@@ -262,7 +270,7 @@ fn plan_segment(seg: &Segment, log_id: &[u8; 16], job_bytes: usize) -> Result<Pl
                 Some(0),
                 format!("segment header: {e}"),
             ));
-            return Err(r);
+            return Err(Box::new(r));
         }
     };
     r.header = Some(header);
@@ -278,7 +286,7 @@ fn plan_segment(seg: &Segment, log_id: &[u8; 16], job_bytes: usize) -> Result<Pl
                 hex(log_id)
             ),
         ));
-        return Err(r);
+        return Err(Box::new(r));
     }
     if header.first_seq != name_seq {
         r.failure = Some(fail(
@@ -291,7 +299,7 @@ fn plan_segment(seg: &Segment, log_id: &[u8; 16], job_bytes: usize) -> Result<Pl
                 header.first_seq
             ),
         ));
-        return Err(r);
+        return Err(Box::new(r));
     }
     let mut starts = vec![(HEADER_LEN, header.first_seq)];
     let mut pos = HEADER_LEN + job_bytes;
@@ -531,7 +539,7 @@ fn verify_segment(
 ) -> SegResult {
     let plan = match plan_segment(seg, log_id, job_bytes) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let jobs = jobs_of(&plan)
         .map(|(start, stop)| {
@@ -663,7 +671,7 @@ pub(crate) fn verify_log(
     let plans = parallel_map(threads, segs.len(), None, |i| {
         plan_segment(&segs[i], &inner.log_id, JOB_BYTES)
     });
-    let jobs: Vec<(usize, (usize, u64), Option<(usize, u64)>)> = plans
+    let jobs: Vec<JobSpec> = plans
         .iter()
         .enumerate()
         .filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p)))
@@ -681,7 +689,7 @@ pub(crate) fn verify_log(
                 let Ok(plan) = &plans[i] else {
                     unreachable!("jobs come from plans")
                 };
-                Job::Records(verify_job(
+                Job::Records(Box::new(verify_job(
                     &segs[i],
                     &inner.chain,
                     &inner.log_id,
@@ -690,19 +698,16 @@ pub(crate) fn verify_log(
                     stop,
                     &wanted,
                     done,
-                ))
+                )))
             }
-            None => Job::Index(check_index_file(
-                &segs[k - jobs.len()],
-                inner.index_auth(),
-            )),
+            None => Job::Index(check_index_file(&segs[k - jobs.len()], inner.index_auth())),
         },
     )
     .into_iter();
     let mut per_seg: Vec<Vec<JobResult>> = segs.iter().map(|_| Vec::new()).collect();
     for &(i, _, _) in &jobs {
         match outcomes.next() {
-            Some(Job::Records(r)) => per_seg[i].push(r),
+            Some(Job::Records(r)) => per_seg[i].push(*r),
             _ => unreachable!("record jobs come first"),
         }
     }
@@ -718,7 +723,7 @@ pub(crate) fn verify_log(
         .zip(&segs)
         .map(|((plan, jobs), seg)| match plan {
             Ok(plan) => merge_jobs(seg, &plan, jobs),
-            Err(r) => r,
+            Err(r) => *r,
         })
         .collect();
     // A segment truncated or resized underneath this process read (partly) as zeros through
@@ -973,9 +978,12 @@ pub(crate) fn verify_log(
     })
 }
 
+/// A job: its segment, its start and where it stops (see [`verify_job`]).
+type JobSpec = (usize, (usize, u64), Option<(usize, u64)>);
+
 /// One unit of parallel work: a job of a segment's records, or one index file.
 enum Job {
-    Records(JobResult),
+    Records(Box<JobResult>),
     Index(IndexCheck),
 }
 
@@ -1192,7 +1200,11 @@ mod tests {
                 offs.push(off);
                 off += f.len;
             }
-            assert!(offs.len() > 40, "{} records in the first segment", offs.len());
+            assert!(
+                offs.len() > 40,
+                "{} records in the first segment",
+                offs.len()
+            );
             let last = offs.len() - 1;
             let wanted = [3u64, 16, 17, 40, last as u64];
             let base = outcome(&d, usize::MAX / 2, &wanted);

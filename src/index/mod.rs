@@ -19,7 +19,9 @@ use parking_lot::RwLock;
 use crate::codec;
 use crate::format::{decode_frame, HEADER_LEN};
 
-pub(crate) use file::{authenticate as authenticate_file, decode as decode_file, encode as encode_file};
+pub(crate) use file::{
+    authenticate as authenticate_file, decode as decode_file, encode as encode_file,
+};
 pub use file::{IndexAuth, IndexFileError, INDEX_EXT};
 
 /// The indexed fields, in file order.

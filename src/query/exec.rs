@@ -139,7 +139,11 @@ pub(crate) struct Terms {
 impl Terms {
     pub(crate) fn new(q: &Query) -> Terms {
         let emails: Vec<String> = q.emails.iter().map(|e| normalize_email(e)).collect();
-        let sevs: Vec<String> = q.severities.iter().map(|s| s.as_str().to_string()).collect();
+        let sevs: Vec<String> = q
+            .severities
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
         let asked: Vec<(Field, Vec<String>)> = [
             (Field::UserId, q.user_ids.clone()),
             (Field::Email, emails),
@@ -174,9 +178,10 @@ impl Terms {
     fn coded_only(&self) -> bool {
         !self.is_empty()
             && !self.has_ips
-            && self.asked.iter().all(|(f, _)| {
-                matches!(f, Field::EventType | Field::Status | Field::Severity)
-            })
+            && self
+                .asked
+                .iter()
+                .all(|(f, _)| matches!(f, Field::EventType | Field::Status | Field::Severity))
     }
 }
 
@@ -238,12 +243,7 @@ fn term_candidates(idx: &SegIndex, t: &Terms) -> Option<Vec<u32>> {
 /// (ordinal order is `(timestamp, seq)` order here), walking the shortest posting list and
 /// checking a byte per candidate for the other filters. `None` when the segment has no joint
 /// table.
-fn coded_whole(
-    idx: &SegIndex,
-    t: &Terms,
-    order: Order,
-    keep: usize,
-) -> Option<(u64, Vec<u32>)> {
+fn coded_whole(idx: &SegIndex, t: &Terms, order: Order, keep: usize) -> Option<(u64, Vec<u32>)> {
     let masks: Vec<(Field, [bool; 256])> = t
         .asked
         .iter()
@@ -356,7 +356,10 @@ pub(crate) fn entry(
             if len.map(crate::format::frame_len) != Some(at.wrapping_sub(p)) {
                 return Err(corrupt(
                     p as u32,
-                    format!("record before {}: its length does not end where {} starts", h.seq, h.seq),
+                    format!(
+                        "record before {}: its length does not end where {} starts",
+                        h.seq, h.seq
+                    ),
                 ));
             }
             crate::format::arr32(bytes, at - crate::format::FRAME_TRAILER_LEN)
@@ -408,7 +411,15 @@ fn entries(
     }
     std::hint::black_box(touch);
     hits.iter()
-        .map(|h| entry(&segs[h.seg], h, &inner.chain, &inner.log_id, include_details))
+        .map(|h| {
+            entry(
+                &segs[h.seg],
+                h,
+                &inner.chain,
+                &inner.log_id,
+                include_details,
+            )
+        })
         .collect()
 }
 
