@@ -6,11 +6,14 @@
 //! h_{-1} = HMAC-SHA256(K, "auditlog/genesis" || log_id)
 //! ```
 //!
-//! This module knows nothing about files. The keyed MAC state is prepared once per key and
-//! cloned for every record, so a chain step costs three SHA-256 compressions (two for the
-//! 80-byte inner message, one for the outer hash).
+//! This module knows nothing about files. The keyed MAC state is prepared once per key: a
+//! chain step runs the SHA-256 compression function directly from the key's inner and outer
+//! midstates (RFC 2104's `K ^ ipad` and `K ^ opad` blocks, compressed once), so it costs
+//! exactly three compressions (two for the 80-byte inner message, one for the outer hash) and
+//! no buffering.
 
 use hmac::{Hmac, Mac};
+use sha2::digest::generic_array::{typenum::U64, GenericArray};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -87,6 +90,50 @@ impl HmacKey {
     pub(crate) fn mac(&self) -> HmacSha256 {
         <HmacSha256 as Mac>::new_from_slice(&self.bytes).expect("HMAC accepts any key length")
     }
+
+    /// The SHA-256 states after compressing `K ^ ipad` and `K ^ opad` (RFC 2104; a key longer
+    /// than a block is hashed first).
+    fn midstates(&self) -> Midstates {
+        let mut k = Zeroizing::new([0u8; 64]);
+        if self.bytes.len() > 64 {
+            k[..32].copy_from_slice(&Sha256::digest(&self.bytes[..]));
+        } else {
+            k[..self.bytes.len()].copy_from_slice(&self.bytes);
+        }
+        let state = |pad: u8| {
+            let mut block = GenericArray::<u8, U64>::default();
+            for (b, k) in block.iter_mut().zip(k.iter()) {
+                *b = k ^ pad;
+            }
+            let mut st = SHA256_IV;
+            sha2::compress256(&mut st, std::slice::from_ref(&block));
+            zeroize::Zeroize::zeroize(block.as_mut_slice());
+            st
+        };
+        Midstates {
+            inner: state(0x36),
+            outer: state(0x5c),
+        }
+    }
+}
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// HMAC-SHA256's keyed midstates (secret: as good as the key for MACs).
+#[derive(Clone, Copy)]
+struct Midstates {
+    inner: [u32; 8],
+    outer: [u32; 8],
 }
 
 /// SHA-256 of a payload: the `d_i` that the chain covers.
@@ -98,6 +145,7 @@ pub fn digest(payload: &[u8]) -> Hash {
 #[derive(Clone)]
 pub struct Chain {
     base: HmacSha256,
+    mid: Midstates,
 }
 
 impl std::fmt::Debug for Chain {
@@ -108,7 +156,10 @@ impl std::fmt::Debug for Chain {
 
 impl Chain {
     pub fn new(key: &HmacKey) -> Self {
-        Chain { base: key.mac() }
+        Chain {
+            base: key.mac(),
+            mid: key.midstates(),
+        }
     }
 
     fn finish(m: HmacSha256) -> Hash {
@@ -125,21 +176,39 @@ impl Chain {
 
     /// One chain step: `HMAC(K, prev || le64(seq) || le64(ts) || digest)`.
     pub fn step(&self, prev: &Hash, seq: u64, ts: i64, digest: &Hash) -> Hash {
-        let mut input = [0u8; 80];
-        input[0..32].copy_from_slice(prev);
-        input[32..40].copy_from_slice(&seq.to_le_bytes());
-        input[40..48].copy_from_slice(&ts.to_le_bytes());
-        input[48..80].copy_from_slice(digest);
-        let mut m = self.base.clone();
-        m.update(&input);
-        Self::finish(m)
+        // Inner hash: the 80-byte message after the `K ^ ipad` block, padded to two blocks
+        // (0x80, zeros, the bit length of ipad block + message: (64 + 80) * 8).
+        let mut b = [GenericArray::<u8, U64>::default(); 2];
+        b[0][0..32].copy_from_slice(prev);
+        b[0][32..40].copy_from_slice(&seq.to_le_bytes());
+        b[0][40..48].copy_from_slice(&ts.to_le_bytes());
+        b[0][48..64].copy_from_slice(&digest[..16]);
+        b[1][0..16].copy_from_slice(&digest[16..]);
+        b[1][16] = 0x80;
+        b[1][56..64].copy_from_slice(&((64u64 + 80) * 8).to_be_bytes());
+        let mut inner = self.mid.inner;
+        sha2::compress256(&mut inner, &b);
+        // Outer hash: the 32-byte inner hash after the `K ^ opad` block, one padded block.
+        let mut o = GenericArray::<u8, U64>::default();
+        for (i, w) in inner.iter().enumerate() {
+            o[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        o[32] = 0x80;
+        o[56..64].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+        let mut outer = self.mid.outer;
+        sha2::compress256(&mut outer, std::slice::from_ref(&o));
+        let mut h = [0u8; 32];
+        for (i, w) in outer.iter().enumerate() {
+            h[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        h
     }
 
     /// A chain keyed with a raw 32-byte key (a forward-secure epoch key, see `fss`).
     pub(crate) fn from_raw(key: &[u8; 32]) -> Self {
-        Chain {
-            base: <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts any key length"),
-        }
+        Chain::new(&HmacKey {
+            bytes: Zeroizing::new(key.to_vec()),
+        })
     }
 
     /// One forward-secure chain step, binding the record to its epoch:
@@ -238,6 +307,28 @@ mod tests {
         let want: Hash = m.finalize().into_bytes().into();
         assert_eq!(c.step(&prev, 9, -4, &d), want);
         assert_ne!(c.step(&prev, 10, -4, &d), want);
+    }
+
+    /// The midstate step equals the `hmac` crate's HMAC for keys shorter than, as long as,
+    /// and longer than a SHA-256 block (which RFC 2104 hashes first).
+    #[test]
+    fn midstate_step_equals_hmac_for_every_key_length() {
+        for len in [32usize, 63, 64, 65, 100, 200] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let key = HmacKey::from_bytes(&bytes).unwrap();
+            let c = Chain::new(&key);
+            for seq in [0u64, 1, u64::MAX] {
+                let prev = [seq as u8; 32];
+                let d = digest(&seq.to_le_bytes());
+                let mut m = <HmacSha256 as Mac>::new_from_slice(&bytes).unwrap();
+                m.update(&prev);
+                m.update(&seq.to_le_bytes());
+                m.update(&i64::MIN.to_le_bytes());
+                m.update(&d);
+                let want: Hash = m.finalize().into_bytes().into();
+                assert_eq!(c.step(&prev, seq, i64::MIN, &d), want, "key of {len} bytes");
+            }
+        }
     }
 
     #[test]

@@ -164,14 +164,7 @@ fn fail(
 /// that its footer matches its records); `None` when it is intact. A forward-secure segment's
 /// MACs need epoch keys that the writer no longer has: only its structure is checked here.
 pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> Option<Failure> {
-    let r = verify_segment(
-        seg,
-        chain,
-        log_id,
-        &HashMap::new(),
-        &AtomicU64::new(0),
-        None,
-    );
+    let r = verify_segment(seg, chain, log_id, &[], &AtomicU64::new(0), JOB_BYTES, None);
     if let Err(crate::Error::Corrupt { offset, detail, .. }) = seg.check_intact() {
         return Some(fail(
             FailureKind::CorruptFrame,
@@ -201,15 +194,60 @@ pub(crate) fn check_segment(seg: &Segment, chain: &Chain, log_id: &[u8; 16]) -> 
     }
 }
 
-fn verify_segment(
+/// Bytes per verification job. A segment is split into jobs of about this size, each
+/// starting at the first frame found (a valid CRC) at or after its share's first byte, from
+/// the MAC stored in the 36 bytes before it, with the seq that frame claims; so every core
+/// stays busy whatever the number and sizes of the segments. A job's result only counts when
+/// the job before it passed and ended exactly at that frame, expecting that seq: which makes
+/// the start a real frame boundary and the MAC it started from a verified one. Otherwise the
+/// job before it simply goes on to the end of the segment. So the first failure of the
+/// earliest job is the one a single pass would have met first, with the same kind, seq,
+/// offset and detail.
+///
+/// Debug builds (the test suite) use jobs of 4 KiB (a dozen records), so that every tamper
+/// and crash test also crosses job boundaries.
+const JOB_BYTES: usize = if cfg!(debug_assertions) {
+    4096
+} else {
+    4 << 20
+};
+
+/// How far past its share's first byte a job looks for a frame to start at.
+const JOB_SCAN: usize = 1 << 20;
+
+/// A segment whose header checks passed: where each of its jobs starts.
+struct Plan {
+    header: SegmentHeader,
+    /// `(offset, claimed seq)` of each job's first frame, ascending; the last job runs to
+    /// the end of the segment (zero tail, footer or damage), the others to the next start.
+    starts: Vec<(usize, u64)>,
+}
+
+/// The outcome of one job.
+#[derive(Default)]
+struct JobResult {
+    count: u64,
+    last_seq: Option<u64>,
+    last_mac: Option<Hash>,
+    min_ts: i64,
+    max_ts: i64,
+    failure: Option<Failure>,
+    torn: Option<(u64, u64)>,
+    found: Vec<(u64, Hash)>,
+    /// The footer the job reached, and its offset: it is checked against the whole
+    /// segment's records once the jobs are merged.
+    footer: Option<(usize, Footer)>,
+    /// The job stopped at the next job's start, expecting its seq (else it ran to the end).
+    reached: bool,
+}
+
+/// Header-level checks of a segment and its split into jobs of about `job_bytes`; the
+/// segment's result when a header-level check fails.
+fn plan_segment(
     seg: &Segment,
-    chain: &Chain,
     log_id: &[u8; 16],
-    wanted: &HashMap<u64, ()>,
-    progress: &AtomicU64,
-    fss: Option<&crate::fss::FssVerifier>,
-) -> SegResult {
-    let mut epochs = fss.map(|v| v.cursor());
+    job_bytes: usize,
+) -> Result<Plan, Box<SegResult>> {
     let bytes = seg.file_bytes();
     let file_name = seg
         .path
@@ -235,7 +273,7 @@ fn verify_segment(
             Some(0),
             e,
         ));
-        return r;
+        return Err(Box::new(r));
     }
     let header = match SegmentHeader::decode(bytes) {
         Ok(h) => h,
@@ -247,7 +285,7 @@ fn verify_segment(
                 Some(0),
                 format!("segment header: {e}"),
             ));
-            return r;
+            return Err(Box::new(r));
         }
     };
     r.header = Some(header);
@@ -263,7 +301,7 @@ fn verify_segment(
                 hex(log_id)
             ),
         ));
-        return r;
+        return Err(Box::new(r));
     }
     if header.first_seq != name_seq {
         r.failure = Some(fail(
@@ -276,18 +314,64 @@ fn verify_segment(
                 header.first_seq
             ),
         ));
-        return r;
+        return Err(Box::new(r));
     }
+    let mut starts = vec![(HEADER_LEN, header.first_seq)];
+    let mut pos = HEADER_LEN + job_bytes;
+    while pos < bytes.len() {
+        let scan_end = pos.saturating_add(JOB_SCAN).min(bytes.len());
+        let Some((off, seq)) =
+            (pos..scan_end).find_map(|o| decode_frame(&bytes[o..]).ok().map(|f| (o, f.seq)))
+        else {
+            break;
+        };
+        starts.push((off, seq));
+        pos = off + job_bytes;
+    }
+    Ok(Plan { header, starts })
+}
+
+/// Checks the frames of one job: from `start` (offset, claimed seq) to `stop` (the next
+/// job's start, when reached at that offset expecting that seq), or to the end of the
+/// segment.
+#[allow(clippy::too_many_arguments)]
+fn verify_job(
+    seg: &Segment,
+    chain: &Chain,
+    log_id: &[u8; 16],
+    header: &SegmentHeader,
+    start: (usize, u64),
+    stop: Option<(usize, u64)>,
+    wanted: &[u64],
+    progress: &AtomicU64,
+    fss: Option<&crate::fss::FssVerifier>,
+) -> JobResult {
+    let bytes = seg.file_bytes();
+    let mut epochs = fss.map(|v| v.cursor());
     // A forward-secure segment checked without the epoch keys (retention on the writer,
     // which holds only the current epoch's key): structure only, no MACs.
     let structure_only =
         fss.is_none() && header.flags & crate::format::HEADER_FLAG_FORWARD_SECURE != 0;
-    let mut prev = header.prev_hash;
-    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
-    let mut expected = header.first_seq;
-    let mut off = HEADER_LEN;
+    let mut r = JobResult {
+        min_ts: i64::MAX,
+        max_ts: i64::MIN,
+        ..Default::default()
+    };
+    let (mut off, mut expected) = start;
+    // The first job starts from the header's chain value, the others from the MAC of the
+    // frame before them (the last 36 bytes of a frame are its MAC and CRC).
+    let mut prev = if off == HEADER_LEN {
+        header.prev_hash
+    } else {
+        crate::format::arr32(bytes, off - crate::format::FRAME_TRAILER_LEN)
+    };
+    let mut want = wanted.partition_point(|&w| w < expected);
     let mut batch = 0u64;
     loop {
+        if stop == Some((off, expected)) {
+            r.reached = true;
+            break;
+        }
         let rest = &bytes[off..];
         if rest.is_empty() {
             break;
@@ -308,7 +392,7 @@ fn verify_segment(
                         Some(off as u64),
                         format!("expected seq {expected}, found seq {}", f.seq),
                     ));
-                    return r;
+                    break;
                 }
                 let d = match crate::codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload)
                 {
@@ -321,14 +405,14 @@ fn verify_segment(
                             Some(off as u64),
                             why,
                         ));
-                        return r;
+                        break;
                     }
                 };
                 if let Some(cur) = epochs.as_mut() {
                     if let Err((kind, seq, why)) = cur.check(chain, &prev, f.seq, f.ts, &d, &f.mac)
                     {
                         r.failure = Some(fail(kind, seq, seg, Some(off as u64), why));
-                        return r;
+                        break;
                     }
                 } else if !structure_only && !ct_eq(&chain.step(&prev, f.seq, f.ts, &d), &f.mac) {
                     r.failure = Some(fail(
@@ -338,14 +422,15 @@ fn verify_segment(
                         Some(off as u64),
                         "MAC does not match the record's contents and its predecessor".into(),
                     ));
-                    return r;
+                    break;
                 }
-                if wanted.contains_key(&f.seq) {
+                if wanted.get(want) == Some(&f.seq) {
                     r.found.push((f.seq, f.mac));
+                    want += 1;
                 }
                 prev = f.mac;
-                min_ts = min_ts.min(f.ts);
-                max_ts = max_ts.max(f.ts);
+                r.min_ts = r.min_ts.min(f.ts);
+                r.max_ts = r.max_ts.max(f.ts);
                 r.last_seq = Some(f.seq);
                 r.last_mac = Some(f.mac);
                 r.count += 1;
@@ -360,34 +445,7 @@ fn verify_segment(
             Err(FrameError::Zero) if crate::format::is_zero(rest) => break,
             Err(FrameError::Footer) => {
                 match Footer::decode(rest) {
-                    Some(ft) => {
-                        let consistent = ft.records_end == off as u64
-                            && ft.count == r.count
-                            && ft.first_seq == header.first_seq
-                            && Some(ft.last_seq) == r.last_seq
-                            && ft.min_ts == min_ts
-                            && ft.max_ts == max_ts
-                            && r.last_mac.is_some_and(|m| ct_eq(&m, &ft.last_mac));
-                        if !consistent {
-                            r.failure = Some(fail(
-                                FailureKind::CorruptFrame,
-                                r.last_seq,
-                                seg,
-                                Some(off as u64),
-                                "footer does not match the records before it".into(),
-                            ));
-                        } else if rest.len() > crate::format::FOOTER_LEN
-                            && !crate::format::is_zero(&rest[crate::format::FOOTER_LEN..])
-                        {
-                            r.failure = Some(fail(
-                                FailureKind::CorruptFrame,
-                                r.last_seq,
-                                seg,
-                                Some((off + crate::format::FOOTER_LEN) as u64),
-                                "bytes after the footer".into(),
-                            ));
-                        }
-                    }
+                    Some(ft) => r.footer = Some((off, ft)),
                     None => {
                         r.failure = Some(fail(
                             FailureKind::CorruptFrame,
@@ -419,6 +477,113 @@ fn verify_segment(
     }
     progress.fetch_add(batch, Ordering::Relaxed);
     r
+}
+
+/// Merges a segment's job results, in order, into what one pass over it finds.
+fn merge_jobs(seg: &Segment, plan: &Plan, jobs: Vec<JobResult>) -> SegResult {
+    let header = plan.header;
+    let mut r = SegResult {
+        first_seq: header.first_seq,
+        count: 0,
+        last_seq: None,
+        last_mac: None,
+        header: Some(header),
+        failure: None,
+        torn: None,
+        found: Vec::new(),
+    };
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+    for j in jobs {
+        r.count += j.count;
+        if j.last_seq.is_some() {
+            r.last_seq = j.last_seq;
+            r.last_mac = j.last_mac;
+        }
+        min_ts = min_ts.min(j.min_ts);
+        max_ts = max_ts.max(j.max_ts);
+        r.found.extend(j.found);
+        if j.failure.is_some() || j.torn.is_some() {
+            r.failure = j.failure;
+            r.torn = j.torn;
+            return r;
+        }
+        let Some((off, ft)) = j.footer else {
+            if j.reached {
+                continue;
+            }
+            return r;
+        };
+        let bytes = seg.file_bytes();
+        let rest = &bytes[off..];
+        let consistent = ft.records_end == off as u64
+            && ft.count == r.count
+            && ft.first_seq == header.first_seq
+            && Some(ft.last_seq) == r.last_seq
+            && ft.min_ts == min_ts
+            && ft.max_ts == max_ts
+            && r.last_mac.is_some_and(|m| ct_eq(&m, &ft.last_mac));
+        if !consistent {
+            r.failure = Some(fail(
+                FailureKind::CorruptFrame,
+                r.last_seq,
+                seg,
+                Some(off as u64),
+                "footer does not match the records before it".into(),
+            ));
+        } else if rest.len() > crate::format::FOOTER_LEN
+            && !crate::format::is_zero(&rest[crate::format::FOOTER_LEN..])
+        {
+            r.failure = Some(fail(
+                FailureKind::CorruptFrame,
+                r.last_seq,
+                seg,
+                Some((off + crate::format::FOOTER_LEN) as u64),
+                "bytes after the footer".into(),
+            ));
+        }
+        return r;
+    }
+    r
+}
+
+/// The jobs of a plan: `(start, stop)` of each.
+fn jobs_of(plan: &Plan) -> impl Iterator<Item = ((usize, u64), Option<(usize, u64)>)> + '_ {
+    plan.starts
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, plan.starts.get(i + 1).copied()))
+}
+
+/// Checks one segment on this thread (its jobs of about `job_bytes` in turn).
+fn verify_segment(
+    seg: &Segment,
+    chain: &Chain,
+    log_id: &[u8; 16],
+    wanted: &[u64],
+    progress: &AtomicU64,
+    job_bytes: usize,
+    fss: Option<&crate::fss::FssVerifier>,
+) -> SegResult {
+    let plan = match plan_segment(seg, log_id, job_bytes) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let jobs = jobs_of(&plan)
+        .map(|(start, stop)| {
+            verify_job(
+                seg,
+                chain,
+                log_id,
+                &plan.header,
+                start,
+                stop,
+                wanted,
+                progress,
+                fss,
+            )
+        })
+        .collect();
+    merge_jobs(seg, &plan, jobs)
 }
 
 /// Verifies the log behind `inner` and the given external checkpoints.
@@ -550,44 +715,82 @@ pub(crate) fn verify_log(
     // Segments left behind by an interrupted run (wholly removed, or superseded by their
     // compacted rewrite) are set aside; a writer's next open deletes them.
     let segs = crate::log::set_aside_removed(segs, retained.map(|r| r.0));
-    let mut wanted: HashMap<u64, ()> = valid_cps.iter().map(|(s, _, _)| (*s, ())).collect();
+    let mut wanted: Vec<u64> = valid_cps.iter().map(|(s, _, _)| *s).collect();
     if let Some((to, _)) = retained {
-        wanted.insert(to, ());
+        wanted.push(to);
     }
     if let Some(v) = fss {
-        wanted.extend(v.named_seqs().map(|s| (s, ())));
+        wanted.extend(v.named_seqs());
     }
+    wanted.sort_unstable();
+    wanted.dedup();
 
-    // Per-segment checks, in parallel.
+    // Per-segment checks, in parallel: first each segment's header checks and its split
+    // into jobs, then every job of every segment (and every index file) on every core.
     let done = AtomicU64::new(0);
-    let next = AtomicUsize::new(0);
-    let results: Vec<parking_lot::Mutex<Option<SegResult>>> =
-        segs.iter().map(|_| parking_lot::Mutex::new(None)).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(segs.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(seg) = segs.get(i) else { break };
-                let r = verify_segment(seg, &inner.chain, &inner.log_id, &wanted, &done, fss);
-                *results[i].lock() = Some(r);
-            });
-        }
-        if let Some(p) = progress {
-            while next.load(Ordering::Relaxed) < segs.len() + threads {
-                p(done.load(Ordering::Relaxed));
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                if results.iter().all(|r| r.lock().is_some()) {
-                    break;
-                }
-            }
-        }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plans = parallel_map(threads, segs.len(), None, |i| {
+        plan_segment(&segs[i], &inner.log_id, JOB_BYTES)
     });
-    let results: Vec<SegResult> = results
+    let jobs: Vec<JobSpec> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p)))
+        .flat_map(|(i, p)| jobs_of(p).map(move |(start, stop)| (i, start, stop)))
+        .collect();
+    let index_jobs = if check_indexes { segs.len() } else { 0 };
+    let done = &done;
+    let poll = progress.map(|p| move || p(done.load(Ordering::Relaxed)));
+    let mut outcomes = parallel_map(
+        threads,
+        jobs.len() + index_jobs,
+        poll.as_ref().map(|p| p as &(dyn Fn() + Sync)),
+        |k| match jobs.get(k) {
+            Some(&(i, start, stop)) => {
+                let Ok(plan) = &plans[i] else {
+                    unreachable!("jobs come from plans")
+                };
+                Job::Records(Box::new(verify_job(
+                    &segs[i],
+                    &inner.chain,
+                    &inner.log_id,
+                    &plan.header,
+                    start,
+                    stop,
+                    &wanted,
+                    done,
+                    fss,
+                )))
+            }
+            None => Job::Index(check_index_file(
+                &segs[k - jobs.len()],
+                inner.index_auth(),
+                fss.is_some(),
+            )),
+        },
+    )
+    .into_iter();
+    let mut per_seg: Vec<Vec<JobResult>> = segs.iter().map(|_| Vec::new()).collect();
+    for &(i, _, _) in &jobs {
+        match outcomes.next() {
+            Some(Job::Records(r)) => per_seg[i].push(*r),
+            _ => unreachable!("record jobs come first"),
+        }
+    }
+    let index_checks: Vec<IndexCheck> = outcomes
+        .map(|o| match o {
+            Job::Index(c) => c,
+            Job::Records(_) => unreachable!("index jobs come last"),
+        })
+        .collect();
+    let results: Vec<SegResult> = plans
         .into_iter()
-        .map(|m| m.into_inner().expect("every segment verified"))
+        .zip(per_seg)
+        .zip(&segs)
+        .map(|((plan, jobs), seg)| match plan {
+            Ok(plan) => merge_jobs(seg, &plan, jobs),
+            Err(r) => *r,
+        })
         .collect();
     // A segment truncated or resized underneath this process read (partly) as zeros through
     // its map: no verdict about it would be about the file. An error, not a report.
@@ -804,27 +1007,14 @@ pub(crate) fn verify_log(
     }
     let mut indexes_checked = 0;
     if first_failure.is_none() && check_indexes {
-        for seg in &segs {
-            match check_index_file(seg, inner.index_auth(), fss.is_some()) {
+        for (seg, check) in segs.iter().zip(index_checks) {
+            match check {
                 IndexCheck::Absent => {}
                 IndexCheck::Authentic => indexes_checked += 1,
                 IndexCheck::Unusable(why) => warnings.push(format!(
                     "index {}: {why}; it is not used, and is rebuilt from the segment",
                     index_name(seg)
                 )),
-                IndexCheck::Differs => {
-                    first_failure = Some(fail(
-                        FailureKind::TamperedIndex,
-                        seg.footer.map(|f| f.first_seq),
-                        seg,
-                        None,
-                        format!(
-                            "index file {} carries a valid MAC of the writer's log key but does not match the records of its segment (entries hidden, added or moved): in a forward-secure log that key does not protect history, so the file was forged with a stolen key",
-                            index_name(seg)
-                        ),
-                    ));
-                    break;
-                }
                 IndexCheck::Forged => {
                     first_failure = Some(fail(
                         FailureKind::TamperedIndex,
@@ -833,6 +1023,19 @@ pub(crate) fn verify_log(
                         None,
                         format!(
                             "index file {} does not verify with this log's key: it was edited or made elsewhere (queries rebuild the index from the segment instead of using it)",
+                            index_name(seg)
+                        ),
+                    ));
+                    break;
+                }
+                IndexCheck::Differs => {
+                    first_failure = Some(fail(
+                        FailureKind::TamperedIndex,
+                        seg.footer.map(|f| f.first_seq),
+                        seg,
+                        None,
+                        format!(
+                            "index file {} carries a valid MAC of the writer's log key but does not match the records of its segment (entries hidden, added or moved): in a forward-secure log that key does not protect history, so the file was forged with a stolen key",
                             index_name(seg)
                         ),
                     ));
@@ -860,6 +1063,60 @@ pub(crate) fn verify_log(
         failure: first_failure,
         warnings,
     })
+}
+
+/// A job: its segment, its start and where it stops (see [`verify_job`]).
+type JobSpec = (usize, (usize, u64), Option<(usize, u64)>);
+
+/// One unit of parallel work: a job of a segment's records, or one index file.
+enum Job {
+    Records(Box<JobResult>),
+    Index(IndexCheck),
+}
+
+/// `f(0..n)` on up to `threads` threads, results in order. With `poll`, this thread calls it
+/// every 20 ms while the others work (progress reports).
+fn parallel_map<T: Send>(
+    threads: usize,
+    n: usize,
+    poll: Option<&(dyn Fn() + Sync)>,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let slots: Vec<parking_lot::Mutex<Option<T>>> =
+        (0..n).map(|_| parking_lot::Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            break;
+        }
+        *slots[i].lock() = Some(f(i));
+        finished.fetch_add(1, Ordering::Release);
+    };
+    let threads = threads.clamp(1, n.max(1));
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        match poll {
+            // This thread reports; the others (at least one) work.
+            Some(p) => {
+                if threads == 1 {
+                    scope.spawn(work);
+                }
+                while finished.load(Ordering::Acquire) < n {
+                    p();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            None => work(),
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().expect("every item was computed"))
+        .collect()
 }
 
 enum IndexCheck {
@@ -898,7 +1155,27 @@ fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: b
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return IndexCheck::Absent,
         Err(e) => return IndexCheck::Unusable(format!("cannot be read: {e}")),
     };
-    match crate::index::decode_file(
+    if compare {
+        return match crate::index::decode_file(
+            &bytes,
+            ft.first_seq,
+            ft.count,
+            ft.records_end,
+            &ft.last_mac,
+            auth,
+        ) {
+            Ok(idx) => match crate::index::build(seg.bytes(), ft.first_seq) {
+                Ok(rebuilt) if rebuilt == idx => IndexCheck::Authentic,
+                Ok(_) => IndexCheck::Differs,
+                Err(e) => IndexCheck::Unusable(format!("cannot be compared with its segment: {e}")),
+            },
+            Err(IndexFileError::Forged) => IndexCheck::Forged,
+            Err(e) => IndexCheck::Unusable(e.to_string()),
+        };
+    }
+    // Authenticated and bound to this segment's footer: only the key holder wrote it, for
+    // this state of the segment (its body is not decoded here; queries decode what they use).
+    match crate::index::authenticate_file(
         &bytes,
         ft.first_seq,
         ft.count,
@@ -906,11 +1183,6 @@ fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: b
         &ft.last_mac,
         auth,
     ) {
-        Ok(idx) if compare => match crate::index::build(seg.bytes(), ft.first_seq) {
-            Ok(rebuilt) if rebuilt == idx => IndexCheck::Authentic,
-            Ok(_) => IndexCheck::Differs,
-            Err(e) => IndexCheck::Unusable(format!("cannot be compared with its segment: {e}")),
-        },
         Ok(_) => IndexCheck::Authentic,
         Err(IndexFileError::Forged) => IndexCheck::Forged,
         Err(e) => IndexCheck::Unusable(e.to_string()),
@@ -963,4 +1235,141 @@ fn check_removals(policy: &crate::retention::policy::PolicyLog) -> Option<Failur
 /// Parses `hmac-sha256:<hex>` or bare hex into a hash.
 pub fn parse_hash(s: &str) -> Option<Hash> {
     unhex::<32>(s.strip_prefix("hmac-sha256:").unwrap_or(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{frame_len, FRAME_HEADER_LEN};
+    use crate::{Durability, HmacKey, Log, Options};
+
+    fn key() -> HmacKey {
+        HmacKey::from_bytes(&[3u8; 32]).unwrap()
+    }
+
+    /// What a segment's check found, comparable across job sizes.
+    type Outcome = (
+        Option<Failure>,
+        u64,
+        Option<u64>,
+        Option<Hash>,
+        Option<(u64, u64)>,
+        Vec<(u64, Hash)>,
+    );
+
+    fn outcome(dir: &std::path::Path, job_bytes: usize, wanted: &[u64]) -> Outcome {
+        let log = Log::open_read_only(dir, key()).unwrap();
+        let seg = log.inner_segments()[0].clone();
+        let inner = log.inner_ref();
+        let r = verify_segment(
+            &seg,
+            &inner.chain,
+            &inner.log_id,
+            wanted,
+            &AtomicU64::new(0),
+            job_bytes,
+            None,
+        );
+        (r.failure, r.count, r.last_seq, r.last_mac, r.torn, r.found)
+    }
+
+    /// Job sizes from under a record (every frame starts a job) to a few records.
+    const JOB_SIZES: [usize; 4] = [1, 300, 1000, 4096];
+
+    /// Rewrites a frame's CRC after an edit, as an attacker without the key can.
+    fn fix_crc(b: &mut [u8], off: usize) {
+        let n = u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+        let end = off + frame_len(n) - 4;
+        let crc = crc32fast::hash(&b[off..end]);
+        b[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Splitting a segment into jobs finds exactly what one pass finds: the same first
+    /// failure (kind, seq, offset, detail), counts, torn tail and checkpointed MACs, for edits
+    /// at, just before and just after job boundaries, in the first and the last record, and
+    /// in sealed and unsealed segments.
+    #[test]
+    fn jobs_find_what_one_pass_finds() {
+        let src = tempfile::tempdir().unwrap();
+        let n = 300usize;
+        for sealed in [true, false] {
+            let d = src.path().join(if sealed { "sealed" } else { "active" });
+            {
+                let log = Log::open(
+                    &d,
+                    Options::new(key())
+                        .durability(Durability::Buffered)
+                        .segment_bytes(if sealed { 96 * 1024 } else { 1 << 20 }),
+                )
+                .unwrap();
+                let evs: Vec<_> = crate::sample::Generator::standard(9).take(n).collect();
+                log.append_batch(&evs).unwrap();
+            }
+            // The segment's bytes are edited below: a read-only open must not fill a cut tail
+            // back in from the writer's staging file.
+            std::fs::remove_file(d.join(crate::log::STAGING_FILE)).unwrap();
+            let seg_path = crate::segment::list_segments(&d).unwrap()[0].1.clone();
+            let pristine = std::fs::read(&seg_path).unwrap();
+            let mut offs = Vec::new();
+            let mut off = HEADER_LEN;
+            while let Ok(f) = decode_frame(&pristine[off..]) {
+                offs.push(off);
+                off += f.len;
+            }
+            assert!(
+                offs.len() > 40,
+                "{} records in the first segment",
+                offs.len()
+            );
+            let last = offs.len() - 1;
+            let wanted = [3u64, 16, 17, 40, last as u64];
+            let base = outcome(&d, usize::MAX / 2, &wanted);
+            assert!(base.0.is_none() && base.4.is_none(), "{:?}", base.0);
+            for js in JOB_SIZES {
+                assert_eq!(outcome(&d, js, &wanted), base, "untouched, jobs of {js} B");
+            }
+            type Edit = fn(&mut Vec<u8>, usize, usize);
+            let edits: [(&str, Edit); 6] = [
+                ("payload flip", |b, o, _| b[o + FRAME_HEADER_LEN + 3] ^= 4),
+                ("payload edit, CRC fixed", |b, o, _| {
+                    b[o + FRAME_HEADER_LEN + 3] ^= 4;
+                    fix_crc(b, o)
+                }),
+                ("MAC edit, CRC fixed", |b, o, nx| {
+                    b[nx - 20] ^= 1;
+                    fix_crc(b, o)
+                }),
+                ("seq edit, CRC fixed", |b, o, _| {
+                    b[o + 12] ^= 2;
+                    fix_crc(b, o)
+                }),
+                ("length flip", |b, o, _| b[o] ^= 1),
+                ("zeroed from here", |b, o, _| {
+                    let l = b.len();
+                    b[o..l].iter_mut().for_each(|x| *x = 0)
+                }),
+            ];
+            for &at in &[0, 6, 7, 15, 16, 17, 31, 32, last] {
+                for (what, edit) in &edits {
+                    let mut b = pristine.clone();
+                    let next = offs.get(at + 1).copied().unwrap_or(off);
+                    edit(&mut b, offs[at], next);
+                    std::fs::write(&seg_path, &b).unwrap();
+                    let one = outcome(&d, usize::MAX / 2, &wanted);
+                    assert!(
+                        one.0.is_some() || one.4.is_some() || one.1 < base.1,
+                        "{what} at record {at} went unnoticed (sealed {sealed})"
+                    );
+                    for js in JOB_SIZES {
+                        assert_eq!(
+                            outcome(&d, js, &wanted),
+                            one,
+                            "{what} at record {at}, jobs of {js} B, sealed {sealed}"
+                        );
+                    }
+                }
+            }
+            std::fs::write(&seg_path, &pristine).unwrap();
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod meta;
 pub use footer::{Footer, FOOTER_LEN};
 pub use frame::{
     decode_frame, encode_frame_into, frame_len, Frame, FrameError, FOOTER_MARKER,
-    FRAME_FLAG_REDACTED, FRAME_HEADER_LEN, FRAME_OVERHEAD, FRAME_TRAILER_LEN,
+    FRAME_FLAG_REDACTED, FRAME_HEADER_LEN, FRAME_OVERHEAD, FRAME_TRAILER_LEN, MAX_FRAME_PAYLOAD,
 };
 pub use header::{HeaderError, SegmentHeader, HEADER_LEN};
 pub use meta::{Meta, META_LEN};

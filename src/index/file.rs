@@ -148,15 +148,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes an index file and checks it against the segment it must describe.
-pub(crate) fn decode(
-    bytes: &[u8],
+/// Checks an index file's checksum, version and MAC, and that it describes the segment state
+/// given (its footer's first seq, count, records end and last MAC), without decoding its
+/// body; returns the authenticated bytes before the MAC and the record count.
+pub(crate) fn authenticate<'b>(
+    bytes: &'b [u8],
     first_seq: u64,
     count: u64,
     records_end: u64,
     last_mac: &Hash,
     auth: IndexAuth<'_>,
-) -> Result<SegIndex, IndexFileError> {
+) -> Result<(&'b [u8], u64), IndexFileError> {
     let damaged = |m: &str| IndexFileError::Damaged(m.to_string());
     if bytes.len() < FIXED + 4 || &bytes[..8] != MAGIC {
         return Err(damaged("bad magic"));
@@ -187,6 +189,21 @@ pub(crate) fn decode(
     if f_first != first_seq || n != count || f_end != records_end || &f_mac != last_mac {
         return Err(IndexFileError::Stale);
     }
+    Ok((body, n))
+}
+
+/// Decodes an index file and checks it against the segment it must describe.
+pub(crate) fn decode(
+    bytes: &[u8],
+    first_seq: u64,
+    count: u64,
+    records_end: u64,
+    last_mac: &Hash,
+    auth: IndexAuth<'_>,
+) -> Result<SegIndex, IndexFileError> {
+    let damaged = |m: &str| IndexFileError::Damaged(m.to_string());
+    let (body, n) = authenticate(bytes, first_seq, count, records_end, last_mac, auth)?;
+    let mut r = Reader { b: body, at: 72 };
     let n = usize::try_from(n).map_err(|_| damaged("count too large"))?;
     if n.checked_mul(24).is_none_or(|need| need > body.len()) {
         return Err(damaged("count larger than the file"));

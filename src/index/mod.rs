@@ -19,7 +19,9 @@ use parking_lot::RwLock;
 use crate::codec;
 use crate::format::{decode_frame, HEADER_LEN};
 
-pub(crate) use file::{decode as decode_file, encode as encode_file};
+pub(crate) use file::{
+    authenticate as authenticate_file, decode as decode_file, encode as encode_file,
+};
 pub use file::{IndexAuth, IndexFileError, INDEX_EXT};
 
 /// The indexed fields, in file order.
@@ -173,6 +175,10 @@ impl Column {
 #[derive(Debug, Clone, Default)]
 pub struct Codes {
     cols: [Option<Column>; 3],
+    /// How many records carry each combination of the three codes (while every column
+    /// exists): a query filtering only on these fields counts a segment it covers whole
+    /// from this table, without touching a posting list.
+    joint: Option<HashMap<[u8; 3], u32>>,
 }
 
 impl PartialEq for Codes {
@@ -197,6 +203,7 @@ impl Codes {
     fn empty() -> Codes {
         Codes {
             cols: std::array::from_fn(|_| Some(Column::default())),
+            joint: Some(HashMap::new()),
         }
     }
 
@@ -211,8 +218,10 @@ impl Codes {
 
     /// Appends the codes of one record (`values` in field order).
     fn push(&mut self, values: &[Option<&str>; FIELDS]) {
+        let mut key = [NO_CODE; 3];
         for (slot, field) in CODED.iter().enumerate() {
             let Some(col) = &mut self.cols[slot] else {
+                self.joint = None;
                 continue;
             };
             let code = match values[*field as usize] {
@@ -226,12 +235,34 @@ impl Codes {
                     }
                     None => {
                         self.cols[slot] = None;
+                        self.joint = None;
                         continue;
                     }
                 },
             };
             col.of.push(code);
+            key[slot] = code;
         }
+        if let Some(j) = &mut self.joint {
+            *j.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// How many records have, for every coded field `f` with a mask in `masks`, a code the
+    /// mask admits; `None` when the segment has no joint table (a column is missing).
+    pub(crate) fn joint_count(&self, masks: &[(Field, [bool; 256])]) -> Option<u64> {
+        let joint = self.joint.as_ref()?;
+        let slots: Vec<(usize, &[bool; 256])> = masks
+            .iter()
+            .map(|(f, m)| Some((Self::slot(*f)?, m)))
+            .collect::<Option<_>>()?;
+        Some(
+            joint
+                .iter()
+                .filter(|(k, _)| slots.iter().all(|(s, m)| m[k[*s] as usize]))
+                .map(|(_, &n)| u64::from(n))
+                .sum(),
+        )
     }
 
     /// Rebuilds every column from the posting lists of a loaded index of `n` records.
@@ -256,6 +287,13 @@ impl Codes {
             }
             c.cols[slot] = Some(col);
         }
+        if let [Some(a), Some(b), Some(d)] = &c.cols {
+            let mut joint = HashMap::new();
+            for o in 0..n {
+                *joint.entry([a.of[o], b.of[o], d.of[o]]).or_insert(0u32) += 1;
+            }
+            c.joint = Some(joint);
+        }
         c
     }
 
@@ -264,7 +302,8 @@ impl Codes {
             .iter()
             .flatten()
             .map(|c| c.of.capacity() + c.dict.capacity() * 40)
-            .sum()
+            .sum::<usize>()
+            + self.joint.as_ref().map_or(0, |j| j.capacity() * 16)
     }
 }
 
@@ -305,6 +344,15 @@ impl SegIndex {
             of: &col.of,
             allowed: col.mask(values),
         })
+    }
+
+    /// The membership table of `values` in `field`'s code column, when the segment has one.
+    pub(crate) fn code_mask<'v>(
+        &self,
+        field: Field,
+        values: impl Iterator<Item = &'v str>,
+    ) -> Option<[bool; 256]> {
+        Some(self.codes.column(field)?.mask(values))
     }
 
     /// Derives the code columns from the posting lists (after loading an index file).
