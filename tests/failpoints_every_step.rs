@@ -1406,8 +1406,6 @@ mod case {
         }
     }
 
-    /// Removing temporaries and spares at open (open fails naming the file; no log to
-    /// poison), and the spare at close (best effort: the next open removes it).
     /// Creating the staging file at open: the open fails naming it (nothing was changed), and
     /// the next open works with every record.
     pub fn staging_create() {
@@ -1433,14 +1431,21 @@ mod case {
     }
 
     /// Copying staged records into the segment at open (a writer died with its last record
-    /// only staged: here the segment's copy of it is zeroed): the open fails naming the
-    /// segment, and the next one copies the record in.
+    /// only staged: here a copy of the live writer's directory whose segment copy of that
+    /// record is zeroed): the open fails naming the segment, and the next one copies it in.
     pub fn recovery_staging() {
         let tmp = tempdir();
         let mut w = Work::open(tmp.path(), opts());
         w.append_ok(20);
-        w.close();
-        let seg = common::layouts(&w.dir).pop().expect("a segment");
+        let crashed = tmp.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        for e in std::fs::read_dir(&w.dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), crashed.join(e.file_name())).unwrap();
+            }
+        }
+        let seg = common::layouts(&crashed).pop().expect("a segment");
         assert!(seg.footer.is_none(), "the active segment");
         let last = *seg.frames.last().expect("frames");
         let mut bytes = std::fs::read(&seg.path).unwrap();
@@ -1448,7 +1453,7 @@ mod case {
         std::fs::write(&seg.path, bytes).unwrap();
         for action in ["return", "panic"] {
             let a = arm("recovery.staging", action);
-            match catch(|| Log::open(&w.dir, opts()).map(|_| ())) {
+            match catch(|| Log::open(&crashed, opts()).map(|_| ())) {
                 Ok(Err(e)) => assert_io(&e, &["copying staged records into", ".seg", EIO]),
                 Err(p) => {
                     assert_eq!(action, "panic", "{p}");
@@ -1458,12 +1463,17 @@ mod case {
             }
             a.disarm();
         }
-        w.reopen();
-        assert_eq!(w.log().recovery().staged_records, 1);
+        let log = Log::open(&crashed, opts()).unwrap();
+        assert_eq!(log.recovery().staged_records, 1);
+        assert_eq!(log.next_seq(), w.log().next_seq());
+        assert!(log.verify().unwrap().ok);
+        drop(log);
         w.append_ok(5);
         w.check(nothing);
     }
 
+    /// Removing temporaries and spares at open (open fails naming the file; no log to
+    /// poison), and the spare at close (best effort: the next open removes it).
     pub fn leftover_remove() {
         let tmp = tempdir();
         let mut w = Work::open(tmp.path(), opts());

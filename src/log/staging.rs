@@ -155,6 +155,14 @@ impl Staging {
         self.len = 0;
     }
 
+    /// Zeroes the header once nothing is staged (a clean close): the next open then finds
+    /// nothing to replay and does not scan the active segment for it.
+    pub(crate) fn retire(&mut self) {
+        if self.len == 0 {
+            self.map.bytes_mut()[..HEADER].fill(0);
+        }
+    }
+
     /// `Err` if a store through the map faulted (the file was cut underneath the writer).
     pub(crate) fn check(&self) -> Result<()> {
         if self.map.faulted() {
@@ -251,6 +259,10 @@ pub(crate) fn replay(
     let Some(staging) = read_staging(dir)? else {
         return Ok(0);
     };
+    // Nothing to scan the segment for unless the staging file names it.
+    if parse_header(&staging).is_none_or(|(seg, _, _)| seg != header.first_seq) {
+        return Ok(0);
+    }
     let map = ReadMap::new(file).map_err(|e| Error::io("mapping", path, e))?;
     let scan = segment::scan(map.bytes(), header.first_seq);
     let Some((range, at, count)) = continuation(&staging, header, &scan, map.bytes().len(), chain)

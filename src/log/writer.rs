@@ -1007,11 +1007,22 @@ pub(crate) fn close(inner: &Inner) {
         .lock()
         .as_ref()
         .and_then(|w| w.next_seq.checked_sub(1));
-    if let Some(last) = last {
-        if inner.last_checkpoint_seq.load(Ordering::Acquire) == last {
-            let _ = sync_to(inner, last);
-        } else {
-            let _ = checkpoint(inner);
+    let synced = match last {
+        Some(last) if inner.last_checkpoint_seq.load(Ordering::Acquire) == last => {
+            sync_to(inner, last).is_ok()
+        }
+        Some(_) => checkpoint(inner).is_ok(),
+        None => true,
+    };
+    if synced {
+        // Everything is in the segment and durable: the next open has nothing to replay.
+        if let Some(st) = inner
+            .writer
+            .lock()
+            .as_mut()
+            .and_then(|w| w.staging.as_mut())
+        {
+            st.retire();
         }
     }
     if let Some(s) = inner.spare.lock().take() {
