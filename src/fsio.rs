@@ -173,25 +173,6 @@ pub(crate) fn sync_all(name: &'static str, file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes every file of `files` durable (data and metadata) with one `syncfs` of their file
-/// system where that exists (Linux), instead of one `fsync` each; elsewhere, one `fsync` each.
-pub(crate) fn sync_many(name: &'static str, files: &[&File]) -> io::Result<()> {
-    point(name)?;
-    #[cfg(target_os = "linux")]
-    if let Some(f) = files.first() {
-        crate::mmap::sync_filesystem(f)?;
-    }
-    #[cfg(not(target_os = "linux"))]
-    for f in files {
-        f.sync_all()?;
-    }
-    #[cfg(feature = "failpoints")]
-    for f in files {
-        crate::failpoints::trace::sync(f);
-    }
-    Ok(())
-}
-
 /// `fdatasync` of a file whose records were stored through `map`: the same durability as
 /// [`sync_data`]; the trace also sees the stores, which reach the file through the map.
 pub(crate) fn sync_data_mapped(name: &'static str, file: &File, map: &SharedMap) -> io::Result<()> {

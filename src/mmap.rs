@@ -72,27 +72,6 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
-/// `syncfs`: everything written to the file system holding `file` is durable (Linux; elsewhere
-/// a plain `fsync` of `file`, which the caller must then not rely on for other files).
-pub(crate) fn sync_filesystem(file: &File) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: `syncfs` reads no memory of ours; it takes a descriptor that `file` keeps
-        // open for the duration of the call.
-        let r = unsafe { libc::syncfs(file.as_raw_fd()) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        file.sync_all()
-    }
-}
-
 /// Caps glibc's malloc at `n` arenas (`mallopt(M_ARENA_MAX)`). glibc gives each thread
 /// that meets contention its own arena, up to eight per core, and an arena keeps what it
 /// freed: a server whose blocking pool runs dozens of short queries and ingests, each
