@@ -86,6 +86,11 @@ pub struct ServerConfig {
     /// Cosignatures that route needs to answer `quorum_met: true` (default: all witnesses).
     #[serde(default)]
     pub witness_quorum: Option<usize>,
+    /// Seconds between scheduled witness rounds (default 0: only `POST …/checkpoint/witness`
+    /// asks). Each round extends the tree, signs it if it grew and asks every witness to
+    /// cosign; a size a quorum already cosigned is not asked again.
+    #[serde(default)]
+    pub witness_interval_secs: u64,
 }
 
 /// `server.tls`: the files `auditlog serve` answers HTTPS with (rustls; TLS 1.2 and 1.3).
@@ -143,6 +148,7 @@ impl Default for ServerConfig {
             checkpoint_signing_key: None,
             witnesses: Vec::new(),
             witness_quorum: None,
+            witness_interval_secs: 0,
         }
     }
 }

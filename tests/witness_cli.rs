@@ -616,3 +616,87 @@ fn the_server_asks_its_witnesses_on_the_admin_route() {
         "{e}"
     );
 }
+
+#[test]
+fn the_server_asks_its_witnesses_on_a_schedule() {
+    use server::{config_json, seed_event, Server, ADMIN, INGESTER};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (lkey, lvkey) = keygen(t, "audit.example.com/scheduled", false);
+    let (wkey, wvkey) = keygen(t, "witness.example.com/scheduled", true);
+    let w = start_witness(&wkey, &lvkey, &t.join("wstate"));
+    let target = format!("{} {wvkey}", w.url);
+    let cfg = config_json(
+        "",
+        &format!(
+            r#""checkpoint_signing_key": {}, "witnesses": [{}], "witness_interval_secs": 1"#,
+            serde_json::json!(lkey),
+            serde_json::json!(target)
+        ),
+    );
+    let sdir = t.join("srv");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let s = Server::start(&sdir, &cfg, &[]);
+    let evs: Vec<serde_json::Value> = (0..20)
+        .map(|i| seed_event(&format!("evt-s-{i}"), i))
+        .collect();
+    assert_eq!(
+        s.post_json("/api/audit-logs", Some(INGESTER), &serde_json::json!(evs))
+            .status,
+        200
+    );
+    // No request asks the witness: the schedule does, within a few rounds.
+    let metric = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let witnessed = loop {
+        let m = s.get("/metrics", Some(ADMIN));
+        assert_eq!(m.status, 200, "{}", m.text());
+        let text = m.text();
+        let size = metric(&text, "auditlog_witnessed_tree_size");
+        if size >= 20 && metric(&text, "auditlog_witness_rounds_total") >= 1 {
+            assert_eq!(metric(&text, "auditlog_witness_cosignatures"), 1, "{text}");
+            break size;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled witness round within 60 s:\n{text}\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The kept checkpoint carries the witness's cosignature, of a size at least the one
+    // the metric names (later rounds may have cosigned a larger tree since).
+    let note = std::fs::read_to_string(sdir.join("data/merkle/checkpoint")).unwrap();
+    let wk = auditlog::note::VerifierKey::parse(&wvkey).unwrap();
+    assert_eq!(
+        auditlog::note::cosignatures(&note, &[wk]).unwrap().len(),
+        1,
+        "{note}"
+    );
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    assert!(size >= witnessed, "{size} < {witnessed}");
+    // Shutdown ends the schedule.
+    assert!(s.terminate().success());
+
+    // A schedule without witnesses is refused at start.
+    let bad = t.join("bad-schedule");
+    std::fs::create_dir_all(&bad).unwrap();
+    let e = Server::try_start(
+        &bad,
+        &config_json("", r#""witness_interval_secs": 5"#),
+        &[],
+        &[],
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.contains("server.witness_interval_secs needs server.witnesses"),
+        "{e}"
+    );
+}

@@ -44,6 +44,12 @@ pub struct Metrics {
     pub failure_events_suppressed: AtomicU64,
     pub checkpoints: AtomicU64,
     pub schedule_errors: AtomicU64,
+    /// Scheduled witness rounds that met the quorum / that did not (or failed).
+    pub witness_rounds: AtomicU64,
+    pub witness_failures: AtomicU64,
+    /// Cosignatures of the last scheduled round, and the last size a quorum cosigned.
+    pub witness_cosignatures: AtomicU64,
+    pub witnessed_size: AtomicU64,
     last_verify: Mutex<Option<LastVerify>>,
 }
 
@@ -131,7 +137,7 @@ impl Metrics {
             let _ = writeln!(o, "auditlog_append_duration_seconds_sum {}", h.sum);
             let _ = writeln!(o, "auditlog_append_duration_seconds_count {}", h.count);
         }
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "auditlog_appended_events_total",
                 "Events appended through the server (ingested, access and security events).",
@@ -182,12 +188,22 @@ impl Metrics {
                 "Failed scheduled checkpoint, retention or archive runs.",
                 &self.schedule_errors,
             ),
+            (
+                "auditlog_witness_rounds_total",
+                "Scheduled witness rounds whose checkpoint a quorum of witnesses cosigned.",
+                &self.witness_rounds,
+            ),
+            (
+                "auditlog_witness_failures_total",
+                "Scheduled witness rounds that failed or fell short of the quorum.",
+                &self.witness_failures,
+            ),
         ];
         for (name, help, v) in counters {
             head(&mut o, name, "counter", help);
             let _ = writeln!(o, "{name} {}", v.load(Ordering::Relaxed));
         }
-        let gauges: [(&str, &str, f64); 5] = [
+        let gauges: [(&str, &str, f64); 7] = [
             ("auditlog_events", "Events in the log.", g.events as f64),
             ("auditlog_segments", "Segment files.", g.segments as f64),
             (
@@ -204,6 +220,16 @@ impl Metrics {
                 "auditlog_next_seq",
                 "The seq the next event gets.",
                 g.next_seq as f64,
+            ),
+            (
+                "auditlog_witness_cosignatures",
+                "Cosignatures the last scheduled witness round got.",
+                self.witness_cosignatures.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "auditlog_witnessed_tree_size",
+                "The last tree size a quorum of witnesses cosigned in a scheduled round.",
+                self.witnessed_size.load(Ordering::Relaxed) as f64,
             ),
         ];
         for (name, help, v) in gauges {

@@ -21,6 +21,7 @@ pub use witness::{router as witness_router, serve_witness_blocking};
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +123,12 @@ impl Server {
                     .into(),
             ));
         }
+        if cfg.server.witness_interval_secs > 0 && witnesses.is_empty() {
+            return Err(Error::Config(
+                "server.witness_interval_secs needs server.witnesses (there is no one to ask)"
+                    .into(),
+            ));
+        }
         if let Some(q) = cfg.server.witness_quorum {
             if q > witnesses.len() {
                 return Err(Error::Config(format!(
@@ -197,6 +204,8 @@ impl Server {
             shutdown.await;
             app.closing.send_replace(true);
         };
+        let witnessing = (self.app.cfg.server.witness_interval_secs > 0)
+            .then(|| tokio::spawn(witness_schedule(self.app.clone())));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             None => {
@@ -215,6 +224,10 @@ impl Server {
                     .await
             }
         };
+        if let Some(w) = witnessing {
+            // It ends at `closing`; a round in flight finishes first (bounded by its timeouts).
+            let _ = w.await;
+        }
         // The sinks stop before the flush (a delivery in flight finishes its attempt and
         // writes its cursor); they resume from their cursors at the next start.
         // Alerts first: one raised now is still delivered by the sinks at their next start.
@@ -234,6 +247,78 @@ impl Server {
             .map_err(|e| Error::Config(format!("flush at shutdown: {e}")))?;
         served.map_err(|e| Error::Config(format!("server: {e}")))?;
         flushed
+    }
+}
+
+/// `server.witness_interval_secs`: every interval, a witness round (the tree extended, signed
+/// when it grew, cosignatures asked of `server.witnesses`), until shutdown. A size that a
+/// quorum has cosigned is not asked again; a round short of its quorum is retried at the
+/// next tick. Outcomes go to the log output and to the `auditlog_witness_*` metrics.
+async fn witness_schedule(app: Arc<App>) {
+    let every = Duration::from_secs(app.cfg.server.witness_interval_secs);
+    let need = app.cfg.server.witness_quorum.unwrap_or(app.witnesses.len());
+    let mut closing = app.closing.subscribe();
+    let mut cosigned_size: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = closing.wait_for(|c| *c) => return,
+        }
+        let a = app.clone();
+        let round = tokio::task::spawn_blocking(move || -> Result<Option<(u64, usize)>> {
+            let size = a.log.merkle_sync()?.size;
+            if size == 0 || cosigned_size == Some(size) {
+                return Ok(None);
+            }
+            let signer = a.signer.as_ref().expect("witnesses need a signer (checked at bind)");
+            let (note, outcomes) = crate::transparency::witness_current(
+                &a.log,
+                signer,
+                &a.witnesses,
+                Duration::from_secs(10),
+            )?;
+            let signed: u64 = note
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(size);
+            for o in &outcomes {
+                if let Err(e) = &o.result {
+                    tracing::warn!(witness = %o.witness, size = signed, error = %e, "a witness did not cosign");
+                }
+            }
+            Ok(Some((signed, outcomes.iter().filter(|o| o.result.is_ok()).count())))
+        })
+        .await;
+        let m = &app.metrics;
+        match round {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((size, got)))) => {
+                m.witness_cosignatures.store(got as u64, Ordering::Relaxed);
+                if got >= need {
+                    cosigned_size = Some(size);
+                    m.witness_rounds.fetch_add(1, Ordering::Relaxed);
+                    m.witnessed_size.store(size, Ordering::Relaxed);
+                    tracing::info!(size, cosignatures = got, "checkpoint witnessed");
+                } else {
+                    m.witness_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        size,
+                        cosignatures = got,
+                        quorum = need,
+                        "witness quorum not met; retrying at the next round"
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                m.witness_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "witness round failed");
+            }
+            Err(e) => {
+                m.witness_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "witness round panicked");
+            }
+        }
     }
 }
 
