@@ -58,10 +58,20 @@ pub(crate) fn open_rw(path: &Path) -> io::Result<File> {
 
 /// Reads a whole regular file.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = open(path)?;
     let mut v = Vec::new();
-    f.read_to_end(&mut v)?;
+    read_into(path, &mut v)?;
     Ok(v)
+}
+
+/// Reads a whole regular file into `buf` (cleared first), reusing its memory: a buffer
+/// already touched costs no page faults, which on some machines cost more than the read.
+pub(crate) fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut f = open(path)?;
+    buf.clear();
+    let len = f.metadata()?.len() as usize;
+    buf.reserve(len);
+    f.read_to_end(buf)?;
+    Ok(())
 }
 
 /// Fails if `dir` exists and is not a real directory (a symbolic link, a file). An absent

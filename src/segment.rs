@@ -262,6 +262,48 @@ impl Segment {
         }
     }
 
+    /// Whether this segment's index is neither in memory nor kept up to date in memory:
+    /// the next [`with_index`](Self::with_index) loads or builds it.
+    pub fn index_cold(&self) -> bool {
+        matches!(&self.index, crate::index::Slot::Lazy(cell) if cell.get().is_none())
+    }
+
+    /// Loads (or builds) and caches the indexes of those of `segs` not in memory yet, on
+    /// every core, each worker reading side files into one reused buffer: the first query
+    /// after an open touches every segment's index, and loading them one by one on one core
+    /// was most of its time. Failures are left to the caller's own `with_index`, which
+    /// meets and reports them.
+    pub fn preload_indexes(segs: &[&Arc<Segment>], auth: crate::index::IndexAuth<'_>) {
+        let cold: Vec<&Arc<Segment>> = segs.iter().copied().filter(|s| s.index_cold()).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(cold.len());
+        if threads < 2 {
+            return;
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let mut buf = Vec::new();
+                    while let Some(seg) =
+                        cold.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let crate::index::Slot::Lazy(cell) = &seg.index else {
+                            continue;
+                        };
+                        if cell.get().is_some() || seg.check_mapped().is_err() {
+                            continue;
+                        }
+                        if let Ok(idx) = seg.load_or_build_index_in(auth, &mut buf) {
+                            let _ = cell.set(Arc::new(idx));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
     /// Like [`with_index`](Self::with_index), for streaming scans (reports, exports): an
     /// index already cached is used, but one loaded here is dropped afterwards instead of
     /// being cached, so a scan over the whole log holds one segment's index at a time.
@@ -285,13 +327,24 @@ impl Segment {
         &self,
         auth: crate::index::IndexAuth<'_>,
     ) -> Result<crate::index::SegIndex> {
+        self.load_or_build_index_in(auth, &mut Vec::new())
+    }
+
+    /// [`load_or_build_index`](Self::load_or_build_index) reading the side file into `buf`.
+    /// The file is read, not mapped: its MAC must be checked over the very bytes that are
+    /// decoded, which a map another program can edit in place would not guarantee.
+    fn load_or_build_index_in(
+        &self,
+        auth: crate::index::IndexAuth<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<crate::index::SegIndex> {
         self.check_intact()?;
         if let Some(ft) = &self.footer {
             // A side file that is a symbolic link (or not a regular file) is not read: the
             // index is rebuilt from the segment instead.
-            if let Ok(bytes) = crate::nofollow::read(&self.index_path()) {
+            if crate::nofollow::read_into(&self.index_path(), buf).is_ok() {
                 if let Ok(idx) = crate::index::decode_file(
-                    &bytes,
+                    buf,
                     ft.first_seq,
                     ft.count,
                     ft.records_end,

@@ -415,6 +415,17 @@ fn entries(
         .collect()
 }
 
+/// Loads the cold indexes of every segment `q` may visit (the sealed ones its time range
+/// does not exclude, and the unsealed ones) on every core, before the query walks them.
+fn preload(inner: &Inner, segs: &[Arc<Segment>], q: &Query) {
+    let (start, end) = bounds(q);
+    let wanted: Vec<&Arc<Segment>> = segs
+        .iter()
+        .filter(|s| !s.footer.is_some_and(|f| f.max_ts < start || f.min_ts > end))
+        .collect();
+    Segment::preload_indexes(&wanted, inner.index_auth());
+}
+
 fn snapshot_of(segs: &[Arc<Segment>], auth: crate::index::IndexAuth<'_>) -> Result<u64> {
     match segs.last() {
         Some(s) => s.with_index(auth, |i| i.first_seq + i.len() as u64),
@@ -432,6 +443,7 @@ pub(crate) fn run(inner: &Inner, q: &Query) -> Result<Page> {
         .map(|c| Cursor::decode(c, &inner.chain, &inner.log_id, &fp))
         .transpose()?;
     let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
+    preload(inner, &segs, q);
     let snapshot = match cursor {
         Some(c) => c.snapshot,
         None => snapshot_of(&segs, inner.index_auth())?,
@@ -818,6 +830,7 @@ pub(crate) fn facets(inner: &Inner, q: &Query, dims: &[&str], limit: usize) -> R
         })
         .collect::<Result<_>>()?;
     let segs: Vec<Arc<Segment>> = inner.segments_snapshot();
+    preload(inner, &segs, q);
     let snapshot = snapshot_of(&segs, inner.index_auth())?;
     let terms = Terms::new(q);
     let (start, end) = bounds(q);
