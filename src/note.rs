@@ -555,6 +555,139 @@ pub fn add_signatures(note: &str, lines: &str) -> Result<String> {
     Ok(out)
 }
 
+/// First line of a key rotation statement.
+pub const ROTATION_HEADER: &str = "auditlog key rotation v1";
+
+/// A key rotation statement: a signed note, signed by `old` and then by `new`, that says
+/// `new` succeeds `old` as the log's checkpoint key:
+///
+/// ```text
+/// auditlog key rotation v1
+/// <old verifier key>
+/// <new verifier key>
+///
+/// — <name> base64(old key ID || signature)
+/// — <name> base64(new key ID || signature)
+/// ```
+///
+/// Both are note keys (type 0x01) of the same name, the checkpoints' origin. A verifier
+/// that trusts `old` trusts `new` once it holds the statement ([`follow_rotations`]): the
+/// holder of the old key endorsed the new one, and the new key's own signature shows that
+/// its holder made the statement (no one can claim another's key as their successor).
+pub fn rotation_statement(old: &SignerKey, new: &SignerKey) -> Result<String> {
+    for k in [old, new] {
+        if k.ty != KeyType::Ed25519 {
+            return Err(err(format!(
+                "key {}+{:08x} is a cosignature/v1 witness key; only note keys (type 0x01) rotate",
+                k.name, k.id
+            )));
+        }
+    }
+    if old.name != new.name {
+        return Err(err(format!(
+            "the new key is named {:?}, the old one {:?}: a rotated key keeps the name (the \
+             checkpoints' origin)",
+            new.name, old.name
+        )));
+    }
+    if old.id == new.id {
+        return Err(err("the new key is the old key"));
+    }
+    let text = format!(
+        "{ROTATION_HEADER}\n{}\n{}\n",
+        old.verifier(),
+        new.verifier()
+    );
+    let signed = old.sign(&text)?;
+    let by_new = new.sign(&text)?;
+    let (_, line) = by_new
+        .rsplit_once("\n\n")
+        .expect("a note from sign has a blank line");
+    add_signatures(&signed, line)
+}
+
+/// The keys a verifier that trusts `trusted` trusts once it holds `statements` (each a
+/// [`rotation_statement`]): `trusted` first, then each successor in the order the
+/// statements lead to it. A statement counts only when it names a trusted key as the old
+/// one and carries valid signatures by both keys. Every statement must belong to the chain:
+/// one that does not start from a key reached from `trusted`, is malformed or does not
+/// verify is an error naming it (by its position, from 1).
+pub fn follow_rotations(trusted: &VerifierKey, statements: &[String]) -> Result<Vec<VerifierKey>> {
+    if trusted.ty != KeyType::Ed25519 {
+        return Err(err(format!(
+            "{}+{:08x} is a witness cosignature key, not a log key",
+            trusted.name, trusted.id
+        )));
+    }
+    struct Parsed {
+        old: VerifierKey,
+        new: VerifierKey,
+    }
+    let mut parsed = Vec::with_capacity(statements.len());
+    for (i, st) in statements.iter().enumerate() {
+        let what = format!("rotation statement {}", i + 1);
+        let (text, _) = parse(st).map_err(|e| err(format!("{what}: {e}")))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(ROTATION_HEADER) {
+            return Err(err(format!(
+                "{what}: its first line is not {ROTATION_HEADER:?}"
+            )));
+        }
+        let (Some(o), Some(n), None) = (lines.next(), lines.next(), lines.next()) else {
+            return Err(err(format!(
+                "{what}: it does not hold exactly an old and a new verifier key"
+            )));
+        };
+        let old = VerifierKey::parse_typed(o, KeyType::Ed25519, &format!("{what}: old key"))?;
+        let new = VerifierKey::parse_typed(n, KeyType::Ed25519, &format!("{what}: new key"))?;
+        if old.name != new.name {
+            return Err(err(format!(
+                "{what}: the keys are named {:?} and {:?}; a rotated key keeps the name",
+                old.name, new.name
+            )));
+        }
+        for k in [&old, &new] {
+            let opened =
+                open(st, std::slice::from_ref(k)).map_err(|e| err(format!("{what}: {e}")))?;
+            if opened.verified.is_empty() {
+                return Err(err(format!(
+                    "{what}: no signature by {}+{:08x}",
+                    k.name, k.id
+                )));
+            }
+        }
+        parsed.push(Parsed { old, new });
+    }
+    let mut keys = vec![trusted.clone()];
+    let mut used = vec![false; parsed.len()];
+    loop {
+        let next = (0..parsed.len()).find(|&i| {
+            !used[i]
+                && keys
+                    .iter()
+                    .any(|k| k.name == parsed[i].old.name && k.id == parsed[i].old.id)
+        });
+        let Some(i) = next else { break };
+        used[i] = true;
+        let new = &parsed[i].new;
+        if !keys.iter().any(|k| k.name == new.name && k.id == new.id) {
+            keys.push(new.clone());
+        }
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(err(format!(
+            "rotation statement {}: its old key {}+{:08x} is not {}+{:08x} nor a key rotated \
+             from it by the other statements",
+            i + 1,
+            parsed[i].old.name,
+            parsed[i].old.id,
+            trusted.name,
+            trusted.id
+        )));
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,5 +732,41 @@ mod tests {
         bad[11] ^= 1;
         let forged = format!("{note}\u{2014} witness.example/w1 {}\n", B64.encode(bad));
         assert!(cosignatures(&forged, &[wv]).is_err());
+    }
+
+    #[test]
+    fn rotations_chain_in_any_order_and_need_both_signatures() {
+        let k0 = SignerKey::generate("log.example/rot").unwrap();
+        let k1 = SignerKey::generate("log.example/rot").unwrap();
+        let k2 = SignerKey::generate("log.example/rot").unwrap();
+        let s01 = rotation_statement(&k0, &k1).unwrap();
+        let s12 = rotation_statement(&k1, &k2).unwrap();
+        // Given newest first, the chain is still followed from the trusted key.
+        let keys = follow_rotations(&k0.verifier(), &[s12.clone(), s01.clone()]).unwrap();
+        let ids: Vec<u32> = keys.iter().map(|k| k.id()).collect();
+        assert_eq!(ids, vec![k0.id(), k1.id(), k2.id()]);
+        // From k1, the statement that starts at k0 does not belong.
+        let e = follow_rotations(&k1.verifier(), &[s01.clone(), s12.clone()]).unwrap_err();
+        assert!(e.to_string().contains("rotation statement 1"), "{e}");
+        assert_eq!(
+            follow_rotations(&k1.verifier(), &[s12.clone()])
+                .unwrap()
+                .len(),
+            2
+        );
+        // Only the old key's signature: an endorsement the new key's holder never made.
+        let text = format!("{ROTATION_HEADER}\n{}\n{}\n", k0.verifier(), k2.verifier());
+        let one = k0.sign(&text).unwrap();
+        let e = follow_rotations(&k0.verifier(), &[one]).unwrap_err();
+        assert!(e.to_string().contains("no signature by a known key"), "{e}");
+        // Another name, the same key, a witness key: refused when the statement is made.
+        let other = SignerKey::generate("other.example/rot").unwrap();
+        assert!(rotation_statement(&k0, &other).is_err());
+        assert!(rotation_statement(&k0, &k0).is_err());
+        let w = SignerKey::generate_typed("log.example/rot", KeyType::CosignatureV1).unwrap();
+        assert!(rotation_statement(&k0, &w).is_err());
+        // A statement with a third key line, or no header, is malformed.
+        let extra = s01.replacen(ROTATION_HEADER, "auditlog key rotation v9", 1);
+        assert!(follow_rotations(&k0.verifier(), &[extra]).is_err());
     }
 }

@@ -80,6 +80,12 @@ pub fn is_receipt(text: &str) -> bool {
 /// Verifies a receipt with only the verifier key: the checkpoint's signature, then the
 /// inclusion of the leaf made of `extra` at `index` in the checkpoint's tree.
 pub fn verify(text: &str, key: &VerifierKey) -> Result<VerifiedReceipt> {
+    verify_with(text, std::slice::from_ref(key))
+}
+
+/// [`verify`] accepting a checkpoint signed by any of `keys` (the log's key and the keys
+/// rotated from it: [`crate::note::follow_rotations`]).
+pub fn verify_with(text: &str, key: &[VerifierKey]) -> Result<VerifiedReceipt> {
     let mut rest = text;
     let mut line_no = 0usize;
     let mut next_line = |rest: &mut &str| -> Option<(usize, String)> {
@@ -142,7 +148,7 @@ pub fn verify(text: &str, key: &VerifierKey) -> Result<VerifiedReceipt> {
             return Err(err("more than 64 proof hashes"));
         }
     }
-    let cp = TreeCheckpoint::open(rest, key).map_err(|e| inner("checkpoint: ", e))?;
+    let cp = TreeCheckpoint::open_with(rest, key).map_err(|e| inner("checkpoint: ", e))?;
     let extra = extra.ok_or_else(|| {
         err("no `extra` line: auditlog receipts carry the leaf bytes (seq, timestamp, digest) there")
     })?;

@@ -94,20 +94,27 @@ impl TreeCheckpoint {
 
     /// Opens a signed checkpoint note with `key`.
     pub fn open(signed: &str, key: &VerifierKey) -> Result<TreeCheckpoint> {
-        if key.key_type() != note::KeyType::Ed25519 {
+        Self::open_with(signed, std::slice::from_ref(key))
+    }
+
+    /// Opens a signed checkpoint note with any of `keys` (the log's key and its successors,
+    /// from [`note::follow_rotations`]): at least one must have signed it, and every
+    /// signature by one of them must verify.
+    pub fn open_with(signed: &str, keys: &[VerifierKey]) -> Result<TreeCheckpoint> {
+        if let Some(key) = keys.iter().find(|k| k.key_type() != note::KeyType::Ed25519) {
             return Err(err(format!(
                 "{}+{:08x} is a witness cosignature key, not a log key",
                 key.name(),
                 key.id()
             )));
         }
-        let opened = note::open(signed, std::slice::from_ref(key))?;
+        let opened = note::open(signed, keys)?;
         let cp = Self::parse_body(&opened.text)?;
-        if cp.origin != key.name() {
+        let by = &opened.verified[0];
+        if cp.origin != by.name {
             return Err(err(format!(
                 "checkpoint origin {:?} is not the key's name {:?}",
-                cp.origin,
-                key.name()
+                cp.origin, by.name
             )));
         }
         Ok(cp)
@@ -437,6 +444,12 @@ pub struct Verified {
 /// Verifies a proof (the JSON of `auditlog prove` or `prove-consistency`) with only the
 /// verifier key: the checkpoint's signature, its size and root, and the proof's hashes.
 pub fn verify_proof(json: &str, key: &VerifierKey) -> Result<Verified> {
+    verify_proof_with(json, std::slice::from_ref(key))
+}
+
+/// [`verify_proof`] accepting a checkpoint signed by any of `keys` (the log's key and the
+/// keys rotated from it: [`note::follow_rotations`]).
+pub fn verify_proof_with(json: &str, key: &[VerifierKey]) -> Result<Verified> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| err(format!("proof is not JSON: {e}")))?;
     let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
@@ -449,7 +462,7 @@ pub fn verify_proof(json: &str, key: &VerifierKey) -> Result<Verified> {
         "inclusion" => {
             let p: InclusionProof =
                 serde_json::from_value(v).map_err(|e| err(format!("inclusion proof: {e}")))?;
-            let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
+            let cp = TreeCheckpoint::open_with(need_cp(&p.checkpoint)?, key)?;
             check_against(&cp, p.tree_size, &unb64(&p.root, "root")?)?;
             let digest = unhex::<32>(&p.digest)
                 .ok_or_else(|| err(format!("digest {:?} is not 64 hex digits", p.digest)))?;
@@ -474,7 +487,7 @@ pub fn verify_proof(json: &str, key: &VerifierKey) -> Result<Verified> {
         "consistency" => {
             let p: ConsistencyProof =
                 serde_json::from_value(v).map_err(|e| err(format!("consistency proof: {e}")))?;
-            let cp = TreeCheckpoint::open(need_cp(&p.checkpoint)?, key)?;
+            let cp = TreeCheckpoint::open_with(need_cp(&p.checkpoint)?, key)?;
             check_against(&cp, p.new_size, &unb64(&p.new_root, "new_root")?)?;
             let old_root = unb64(&p.old_root, "old_root")?;
             verify_consistency(

@@ -319,3 +319,192 @@ fn a_checkpoint_not_extending_the_last_signed_one_is_refused() {
     let cp = ok(&run(cli(&a, &["checkpoint", "--signed", "--key", k]), ""));
     assert!(cp.starts_with("fork.example/log\n35\n"), "{cp}");
 }
+
+#[test]
+fn a_rotated_key_signs_on_and_verifiers_of_the_old_key_follow_the_statement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = t.join("data");
+    let p = |name: &str| t.join(name).to_str().unwrap().to_string();
+    let old_vkey = ok(&run(
+        bare(&[
+            "keygen",
+            "--name",
+            "audit.example.com/rot",
+            "--out",
+            &p("old.key"),
+        ]),
+        "",
+    ))
+    .trim()
+    .to_string();
+    append(&data, 1, 30);
+    let cp_old = ok(&run(
+        cli(&data, &["checkpoint", "--signed", "--key", &p("old.key")]),
+        "",
+    ));
+    std::fs::write(t.join("cp-old"), &cp_old).unwrap();
+
+    // Rotate: same name, a new key, and a statement signed by both.
+    let o = run(
+        bare(&["keygen", "--rotate", &p("old.key"), "--out", &p("new.key")]),
+        "",
+    );
+    let new_vkey = ok(&o).trim().to_string();
+    assert!(new_vkey.starts_with("audit.example.com/rot+"), "{new_vkey}");
+    assert_ne!(new_vkey, old_vkey);
+    assert!(err(&o).contains("rotation statement"), "{}", err(&o));
+    let statement = std::fs::read_to_string(t.join("new.key.rotation")).unwrap();
+    assert!(
+        statement.starts_with(&format!(
+            "auditlog key rotation v1\n{old_vkey}\n{new_vkey}\n\n"
+        )),
+        "{statement}"
+    );
+    assert_eq!(
+        statement.matches("\n— audit.example.com/rot ").count(),
+        2,
+        "{statement}"
+    );
+    // A rotation keeps the name, and never overwrites a statement.
+    let renamed = run(
+        bare(&[
+            "keygen",
+            "--rotate",
+            &p("old.key"),
+            "--name",
+            "other/name",
+            "--out",
+            &p("x.key"),
+        ]),
+        "",
+    );
+    assert!(!renamed.status.success());
+    assert!(
+        err(&renamed).contains("keeps the old key's name"),
+        "{}",
+        err(&renamed)
+    );
+    assert!(!t.join("x.key").exists());
+    let again = run(
+        bare(&[
+            "keygen",
+            "--rotate",
+            &p("old.key"),
+            "--out",
+            &p("y.key"),
+            "--statement",
+            &p("new.key.rotation"),
+        ]),
+        "",
+    );
+    assert!(!again.status.success());
+    assert!(err(&again).contains("exists already"), "{}", err(&again));
+
+    // The new key signs the grown tree: still consistent with the old key's checkpoint.
+    append(&data, 2, 50);
+    let cp_new = ok(&run(
+        cli(&data, &["checkpoint", "--signed", "--key", &p("new.key")]),
+        "",
+    ));
+    assert!(
+        cp_new.starts_with("audit.example.com/rot\n80\n"),
+        "{cp_new}"
+    );
+    std::fs::write(t.join("cp-new"), &cp_new).unwrap();
+    let proof = ok(&run(cli(&data, &["prove", "--seq", "7"]), ""));
+    std::fs::write(t.join("proof.json"), &proof).unwrap();
+    let receipt = ok(&run(
+        cli(&data, &["prove", "--seq", "7", "--format", "tlog-proof"]),
+        "",
+    ));
+    std::fs::write(t.join("receipt"), &receipt).unwrap();
+
+    let verify = |key: &str, file: &str, rotations: &[&str]| {
+        let mut args = vec!["verify-proof", "--key", key, "--proof"];
+        let f = p(file);
+        args.push(&f);
+        let rs: Vec<String> = rotations.iter().map(|r| p(r)).collect();
+        for r in &rs {
+            args.push("--rotation");
+            args.push(r);
+        }
+        run(bare(&args), "")
+    };
+    for file in ["proof.json", "receipt"] {
+        // The old key alone does not vouch for the new key's checkpoint ...
+        let v = verify(&old_vkey, file, &[]);
+        assert_eq!(v.status.code(), Some(1), "{file}: {}", out(&v));
+        assert!(
+            err(&v).contains("no signature by a known key"),
+            "{file}: {}",
+            err(&v)
+        );
+        // ... with the statement it does; the new key alone does too.
+        let v = verify(&old_vkey, file, &["new.key.rotation"]);
+        assert!(ok(&v).starts_with("ok: "), "{file}: {}", out(&v));
+        assert!(
+            err(&v).contains("trusting audit.example.com/rot+"),
+            "{}",
+            err(&v)
+        );
+        ok(&verify(&new_vkey, file, &[]));
+    }
+
+    // Both checkpoints agree, checked with the old key and the statement.
+    let vc = run(
+        cli(
+            &data,
+            &[
+                "verify-checkpoints",
+                "--key",
+                &old_vkey,
+                "--rotation",
+                &p("new.key.rotation"),
+                &p("cp-old"),
+                &p("cp-new"),
+            ],
+        ),
+        "",
+    );
+    assert!(ok(&vc).contains("2 checkpoint(s)"), "{}", out(&vc));
+
+    // Forged statements: one claiming the new key signed only by an impostor's key, and
+    // one whose new key line was swapped, are refused, naming the statement.
+    let imp_vkey = ok(&run(
+        bare(&[
+            "keygen",
+            "--name",
+            "audit.example.com/rot",
+            "--out",
+            &p("impostor.key"),
+        ]),
+        "",
+    ))
+    .trim()
+    .to_string();
+    let swapped = statement.replacen(&new_vkey, &imp_vkey, 1);
+    std::fs::write(t.join("swapped.rotation"), &swapped).unwrap();
+    let v = verify(&old_vkey, "proof.json", &["swapped.rotation"]);
+    assert!(!v.status.success());
+    assert!(err(&v).contains("rotation statement 1"), "{}", err(&v));
+    let rot2 = run(
+        bare(&[
+            "keygen",
+            "--rotate",
+            &p("impostor.key"),
+            "--out",
+            &p("imp2.key"),
+        ]),
+        "",
+    );
+    ok(&rot2);
+    // A statement from a key the verifier never trusted does not chain from --key.
+    let v = verify(&old_vkey, "proof.json", &["imp2.key.rotation"]);
+    assert!(!v.status.success());
+    assert!(
+        err(&v).contains("is not audit.example.com/rot+"),
+        "{}",
+        err(&v)
+    );
+}

@@ -14,8 +14,16 @@ pub(crate) enum TlogCommand {
     /// verifier key to publish.
     Keygen {
         /// The key's name, also the checkpoints' origin line (e.g. `example.com/audit`).
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "rotate")]
+        name: Option<String>,
+        /// Rotate: make a successor of this signer key file (same name) and a rotation
+        /// statement signed by both keys (written to --statement), which lets verifiers that
+        /// trust the old key accept checkpoints signed by the new one.
+        #[arg(long, conflicts_with = "cosigner")]
+        rotate: Option<PathBuf>,
+        /// Where --rotate writes the rotation statement (default: <out>.rotation).
+        #[arg(long, requires = "rotate")]
+        statement: Option<PathBuf>,
         /// Signer key file to create (refuses to overwrite).
         #[arg(long, default_value = "auditlog-signer.key")]
         out: PathBuf,
@@ -60,6 +68,10 @@ pub(crate) enum TlogCommand {
         /// Cosignatures needed (default: every --witness).
         #[arg(long, requires = "witness")]
         quorum: Option<usize>,
+        /// A key rotation statement (`keygen --rotate`; repeatable): checkpoints signed by
+        /// a key rotated from --key are accepted too.
+        #[arg(long)]
+        rotation: Vec<PathBuf>,
     },
     /// Check signed checkpoints of one log against each other (and against the tree in
     /// --data when it has one): reports a FORK, naming both files, when two of the same size
@@ -79,6 +91,10 @@ pub(crate) enum TlogCommand {
         witness: Vec<String>,
         #[arg(long, requires = "witness")]
         quorum: Option<usize>,
+        /// A key rotation statement (`keygen --rotate`; repeatable): checkpoints signed by
+        /// a key rotated from --key are accepted too.
+        #[arg(long)]
+        rotation: Vec<PathBuf>,
         /// Signed checkpoint files (notes, cosignatures allowed).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -115,6 +131,32 @@ fn key_text(key: &str, what: &'static str) -> Result<String, Error> {
     } else {
         Ok(key.trim().to_string())
     }
+}
+
+/// The log key `key` (string or file) and the keys rotated from it by the statement files.
+fn log_keys(key: &str, rotations: &[PathBuf]) -> Result<Vec<VerifierKey>, Error> {
+    let vk = VerifierKey::parse_typed(
+        &key_text(key, "reading verifier key")?,
+        KeyType::Ed25519,
+        "--key",
+    )?;
+    let statements = rotations
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|e| Error::io("reading rotation statement", p, e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = auditlog::note::follow_rotations(&vk, &statements)?;
+    for k in &keys[1..] {
+        eprintln!(
+            "trusting {}+{:08x}: rotated from {}+{:08x}",
+            k.name(),
+            k.id(),
+            vk.name(),
+            vk.id()
+        );
+    }
+    Ok(keys)
 }
 
 fn witness_keys(keys: &[String]) -> Result<Vec<VerifierKey>, Error> {
@@ -248,6 +290,8 @@ pub(crate) fn run(
     match cmd {
         TlogCommand::Keygen {
             name,
+            rotate,
+            statement,
             out,
             cosigner,
         } => {
@@ -256,7 +300,36 @@ pub(crate) fn run(
             } else {
                 KeyType::Ed25519
             };
-            let k = SignerKey::generate_typed(name, ty)?;
+            let old = rotate.as_deref().map(read_signer).transpose()?;
+            let name = match (&old, name) {
+                (Some(o), Some(n)) if n != o.name() => {
+                    return Err(Error::Transparency(format!(
+                        "--name {n:?}: a rotated key keeps the old key's name {:?} (the \
+                         checkpoints' origin); leave --name out",
+                        o.name()
+                    )))
+                }
+                (Some(o), _) => o.name().to_string(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => unreachable!("clap requires --name or --rotate"),
+            };
+            let k = SignerKey::generate_typed(&name, ty)?;
+            // The statement is made (and checked) before any file is written.
+            let rotation = old
+                .as_ref()
+                .map(|o| auditlog::note::rotation_statement(o, &k))
+                .transpose()?;
+            let statement_path = statement.clone().unwrap_or_else(|| {
+                let mut p = out.clone().into_os_string();
+                p.push(".rotation");
+                PathBuf::from(p)
+            });
+            if rotation.is_some() && statement_path.exists() {
+                return Err(Error::Transparency(format!(
+                    "{}: the rotation statement file exists already (refusing to overwrite)",
+                    statement_path.display()
+                )));
+            }
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -269,6 +342,19 @@ pub(crate) fn run(
                 .and_then(|_| f.sync_all())
                 .map_err(|e| Error::io("writing", out, e))?;
             eprintln!("signer key written to {} (keep it secret)", out.display());
+            if let (Some(text), Some(o)) = (&rotation, &old) {
+                std::fs::write(&statement_path, text)
+                    .map_err(|e| Error::io("writing rotation statement", &statement_path, e))?;
+                eprintln!(
+                    "rotation statement {}+{:08x} -> {}+{:08x} written to {} (publish it beside \
+                     the new verifier key; sign with the new key from now on)",
+                    o.name(),
+                    o.id(),
+                    k.name(),
+                    k.id(),
+                    statement_path.display()
+                );
+            }
             println!("{}", k.verifier());
             Ok(0)
         }
@@ -319,12 +405,10 @@ pub(crate) fn run(
             proof,
             witness,
             quorum,
+            rotation,
         } => {
-            let vk = VerifierKey::parse_typed(
-                &key_text(key, "reading verifier key")?,
-                KeyType::Ed25519,
-                "--key",
-            )?;
+            let keys = log_keys(key, rotation)?;
+            let vk = &keys[0];
             let wks = witness_keys(witness)?;
             let json = if proof == Path::new("-") {
                 let mut s = String::new();
@@ -346,7 +430,7 @@ pub(crate) fn run(
                 }
             }
             if auditlog::tlog_proof::is_receipt(&json) {
-                return match auditlog::tlog_proof::verify(&json, &vk) {
+                return match auditlog::tlog_proof::verify_with(&json, &keys) {
                     Ok(v) => {
                         println!(
                             "ok: record {} (timestamp_ns {}, digest {}) is in the tree of size {} signed by {}",
@@ -364,7 +448,7 @@ pub(crate) fn run(
                     }
                 };
             }
-            match transparency::verify_proof(&json, &vk) {
+            match transparency::verify_proof_with(&json, &keys) {
                 Ok(v) => {
                     match v.old {
                         None => println!(
@@ -391,8 +475,9 @@ pub(crate) fn run(
             proof,
             witness,
             quorum,
+            rotation,
             files,
-        } => verify_checkpoints(data, key, proof, witness, *quorum, files),
+        } => verify_checkpoints(data, key, rotation, proof, witness, *quorum, files),
         #[cfg(feature = "server")]
         TlogCommand::Witness {
             key,
@@ -440,6 +525,7 @@ fn proof_checkpoint(text: &str) -> Result<String, Error> {
 fn verify_checkpoints(
     data: &Path,
     key: &str,
+    rotations: &[PathBuf],
     proofs: &[PathBuf],
     witness: &[String],
     quorum: Option<usize>,
@@ -448,18 +534,15 @@ fn verify_checkpoints(
     use auditlog::merkle::{consistency_proof, tree_hash};
     use auditlog::tiles::TileStore;
     use auditlog::transparency::{ConsistencyProof, TreeCheckpoint};
-    let vk = VerifierKey::parse_typed(
-        &key_text(key, "reading verifier key")?,
-        KeyType::Ed25519,
-        "--key",
-    )?;
+    let keys = log_keys(key, rotations)?;
+    let vk = &keys[0];
     let wks = witness_keys(witness)?;
     let mut code = 0;
     let mut cps = Vec::new();
     for f in files {
         let label = f.display().to_string();
         let text = std::fs::read_to_string(f).map_err(|e| Error::io("reading checkpoint", f, e))?;
-        match TreeCheckpoint::open(&text, &vk) {
+        match TreeCheckpoint::open_with(&text, &keys) {
             Ok(cp) => {
                 println!(
                     "{label}: signed by {}: size {}, root {}",
