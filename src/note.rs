@@ -749,7 +749,7 @@ mod tests {
         let e = follow_rotations(&k1.verifier(), &[s01.clone(), s12.clone()]).unwrap_err();
         assert!(e.to_string().contains("rotation statement 1"), "{e}");
         assert_eq!(
-            follow_rotations(&k1.verifier(), &[s12.clone()])
+            follow_rotations(&k1.verifier(), std::slice::from_ref(&s12))
                 .unwrap()
                 .len(),
             2
