@@ -330,6 +330,44 @@ impl Segment {
         self.load_or_build_index_in(auth, &mut Vec::new())
     }
 
+    /// The segment state an index side file must be bound to (`first_seq`, `count`,
+    /// `records_end`, `last_mac`): the footer's when sealed. An unsealed segment's side file
+    /// (written at a clean close, FORMAT.md §6) is bound to the segment's last record: the
+    /// file's own count, records end and last MAC are taken as claims and checked against
+    /// the segment itself, whose record at the last offset the file gives must have the
+    /// last seq, end where the records end and carry that chain MAC (the file's MAC, checked
+    /// next by the caller, covers those fields). `None`: the file cannot describe this state
+    /// of the segment (stale), or the segment is forward-secure, whose unsealed side files
+    /// are never used (the log key that authenticates them does not protect its history).
+    pub(crate) fn index_binding(&self, file: &[u8]) -> Option<(u64, u64, u64, Hash)> {
+        if let Some(ft) = &self.footer {
+            return Some((ft.first_seq, ft.count, ft.records_end, ft.last_mac));
+        }
+        if self.header.flags & crate::format::HEADER_FLAG_FORWARD_SECURE != 0 {
+            return None;
+        }
+        let field = |at: usize, n: usize| file.get(at..at.checked_add(n)?);
+        let count = u64::from_le_bytes(field(24, 8)?.try_into().ok()?);
+        let records_end = u64::from_le_bytes(field(32, 8)?.try_into().ok()?);
+        let last_mac: Hash = field(40, 32)?.try_into().ok()?;
+        if count == 0 || records_end != self.records_end as u64 {
+            return None;
+        }
+        let at = usize::try_from(count - 1)
+            .ok()?
+            .checked_mul(4)?
+            .checked_add(88)?;
+        let off = u32::from_le_bytes(field(at, 4)?.try_into().ok()?) as usize;
+        let f = decode_frame(self.bytes().get(off..)?).ok()?;
+        let last_seq = self.header.first_seq.checked_add(count - 1)?;
+        (f.seq == last_seq && off + f.len == self.records_end && f.mac == last_mac).then_some((
+            self.header.first_seq,
+            count,
+            records_end,
+            last_mac,
+        ))
+    }
+
     /// [`load_or_build_index`](Self::load_or_build_index) reading the side file into `buf`.
     /// The file is read, not mapped: its MAC must be checked over the very bytes that are
     /// decoded, which a map another program can edit in place would not guarantee.
@@ -339,18 +377,13 @@ impl Segment {
         buf: &mut Vec<u8>,
     ) -> Result<crate::index::SegIndex> {
         self.check_intact()?;
-        if let Some(ft) = &self.footer {
-            // A side file that is a symbolic link (or not a regular file) is not read: the
-            // index is rebuilt from the segment instead.
-            if crate::nofollow::read_into(&self.index_path(), buf).is_ok() {
-                if let Ok(idx) = crate::index::decode_file(
-                    buf,
-                    ft.first_seq,
-                    ft.count,
-                    ft.records_end,
-                    &ft.last_mac,
-                    auth,
-                ) {
+        // A side file that is a symbolic link (or not a regular file) is not read: the
+        // index is rebuilt from the segment instead.
+        if crate::nofollow::read_into(&self.index_path(), buf).is_ok() {
+            if let Some((first, count, end, mac)) = self.index_binding(buf) {
+                if let Ok(idx) = crate::index::decode_file(buf, first, count, end, &mac, auth) {
+                    // Read through this segment's map: trusted only if no read faulted.
+                    self.check_mapped()?;
                     return Ok(idx);
                 }
             }
@@ -622,6 +655,27 @@ pub fn append_line(point: &'static str, path: &Path, line: &str, torn: TornLine)
         }
     }
     Ok(())
+}
+
+/// [`write_atomic`] without the syncs, for derived data that is checked when read (a crash
+/// may leave it missing, empty or torn, never half old and half new under its name).
+pub fn write_atomic_unsynced(
+    point: &'static str,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    (|| -> std::io::Result<()> {
+        let f = fsio::create_truncate(point, &tmp)?;
+        fsio::write_at(point, &f, bytes, 0)?;
+        fsio::rename(point, &tmp, &dst)
+    })()
+    .map_err(|e| {
+        let _ = fsio::remove_if_exists("leftover.remove", &tmp);
+        Error::io("writing", &dst, e)
+    })
 }
 
 /// Atomically writes a small file: temp file, sync, rename, sync directory.

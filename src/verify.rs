@@ -1144,9 +1144,6 @@ fn index_name(seg: &Segment) -> String {
 /// entries is forged even when its MAC verifies.
 fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: bool) -> IndexCheck {
     use crate::index::IndexFileError;
-    let Some(ft) = &seg.footer else {
-        return IndexCheck::Absent;
-    };
     if crate::archive::is_archived(&seg.path) {
         return IndexCheck::Absent;
     }
@@ -1155,16 +1152,25 @@ fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: b
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return IndexCheck::Absent,
         Err(e) => return IndexCheck::Unusable(format!("cannot be read: {e}")),
     };
+    // Sealed: bound to the footer. Unsealed (saved at a clean close): bound to the last
+    // record; once the segment has grown past it, the file is left unused (not evidence of
+    // anything: the seal replaces it) and not reported.
+    let Some((first_seq, count, records_end, last_mac)) = seg.index_binding(&bytes) else {
+        return match &seg.footer {
+            Some(_) => IndexCheck::Unusable("cannot be read as an index file".into()),
+            None => IndexCheck::Absent,
+        };
+    };
     if compare {
         return match crate::index::decode_file(
             &bytes,
-            ft.first_seq,
-            ft.count,
-            ft.records_end,
-            &ft.last_mac,
+            first_seq,
+            count,
+            records_end,
+            &last_mac,
             auth,
         ) {
-            Ok(idx) => match crate::index::build(seg.bytes(), ft.first_seq) {
+            Ok(idx) => match crate::index::build(seg.bytes(), first_seq) {
                 Ok(rebuilt) if rebuilt == idx => IndexCheck::Authentic,
                 Ok(_) => IndexCheck::Differs,
                 Err(e) => IndexCheck::Unusable(format!("cannot be compared with its segment: {e}")),
@@ -1175,14 +1181,7 @@ fn check_index_file(seg: &Segment, auth: crate::index::IndexAuth<'_>, compare: b
     }
     // Authenticated and bound to this segment's footer: only the key holder wrote it, for
     // this state of the segment (its body is not decoded here; queries decode what they use).
-    match crate::index::authenticate_file(
-        &bytes,
-        ft.first_seq,
-        ft.count,
-        ft.records_end,
-        &ft.last_mac,
-        auth,
-    ) {
+    match crate::index::authenticate_file(&bytes, first_seq, count, records_end, &last_mac, auth) {
         Ok(_) => IndexCheck::Authentic,
         Err(IndexFileError::Forged) => IndexCheck::Forged,
         Err(e) => IndexCheck::Unusable(e.to_string()),

@@ -986,6 +986,49 @@ pub(crate) fn checkpoint(inner: &Inner) -> Result<Checkpoint> {
     Ok(cp)
 }
 
+/// Fewest records in the active segment for a clean close to save its index.
+const SAVE_ACTIVE_INDEX_MIN: u64 = 4096;
+
+/// At a clean close, saves the active segment's index as its side file (FORMAT.md §6),
+/// bound to the last record (its seq, where the records end, its chain MAC), so the next
+/// read-only open of the closed log loads it instead of decoding the whole segment. Derived
+/// data, best effort and not synced: a file lost or torn in a crash is rebuilt, one that
+/// no longer matches (the segment grew) is never used, and sealing replaces it. Not for
+/// forward-secure logs (see `Segment::index_binding`).
+fn save_active_index(inner: &Inner) {
+    let g = inner.writer.lock();
+    let Some(w) = g.as_ref() else { return };
+    let seg = &w.active.seg;
+    if w.active.count < SAVE_ACTIVE_INDEX_MIN
+        || inner.fss.get().is_some()
+        || seg.header.flags & crate::format::HEADER_FLAG_FORWARD_SECURE != 0
+    {
+        return;
+    }
+    let crate::index::Slot::Active(a) = &seg.index else {
+        return;
+    };
+    let committed = w.active.map.committed();
+    if committed.len() != w.active.offset {
+        return;
+    }
+    let Ok(idx) = a.snapshot(committed) else {
+        return;
+    };
+    if idx.len() as u64 != w.active.count {
+        return;
+    }
+    let bytes =
+        crate::index::encode_file(&idx, w.active.offset as u64, &w.prev, inner.index_auth());
+    let dir = w.active.path.parent().unwrap_or(std::path::Path::new("."));
+    let name = seg
+        .index_path()
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let _ = crate::segment::write_atomic_unsynced("index.write", dir, &name, &bytes);
+}
+
 /// Clean shutdown: stop the worker (it finishes pending seals), sync, final checkpoint.
 pub(crate) fn close(inner: &Inner) {
     let worker = inner.worker.lock().take();
@@ -1024,6 +1067,7 @@ pub(crate) fn close(inner: &Inner) {
         {
             st.retire();
         }
+        save_active_index(inner);
     }
     if let Some(s) = inner.spare.lock().take() {
         let _ = fsio::remove("leftover.remove", &s.path);
