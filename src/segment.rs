@@ -247,6 +247,9 @@ impl Segment {
         self.check_mapped()?;
         match &self.index {
             Slot::Active(a) => {
+                if a.needs_decode() {
+                    self.seed_active_index(auth);
+                }
                 let r = a.with(self.bytes(), f);
                 self.check_mapped()?;
                 r
@@ -366,6 +369,45 @@ impl Segment {
             records_end,
             last_mac,
         ))
+    }
+
+    /// For a writer that reopened a log closed cleanly, at the first use of the active
+    /// segment's index (a query, the seal): starts the in-memory index from the side file
+    /// that close saved, when it still describes the records that were in the segment at
+    /// open (see [`index_binding`](Self::index_binding)) and authenticates, instead of
+    /// decoding them. Anything else leaves the index to be built from the records, as
+    /// without a file. Not at open: reading the file would make every open pay for it.
+    pub(crate) fn seed_active_index(&self, auth: crate::index::IndexAuth<'_>) {
+        let crate::index::Slot::Active(a) = &self.index else {
+            return;
+        };
+        let Ok(bytes) = crate::nofollow::read(&self.index_path()) else {
+            return;
+        };
+        let Some((first, count, end, mac)) = self.index_binding(&bytes) else {
+            return;
+        };
+        if let Ok(idx) = crate::index::decode_file(&bytes, first, count, end, &mac, auth) {
+            if self.check_mapped().is_ok() {
+                a.seed(idx);
+            }
+        }
+    }
+
+    /// Whether the side file of this unsealed segment already is the one a clean close
+    /// would write now (its count, records end and last MAC are those given). Reads the
+    /// file's first 72 bytes only.
+    pub(crate) fn index_file_matches(&self, count: u64, records_end: u64, last_mac: &Hash) -> bool {
+        let mut head = [0u8; 72];
+        let Ok(mut f) = crate::nofollow::open(&self.index_path()) else {
+            return false;
+        };
+        if f.read_exact(&mut head).is_err() {
+            return false;
+        }
+        head[24..32] == count.to_le_bytes()
+            && head[32..40] == records_end.to_le_bytes()
+            && head[40..72] == last_mac[..]
     }
 
     /// [`load_or_build_index`](Self::load_or_build_index) reading the side file into `buf`.

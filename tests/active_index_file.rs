@@ -92,12 +92,24 @@ fn a_clean_close_saves_the_active_index_and_only_a_matching_authentic_one_is_use
     assert_eq!(v.indexes_checked, 1, "{v:?}");
     assert!(v.warnings.is_empty(), "{v:?}");
     drop(ro);
+    // A writer that opens and closes without appending starts its index from the file and
+    // leaves the file as it is (not rewritten: same inode).
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata(&idx).unwrap().ino();
+        let log = Log::open(dir, opts()).unwrap();
+        assert_eq!(answers(&log), with_file);
+        drop(log);
+        assert_eq!(fs::metadata(&idx).unwrap().ino(), ino);
+        assert_eq!(fs::read(&idx).unwrap(), saved);
+    }
     fs::remove_file(&idx).unwrap();
     let ro = Log::open_read_only(dir, key()).unwrap();
     let rebuilt = answers(&ro);
     assert_eq!(with_file, rebuilt);
     assert_eq!(rebuilt[0].0, 10_000);
     drop(ro);
+    fs::write(&idx, &saved).unwrap();
 
     // Forged: a posting changed and the CRC fixed. Never used; verify names it.
     let mut forged = saved.clone();
@@ -119,16 +131,19 @@ fn a_clean_close_saves_the_active_index_and_only_a_matching_authentic_one_is_use
     // Stale: the log grew after the file was saved (it is put back by hand). Not used, not
     // reported; the answers include the new records.
     fs::write(&idx, &saved).unwrap();
-    {
+    let grown = {
+        // Seeded from the file, then grown by appends: the same answers as a rebuild.
         let log = Log::open(dir, opts()).unwrap();
         log.append_batch(&evs[10_000..]).unwrap();
-    }
+        answers(&log)
+    };
     let fresh = fs::read(&idx).unwrap();
     assert_ne!(fresh, saved, "the second clean close saved the grown index");
     fs::write(&idx, &saved).unwrap();
     let ro = Log::open_read_only(dir, key()).unwrap();
     let stale = answers(&ro);
     assert_eq!(stale[0].0, 12_000);
+    assert_eq!(stale, grown);
     let v = ro.verify().unwrap();
     assert!(
         v.ok && v.warnings.is_empty() && v.indexes_checked == 0,

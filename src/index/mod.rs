@@ -555,6 +555,22 @@ impl ActiveIndex {
         }
     }
 
+    /// Whether the next use decodes records: some were in the segment when it was activated
+    /// and are not indexed yet.
+    pub(crate) fn needs_decode(&self) -> bool {
+        self.inner.read().1 < self.decode_to
+    }
+
+    /// Starts this index from `idx`, the authenticated index of every record before
+    /// `decode_to` (a side file saved at a clean close, checked against the segment by the
+    /// caller), instead of decoding those records. Only before anything was indexed.
+    pub(crate) fn seed(&self, idx: SegIndex) {
+        let mut g = self.inner.write();
+        if g.1 == HEADER_LEN && g.0.is_empty() && idx.first_seq == g.0.first_seq {
+            *g = (idx, self.decode_to);
+        }
+    }
+
     /// The (empty) key queue, for the next segment's index; this one keeps an empty queue.
     pub fn take_buffer(&self) -> Vec<u8> {
         let mut p = self.pending.lock();

@@ -381,15 +381,8 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         }
         if is_last && !matches!(scan.stop, ScanStop::Footer(_)) {
             report.active_records = scan.count;
-            active = Some(writer::activate(
-                file,
-                path,
-                &header,
-                len,
-                scan.end,
-                Some(&scan),
-                Vec::new(),
-            )?);
+            let a = writer::activate(file, path, &header, len, scan.end, Some(&scan), Vec::new())?;
+            active = Some(a);
         } else if scan.count > 0 {
             // Crash between roll and seal (or during seal): finish sealing now.
             let footer = Footer {

@@ -320,6 +320,14 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     // missing side file is rebuilt on first use).
     let index = match &job.seg.index {
         crate::index::Slot::Active(a) => {
+            if a.needs_decode() {
+                // Records that were in the segment at open: from a side file a clean close
+                // saved, when it still matches, rather than decoded.
+                job.seg.seed_active_index(crate::index::IndexAuth {
+                    chain: &ctx.chain,
+                    log_id: &ctx.log_id,
+                });
+            }
             let idx = a.snapshot(job.seg.bytes()).ok();
             let mut spare = inner.index_buffers.lock();
             if spare.len() < 2 {

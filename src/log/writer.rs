@@ -1008,8 +1008,17 @@ fn save_active_index(inner: &Inner) {
     let crate::index::Slot::Active(a) = &seg.index else {
         return;
     };
+    // Only an index that needs no decoding: a close never decodes the records that were in
+    // the segment at open (a writer that only appended leaves the older file stale).
+    if a.needs_decode() {
+        return;
+    }
     let committed = w.active.map.committed();
     if committed.len() != w.active.offset {
+        return;
+    }
+    // Nothing appended since the file was saved (a writer opened and closed again).
+    if seg.index_file_matches(w.active.count, w.active.offset as u64, &w.prev) {
         return;
     }
     let Ok(idx) = a.snapshot(committed) else {
