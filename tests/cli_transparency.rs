@@ -5,11 +5,14 @@
 //! extend the last signed one.
 #![cfg(all(feature = "cli", feature = "transparency"))]
 
+#[path = "common/cli.rs"]
+mod cli_run;
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use cli_run::{err, ok, out, run};
 
 use serde_json::Value;
 
@@ -33,39 +36,6 @@ fn bare(args: &[&str]) -> Command {
         .env_remove("AUDIT_HMAC_KEY")
         .args(args);
     c
-}
-
-fn run(mut cmd: Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the auditlog binary");
-    match child.stdin.take().unwrap().write_all(input.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.unwrap(),
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
 }
 
 fn append(data: &Path, seed: u64, n: usize) -> Vec<Value> {

@@ -10,9 +10,10 @@ mod server;
 use auditlog::merkle::verify_consistency;
 use auditlog::note::SignerKey;
 use auditlog::transparency::{self, ConsistencyProof};
-use base64::Engine;
 use serde_json::{json, Value};
-use server::{config_json, seed_event, Response, Server, INGESTER, READER};
+use server::{
+    api_error as error_of, b64_hash as b64, config_json, seed_event, Server, INGESTER, READER,
+};
 
 const PREFIXES: [&str; 2] = ["/api/audit-logs", "/api/enterprise/audit-logs"];
 
@@ -24,14 +25,6 @@ fn ingest(s: &Server, n: u32) {
     assert_eq!(r.status, 200, "ingest: {}", r.text());
 }
 
-fn b64(s: &str) -> [u8; 32] {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap()
-        .try_into()
-        .unwrap()
-}
-
 fn check(p: &ConsistencyProof) {
     verify_consistency(
         p.old_size,
@@ -41,11 +34,6 @@ fn check(p: &ConsistencyProof) {
         &p.hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
     )
     .unwrap_or_else(|e| panic!("{} -> {}: {e}", p.old_size, p.new_size));
-}
-
-fn error_of(r: &Response, status: u16, what: &str) -> Value {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    r.json()["error"].clone()
 }
 
 #[test]

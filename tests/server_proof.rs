@@ -10,9 +10,10 @@ mod server;
 use auditlog::merkle::verify_inclusion;
 use auditlog::note::SignerKey;
 use auditlog::transparency::{self, InclusionProof};
-use base64::Engine;
 use serde_json::{json, Value};
-use server::{config_json, seed_event, Response, Server, INGESTER, READER};
+use server::{
+    api_error as error_of, b64_hash as b64, config_json, seed_event, Server, INGESTER, READER,
+};
 
 const PREFIXES: [&str; 2] = ["/api/audit-logs", "/api/enterprise/audit-logs"];
 
@@ -23,30 +24,6 @@ fn ingest(s: &Server, from: u32, n: u32) -> Vec<Value> {
     let r = s.post_json(PREFIXES[0], Some(INGESTER), &json!(evs));
     assert_eq!(r.status, 200, "ingest: {}", r.text());
     r.json()["receipts"].as_array().unwrap().clone()
-}
-
-fn error_of(r: &Response, status: u16, what: &str) -> Value {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert!(
-        r.header("content-type")
-            .unwrap_or("")
-            .starts_with("application/json"),
-        "{what}: not JSON"
-    );
-    let e = r.json()["error"].clone();
-    assert!(
-        e["code"].is_string() && e["message"].is_string(),
-        "{what}: {e}"
-    );
-    e
-}
-
-fn b64(s: &str) -> [u8; 32] {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap()
-        .try_into()
-        .unwrap()
 }
 
 /// Checks a proof's path against its own root (for proofs without a checkpoint).

@@ -6,13 +6,17 @@
 //! log refused a cosignature, and `verify-checkpoints` reporting forks naming both files.
 #![cfg(feature = "server")]
 
+#[path = "common/cli.rs"]
+mod cli_run;
 mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
+
+use cli_run::{err, ok, out, run};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 const KEY: &str = "witness-cli-test-key-0123456789-abcdef";
 
@@ -28,40 +32,6 @@ fn cli(data: &Path, args: &[&str]) -> Command {
     let mut c = bin();
     c.arg("--data").arg(data).args(args);
     c
-}
-
-fn run(mut cmd: impl std::borrow::BorrowMut<Command>, input: &str) -> Output {
-    let mut child = cmd
-        .borrow_mut()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the auditlog binary");
-    match child.stdin.take().unwrap().write_all(input.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.unwrap(),
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
 }
 
 fn append(data: &Path, seed: u64, n: usize) {

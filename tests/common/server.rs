@@ -334,3 +334,32 @@ pub fn seed_event(id: &str, second: u32) -> serde_json::Value {
         "details": {"auth_method": "password", "failure_reason": "invalid_password", "attempts_count": 3}
     })
 }
+
+/// A base64 SHA-256 hash of a proof or checkpoint, decoded (panics on anything else).
+#[cfg(feature = "transparency")]
+pub fn b64_hash(s: &str) -> [u8; 32] {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+/// The `error` object of a JSON error response, after checking its status, its content type
+/// and that it names a `code` and a `message`.
+pub fn api_error(r: &Response, status: u16, what: &str) -> serde_json::Value {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("application/json"),
+        "{what}: not JSON"
+    );
+    let e = r.json()["error"].clone();
+    assert!(
+        e["code"].is_string() && e["message"].is_string(),
+        "{what}: {e}"
+    );
+    e
+}
