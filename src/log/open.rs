@@ -495,6 +495,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         fss: Default::default(),
         fss_keys: Default::default(),
         loaded_ns: Default::default(),
+        merkle: Default::default(),
     });
     crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
@@ -876,6 +877,7 @@ impl Inner {
             fss: Default::default(),
             fss_keys: Default::default(),
             loaded_ns: Default::default(),
+            merkle: Default::default(),
         }
     }
 }
