@@ -44,11 +44,13 @@ const TREE_FILE: &str = "tree";
 const TREE_MAGIC: &str = "auditlog-merkle v1";
 /// Leaves read from the log per round of tile writes (bounds memory: 2 MiB of hashes).
 const BATCH: usize = 1 << 16;
-/// The worker's durability round is due this long after the first tile it did not sync yet.
-pub const ROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-/// ... or once this many tile files wait for it (about 262,000 leaves: a round of a fraction
-/// of a second).
+/// The worker's durability round is due this long after the first tile it did not sync yet...
+pub const ROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// ... or once this many tile files wait for it (about 262,000 leaves).
 pub const ROUND_FILES: usize = 1024;
+/// A round with at least this many tiles to sync makes them durable with one `syncfs`
+/// instead of one `fsync` each.
+const SYNCFS_FILES: usize = 32;
 
 fn err(m: impl Into<String>) -> Error {
     Error::Transparency(m.into())
@@ -314,8 +316,31 @@ impl Pending {
     fn sync(&mut self, root: &Path, size: u64) -> Result<()> {
         let mut dirs = std::collections::BTreeSet::new();
         let mut replaced = Vec::new();
-        for t in self.files.iter().filter(|t| t.needed_at(size)) {
+        let needed: Vec<Tile> = self
+            .files
+            .iter()
+            .filter(|t| t.needed_at(size))
+            .copied()
+            .collect();
+        // Each `fsync` is a journal commit and a cache flush of its own (a quarter to one
+        // millisecond each, measured, where a round holds up to a thousand tiles); one
+        // `syncfs` is a single commit and flush for them all, and for every other dirty page
+        // of the file system: the log's, which `merkle_sync` and close have just synced and
+        // the worker syncs every 8 MiB, and other files' if the file system is shared.
+        let one_syncfs = needed.len() >= SYNCFS_FILES;
+        if one_syncfs {
+            let f = std::fs::File::open(root).map_err(|e| Error::io("opening", root, e))?;
+            fsio::syncfs("merkle.round", &f)
+                .map_err(|e| Error::io("syncing the file system of", root, e))?;
+        }
+        for t in &needed {
             let path = root.join(t.rel());
+            if t.width.is_none() {
+                replaced.push(root.join(format!("{}.p", t.rel())));
+            }
+            if one_syncfs {
+                continue;
+            }
             let f = std::fs::File::open(&path).map_err(|e| Error::io("opening tile", &path, e))?;
             fsio::sync_all("merkle.round", &f).map_err(|e| Error::io("syncing", &path, e))?;
             let mut d = path.parent();
@@ -324,9 +349,6 @@ impl Pending {
                     break;
                 }
                 d = p.parent();
-            }
-            if t.width.is_none() {
-                replaced.push(root.join(format!("{}.p", t.rel())));
             }
         }
         for d in dirs.iter().rev() {
