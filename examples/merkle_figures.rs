@@ -128,7 +128,10 @@ fn simulate(n: u64, base: &str) {
     }
     let t = Instant::now();
     drop(dir);
-    println!("removed the simulated tiles in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "removed the simulated tiles in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {

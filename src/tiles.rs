@@ -224,7 +224,15 @@ impl TileStore {
                 let t = first_tile + i as u64;
                 let bytes: Vec<u8> = chunk.iter().flatten().copied().collect();
                 let width = ((chunk.len() as u64) < TILE_WIDTH).then_some(chunk.len() as u64);
-                self.write_file(Tile { level, index: t, width }, &bytes, pending)?;
+                self.write_file(
+                    Tile {
+                        level,
+                        index: t,
+                        width,
+                    },
+                    &bytes,
+                    pending,
+                )?;
                 if width.is_none() {
                     up.push(subtree_root(chunk));
                 }
@@ -288,7 +296,9 @@ impl Tile {
     /// wider one or by the full tile is not needed).
     fn needed_at(&self, size: u64) -> bool {
         let at_level = size >> (8 * self.level as u32);
-        let have = at_level.saturating_sub(self.index * TILE_WIDTH).min(TILE_WIDTH);
+        let have = at_level
+            .saturating_sub(self.index * TILE_WIDTH)
+            .min(TILE_WIDTH);
         match self.width {
             None => have == TILE_WIDTH,
             Some(w) => have == w,
@@ -449,9 +459,13 @@ impl TileWriter {
             return Ok(self.durable);
         }
         let root = tree_hash(&self.store.reader_unchecked(self.size), self.size)?;
-        fsio::point("merkle.round").map_err(|e| Error::io("durability round of", &self.store.root, e))?;
+        fsio::point("merkle.round")
+            .map_err(|e| Error::io("durability round of", &self.store.root, e))?;
         self.pending.sync(&self.store.root, self.size)?;
-        let st = TreeState { size: self.size, root };
+        let st = TreeState {
+            size: self.size,
+            root,
+        };
         if self.durable.size == 0 {
             // `merkle/` itself is new: its entry in the data directory.
             if let Some(parent) = self.store.root.parent() {
@@ -470,7 +484,10 @@ impl TileWriter {
         let root = tree_hash(&self.store.reader_unchecked(self.size), self.size)?;
         fsio::create_dir_all("merkle.mkdir", &self.store.root)
             .map_err(|e| Error::io("creating directory", &self.store.root, e))?;
-        let st = TreeState { size: self.size, root };
+        let st = TreeState {
+            size: self.size,
+            root,
+        };
         let path = self.store.root.join(TREE_FILE);
         let text = format!("{TREE_MAGIC}\n{}\n{}\n", st.size, hex(&st.root));
         std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;

@@ -1494,7 +1494,11 @@ mod case {
             }
             a.disarm();
             let store = TileStore::new(&w.dir);
-            assert_eq!(store.state().unwrap(), st0, "{action}: the stored tree is unchanged");
+            assert_eq!(
+                store.state().unwrap(),
+                st0,
+                "{action}: the stored tree is unchanged"
+            );
             w.assert_not_poisoned();
             let st = w.log().merkle_sync().unwrap();
             assert_eq!(st.size, 600);

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use auditlog::merkle::{
-    consistency_proof, inclusion_proof, leaf_hash, record_leaf_hash, tree_hash,
-    verify_consistency, verify_inclusion, MemoryTree,
+    consistency_proof, inclusion_proof, leaf_hash, record_leaf_hash, tree_hash, verify_consistency,
+    verify_inclusion, MemoryTree,
 };
 use auditlog::tiles::{TileStore, TileWriter};
 use auditlog::{Hash, Log};
@@ -119,7 +119,10 @@ fn tiles_past_the_watermark_are_never_trusted_and_are_rewritten() {
         w.append(&leaves[..65_500]).unwrap();
         let st1 = w.commit().unwrap();
         let durable = files(&merkle);
-        assert!(durable.keys().any(|p| p.ends_with("255.p/220")), "{durable:?}");
+        assert!(
+            durable.keys().any(|p| p.ends_with("255.p/220")),
+            "{durable:?}"
+        );
         w.append(&leaves[65_500..66_300]).unwrap();
         assert_eq!(w.size(), 66_300);
         assert!(w.pending_files() > 0);
