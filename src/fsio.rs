@@ -173,6 +173,14 @@ pub(crate) fn sync_all(name: &'static str, file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// `syncfs` of the file system holding `file`: every dirty page and inode on it is written
+/// back, with one journal commit and one cache flush (a sync of many small files at once).
+pub(crate) fn syncfs(name: &'static str, file: &File) -> io::Result<()> {
+    point(name)?;
+    rustix::fs::syncfs(file)?;
+    Ok(())
+}
+
 /// `fdatasync` of a file whose records were stored through `map`: the same durability as
 /// [`sync_data`]; the trace also sees the stores, which reach the file through the map.
 pub(crate) fn sync_data_mapped(name: &'static str, file: &File, map: &SharedMap) -> io::Result<()> {

@@ -10,11 +10,22 @@
 //! (1234067 → `x001/x234/067`). Level-0 tiles hold the leaf hashes of `crate::merkle`; a
 //! level-`L` hash is the root of one full tile of level `L-1`.
 //!
-//! [`sync`] extends the tiles from the log: it starts from the stored size, reads back the
-//! partial tile of each level and appends the leaf hashes of the records after it. Each tile
-//! is written as a temporary file, synced and renamed; the `tree` file is written the same way
-//! after every tile it names, so a crash leaves the previous tree in force. A full tile's
-//! partial versions are removed once it is written.
+//! **Durability.** Tiles are derived data, and the `tree` file is their durability watermark:
+//! a tree of size S names only tiles that were synced before it was written. A [`TileWriter`]
+//! extends the tiles (each a temporary file renamed into place, *not* synced) and remembers
+//! what it wrote; a *durability round* ([`TileWriter::commit`]) then syncs those tiles and
+//! their directories, removes the partial tiles that full ones replaced, and writes `tree`
+//! (temp, fsync, rename, directory fsync). A log's tree is extended by [`sync`]: the worker
+//! (`Options::merkle_tree`) commits only every [`ROUND_INTERVAL`] or [`ROUND_FILES`] tiles,
+//! `Log::merkle_sync` and a clean close always do, and everything that signs or proves goes
+//! through `merkle_sync` or reads with [`TileStore::reader`], which never goes past `tree`.
+//!
+//! After a crash the tiles written past the watermark may be missing, empty, torn or stale.
+//! They are never read: a reader of a tree of size S reads the full tiles S covers (synced
+//! before `tree` named S) and the partial tiles of S's width, `.p/<W>`, which it prefers to a
+//! full tile of the same index (that one may be beyond the watermark); a partial is only
+//! removed after its full tile was synced. The next extension starts from the stored size
+//! and rewrites every tile after it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,6 +44,13 @@ const TREE_FILE: &str = "tree";
 const TREE_MAGIC: &str = "auditlog-merkle v1";
 /// Leaves read from the log per round of tile writes (bounds memory: 2 MiB of hashes).
 const BATCH: usize = 1 << 16;
+/// The worker's durability round is due this long after the first tile it did not sync yet...
+pub const ROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// ... or once this many tile files wait for it (about 262,000 leaves).
+pub const ROUND_FILES: usize = 1024;
+/// A round with at least this many tiles to sync makes them durable with one `syncfs`
+/// instead of one `fsync` each.
+const SYNCFS_FILES: usize = 32;
 
 fn err(m: impl Into<String>) -> Error {
     Error::Transparency(m.into())
@@ -113,11 +131,10 @@ impl TileStore {
         Ok(TreeState { size, root })
     }
 
-    /// Writes a tile as a temporary file renamed into place, not yet synced: the caller
-    /// syncs every file of a round at once ([`Pending::sync`]) before the `tree` file that
-    /// names them is written (one fsync per tile and directory would dominate the cost).
-    fn write_file(&self, rel: &str, bytes: &[u8], pending: &mut Pending) -> Result<()> {
-        let dst = self.root.join(rel);
+    /// Writes a tile as a temporary file renamed into place, not synced: the durability
+    /// round ([`Pending::sync`]) syncs the tiles still needed before `tree` names them.
+    fn write_file(&self, tile: Tile, bytes: &[u8], pending: &mut Pending) -> Result<()> {
+        let dst = self.root.join(tile.rel());
         let parent = dst
             .parent()
             .expect("tile paths have a parent")
@@ -128,31 +145,33 @@ impl TileStore {
             "{}.tmp",
             dst.file_name().expect("file name").to_string_lossy()
         ));
-        let f = (|| -> std::io::Result<std::fs::File> {
+        (|| -> std::io::Result<()> {
             let f = fsio::create_truncate("merkle.write", &tmp)?;
             fsio::write_at("merkle.write", &f, bytes, 0)?;
-            fsio::rename("merkle.write", &tmp, &dst)?;
-            Ok(f)
+            fsio::rename("merkle.write", &tmp, &dst)
         })()
         .map_err(|e| {
             let _ = fsio::remove_if_exists("leftover.remove", &tmp);
             Error::io("writing", &dst, e)
         })?;
-        pending.files.push((f, dst));
-        pending.dirs.insert(parent);
+        pending.written(tile);
         Ok(())
     }
 
-    /// Reads tile (`level`, `index`): the full tile if present, else the partial tile of
-    /// `width`; at least `need` hashes.
+    /// Reads tile (`level`, `index`) of a tree whose tile there holds `width` hashes: the
+    /// partial tile of `width` if present (a full tile of the same index may have been written
+    /// past the stored tree, and lost), else the full tile; at least `need` hashes.
     fn read_tile(&self, level: u8, index: u64, width: u64, need: u64) -> Result<Vec<Hash>> {
         let full = self.root.join(tile_path(level, index, None));
-        let (path, want) = match std::fs::metadata(&full) {
-            Ok(_) => (full, TILE_WIDTH),
-            Err(_) if width < TILE_WIDTH => {
-                (self.root.join(tile_path(level, index, Some(width))), width)
-            }
-            Err(e) => return Err(Error::io("reading tile", &full, e)),
+        let partial = (width < TILE_WIDTH)
+            .then(|| self.root.join(tile_path(level, index, Some(width))))
+            .filter(|p| p.exists());
+        let (path, want) = match partial {
+            Some(p) => (p, width),
+            None => match std::fs::metadata(&full) {
+                Ok(_) => (full, TILE_WIDTH),
+                Err(e) => return Err(Error::io("reading tile", &full, e)),
+            },
         };
         let bytes = std::fs::read(&path).map_err(|e| Error::io("reading tile", &path, e))?;
         if bytes.len() as u64 != want * 32 {
@@ -175,11 +194,11 @@ impl TileStore {
             .collect())
     }
 
-    /// Appends leaf hashes to the stored tree of size `old` (the tiles of `old` must be on
-    /// disk); writes the tiles, not the `tree` file. Returns the new size.
-    fn extend(&self, old: u64, leaves: &[Hash]) -> Result<u64> {
+    /// Appends leaf hashes to the tree of size `old` (whose tiles must be on disk, synced or
+    /// not); writes the tiles, not the `tree` file, and adds them to `pending`. Returns the new
+    /// size.
+    fn extend(&self, old: u64, leaves: &[Hash], pending: &mut Pending) -> Result<u64> {
         let new = old + leaves.len() as u64;
-        let mut pending = Pending::default();
         let mut incoming: Vec<Hash> = leaves.to_vec();
         let mut level: u8 = 0;
         loop {
@@ -204,22 +223,23 @@ impl TileStore {
             for (i, chunk) in entries.chunks(TILE_WIDTH as usize).enumerate() {
                 let t = first_tile + i as u64;
                 let bytes: Vec<u8> = chunk.iter().flatten().copied().collect();
-                if chunk.len() as u64 == TILE_WIDTH {
-                    self.write_file(&tile_path(level, t, None), &bytes, &mut pending)?;
-                    // Removed only once the full tile is durable.
-                    pending
-                        .partials
-                        .push(self.root.join(format!("{}.p", tile_path(level, t, None))));
+                let width = ((chunk.len() as u64) < TILE_WIDTH).then_some(chunk.len() as u64);
+                self.write_file(
+                    Tile {
+                        level,
+                        index: t,
+                        width,
+                    },
+                    &bytes,
+                    pending,
+                )?;
+                if width.is_none() {
                     up.push(subtree_root(chunk));
-                } else {
-                    let w = chunk.len() as u64;
-                    self.write_file(&tile_path(level, t, Some(w)), &bytes, &mut pending)?;
                 }
             }
             incoming = up;
             level += 1;
         }
-        pending.sync()?;
         Ok(new)
     }
 
@@ -230,21 +250,14 @@ impl TileStore {
         crate::segment::write_atomic("merkle.write", &self.root, TREE_FILE, text.as_bytes())
     }
 
-    /// Appends leaf hashes after the stored tree and stores the new tree. For callers that
-    /// keep their own leaves; a log's tree is kept by [`sync`] (`Log::merkle_sync`).
+    /// Appends leaf hashes after the stored tree and stores the new tree, durably (one
+    /// durability round). For callers that keep their own leaves; a log's tree is kept by
+    /// [`sync`] (`Log::merkle_sync`).
     pub fn append_leaves(&self, leaves: &[Hash]) -> Result<TreeState> {
         let _one = WRITES.lock();
-        let st = self.state()?;
-        let mut size = st.size;
-        for batch in leaves.chunks(BATCH) {
-            size = self.extend(size, batch)?;
-        }
-        let st = TreeState {
-            size,
-            root: tree_hash(&self.reader_unchecked(size), size)?,
-        };
-        self.write_state(&st)?;
-        Ok(st)
+        let mut w = TileWriter::new(self)?;
+        w.append(leaves)?;
+        w.commit()
     }
 
     /// A reader of the stored tiles for the tree of `size` leaves (at most the stored size).
@@ -266,29 +279,92 @@ impl TileStore {
 
 static WRITES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-/// Tiles written in one round, not yet synced, and the partial tiles their full versions
-/// replace.
-#[derive(Default)]
+/// One tile file: a full tile, or the partial tile of `width` hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Tile {
+    level: u8,
+    index: u64,
+    width: Option<u64>,
+}
+
+impl Tile {
+    fn rel(&self) -> String {
+        tile_path(self.level, self.index, self.width)
+    }
+
+    /// Whether the tree of `size` leaves names this file (a partial tile superseded by a
+    /// wider one or by the full tile is not needed).
+    fn needed_at(&self, size: u64) -> bool {
+        let at_level = size >> (8 * self.level as u32);
+        let have = at_level
+            .saturating_sub(self.index * TILE_WIDTH)
+            .min(TILE_WIDTH);
+        match self.width {
+            None => have == TILE_WIDTH,
+            Some(w) => have == w,
+        }
+    }
+}
+
+/// Tiles written since the last durability round, not yet synced.
+#[derive(Debug, Default)]
 struct Pending {
-    files: Vec<(std::fs::File, PathBuf)>,
-    dirs: std::collections::BTreeSet<PathBuf>,
-    partials: Vec<PathBuf>,
+    files: std::collections::BTreeSet<Tile>,
+    /// When the first of them was written.
+    since: Option<std::time::Instant>,
 }
 
 impl Pending {
-    /// Syncs every file and then every directory written (so the tiles are durable before
-    /// the `tree` file names them), then removes the replaced partial tiles.
-    fn sync(self) -> Result<()> {
-        // One `fsync` per file: one `syncfs` would be a single call, but it also writes back
-        // every dirty page of the file system, the log being appended to included; measured,
-        // it left the worker's tree further behind a fast writer.
-        for (f, path) in &self.files {
-            fsio::sync_all("merkle.write", f).map_err(|e| Error::io("syncing", path, e))?;
+    fn written(&mut self, tile: Tile) {
+        self.files.insert(tile);
+        self.since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// The durability round's first half, for the tree of `size` leaves: syncs every pending
+    /// tile that tree names, then their directories (new ones in their parents too), then
+    /// removes the partial tiles of the full tiles just synced. `tree` may name them after.
+    fn sync(&mut self, root: &Path, size: u64) -> Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut replaced = Vec::new();
+        let needed: Vec<Tile> = self
+            .files
+            .iter()
+            .filter(|t| t.needed_at(size))
+            .copied()
+            .collect();
+        // Each `fsync` is a journal commit and a cache flush of its own (a quarter to one
+        // millisecond each, measured, where a round holds up to a thousand tiles); one
+        // `syncfs` is a single commit and flush for them all, and for every other dirty page
+        // of the file system: the log's, which `merkle_sync` and close have just synced and
+        // the worker syncs every 8 MiB, and other files' if the file system is shared.
+        let one_syncfs = needed.len() >= SYNCFS_FILES;
+        if one_syncfs {
+            let f = std::fs::File::open(root).map_err(|e| Error::io("opening", root, e))?;
+            fsio::syncfs("merkle.round", &f)
+                .map_err(|e| Error::io("syncing the file system of", root, e))?;
         }
-        for d in &self.dirs {
+        for t in &needed {
+            let path = root.join(t.rel());
+            if t.width.is_none() {
+                replaced.push(root.join(format!("{}.p", t.rel())));
+            }
+            if one_syncfs {
+                continue;
+            }
+            let f = std::fs::File::open(&path).map_err(|e| Error::io("opening tile", &path, e))?;
+            fsio::sync_all("merkle.round", &f).map_err(|e| Error::io("syncing", &path, e))?;
+            let mut d = path.parent();
+            while let Some(p) = d.filter(|p| p.starts_with(root)) {
+                if !dirs.insert(p.to_path_buf()) {
+                    break;
+                }
+                d = p.parent();
+            }
+        }
+        for d in dirs.iter().rev() {
             crate::segment::sync_dir(d)?;
         }
-        for pdir in &self.partials {
+        for pdir in &replaced {
             match std::fs::remove_dir_all(pdir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::io("removing partial tiles", pdir, e))
@@ -296,7 +372,128 @@ impl Pending {
                 _ => {}
             }
         }
+        *self = Pending::default();
         Ok(())
+    }
+}
+
+/// Extends a tile store past its stored tree and commits the new tree in durability rounds.
+/// Keeps, between rounds, the size its tiles cover and the tiles not synced yet; it starts
+/// over from the `tree` file whenever that is not the tree it last wrote itself.
+#[derive(Debug)]
+pub struct TileWriter {
+    store: TileStore,
+    /// The tree as stored in `tree`: the durable watermark.
+    durable: TreeState,
+    /// The leaves the written tiles cover (at least `durable.size`).
+    size: u64,
+    pending: Pending,
+}
+
+impl TileWriter {
+    /// A writer that starts at the stored tree.
+    pub fn new(store: &TileStore) -> Result<TileWriter> {
+        let durable = store.state()?;
+        Ok(TileWriter {
+            store: store.clone(),
+            durable,
+            size: durable.size,
+            pending: Pending::default(),
+        })
+    }
+
+    /// Leaves the written tiles cover (durable or not).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The tree the `tree` file names, as of this writer's last round.
+    pub fn durable(&self) -> TreeState {
+        self.durable
+    }
+
+    /// Tile files written since the last round.
+    pub fn pending_files(&self) -> usize {
+        self.pending.files.len()
+    }
+
+    /// Starts over from the `tree` file if it is not the tree this writer last wrote (another
+    /// writer, or a removed `merkle/` directory); the tiles written since are then forgotten
+    /// and rewritten by the next extension.
+    fn reload(&mut self) -> Result<()> {
+        let st = self.store.state()?;
+        if st != self.durable {
+            *self = TileWriter {
+                store: self.store.clone(),
+                durable: st,
+                size: st.size,
+                pending: Pending::default(),
+            };
+        }
+        Ok(())
+    }
+
+    /// Writes the tiles of `leaves` after the written ones, unsynced; returns the new size.
+    pub fn append(&mut self, leaves: &[Hash]) -> Result<u64> {
+        for batch in leaves.chunks(BATCH) {
+            self.size = self.store.extend(self.size, batch, &mut self.pending)?;
+        }
+        Ok(self.size)
+    }
+
+    /// Whether the worker's round is due: [`ROUND_FILES`] tiles, or [`ROUND_INTERVAL`] since
+    /// the first of them.
+    fn round_due(&self) -> bool {
+        self.pending.files.len() >= ROUND_FILES
+            || self
+                .pending
+                .since
+                .is_some_and(|t| t.elapsed() >= ROUND_INTERVAL)
+    }
+
+    /// The durability round: syncs the tiles written since the last one and their
+    /// directories, then writes (temp, fsync, rename, directory fsync) the `tree` file of the
+    /// written size. Returns the stored tree.
+    pub fn commit(&mut self) -> Result<TreeState> {
+        if self.size == self.durable.size && self.pending.files.is_empty() {
+            return Ok(self.durable);
+        }
+        let root = tree_hash(&self.store.reader_unchecked(self.size), self.size)?;
+        fsio::point("merkle.round")
+            .map_err(|e| Error::io("durability round of", &self.store.root, e))?;
+        self.pending.sync(&self.store.root, self.size)?;
+        let st = TreeState {
+            size: self.size,
+            root,
+        };
+        if self.durable.size == 0 {
+            // `merkle/` itself is new: its entry in the data directory.
+            if let Some(parent) = self.store.root.parent() {
+                crate::segment::sync_dir(parent)?;
+            }
+        }
+        self.store.write_state(&st)?;
+        self.durable = st;
+        Ok(st)
+    }
+
+    /// Writes the `tree` file of the written size without syncing anything: for a scratch
+    /// tree that is thrown away after a crash (a benchmark). A tree committed this way may
+    /// name tiles a crash lost; a log's tree is never committed so.
+    pub fn commit_unsynced(&mut self) -> Result<TreeState> {
+        let root = tree_hash(&self.store.reader_unchecked(self.size), self.size)?;
+        fsio::create_dir_all("merkle.mkdir", &self.store.root)
+            .map_err(|e| Error::io("creating directory", &self.store.root, e))?;
+        let st = TreeState {
+            size: self.size,
+            root,
+        };
+        let path = self.store.root.join(TREE_FILE);
+        let text = format!("{TREE_MAGIC}\n{}\n{}\n", st.size, hex(&st.root));
+        std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
+        self.pending = Pending::default();
+        self.durable = st;
+        Ok(st)
     }
 }
 
@@ -441,52 +638,73 @@ pub(crate) fn leaf_fields(
     Ok(())
 }
 
-/// Extends the data directory's tiles to cover every durable record of the log.
-pub(crate) fn sync(inner: &crate::log::Inner, durable_to: u64) -> Result<TreeState> {
-    let store = TileStore::new(&inner.dir);
+/// When [`sync`] runs a durability round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Only when one is due (the worker): [`ROUND_FILES`] tiles or [`ROUND_INTERVAL`].
+    IfDue,
+    /// Always (`Log::merkle_sync`, close): the returned tree is stored and durable.
+    Now,
+}
+
+/// Extends the data directory's tiles to cover every durable record of the log, and runs a
+/// durability round as `round` says. Returns the stored tree (which, with `Round::IfDue`, may
+/// be behind the tiles written).
+pub(crate) fn sync(inner: &crate::log::Inner, durable_to: u64, round: Round) -> Result<TreeState> {
     let _one = WRITES.lock();
-    let st = store.state()?;
-    if durable_to < st.size {
+    let mut slot = inner.merkle.lock();
+    let w = match slot.as_mut() {
+        Some(w) => {
+            w.reload()?;
+            w
+        }
+        None => slot.insert(TileWriter::new(&TileStore::new(&inner.dir))?),
+    };
+    if durable_to < w.size {
         return Err(err(format!(
-            "the stored Merkle tree has {} leaves but the log has only {durable_to} records \
+            "the Merkle tree has {} leaves but the log has only {durable_to} records \
              (the log was rolled back or truncated)",
-            st.size
+            w.size
         )));
     }
-    if durable_to == st.size {
-        return Ok(st);
+    if durable_to > w.size {
+        extend_from_log(inner, w, durable_to)?;
     }
-    let mut size = st.size;
-    let mut batch = Vec::with_capacity(BATCH.min((durable_to - size) as usize));
+    if round == Round::Now || w.round_due() {
+        w.commit()
+    } else {
+        Ok(w.durable)
+    }
+}
+
+/// Appends the leaves of records `[w.size, durable_to)` to the writer's tiles.
+fn extend_from_log(inner: &crate::log::Inner, w: &mut TileWriter, durable_to: u64) -> Result<()> {
+    let from = w.size;
+    let mut batch = Vec::with_capacity(BATCH.min((durable_to - from) as usize));
     // The writer's queue of leaf fields (`Options::merkle_tree`) when it reaches back to the
-    // stored size; otherwise the records are read back and digested again.
-    let queued = crate::log::take_merkle_leaves(inner, st.size, durable_to);
+    // written size; otherwise the records are read back and digested again.
+    let queued = crate::log::take_merkle_leaves(inner, from, durable_to);
     match queued {
-        Some(q) if q.len() as u64 == durable_to - st.size => {
+        Some(q) if q.len() as u64 == durable_to - from => {
             for (i, (ts, d)) in q.iter().enumerate() {
-                batch.push(record_leaf_hash(st.size + i as u64, *ts, d));
+                batch.push(record_leaf_hash(from + i as u64, *ts, d));
                 if batch.len() == BATCH {
-                    size = store.extend(size, &batch)?;
+                    w.append(&batch)?;
                     batch.clear();
                 }
             }
         }
-        _ => leaf_fields(inner, st.size, durable_to, |seq, ts, d| {
+        _ => leaf_fields(inner, from, durable_to, |seq, ts, d| {
             batch.push(record_leaf_hash(seq, ts, &d));
             if batch.len() == BATCH {
-                size = store.extend(size, &batch)?;
+                w.append(&batch)?;
                 batch.clear();
             }
             Ok(())
         })?,
     }
-    size = store.extend(size, &batch)?;
-    let st = TreeState {
-        size,
-        root: tree_hash(&store.reader_unchecked(size), size)?,
-    };
-    store.write_state(&st)?;
-    Ok(st)
+    w.append(&batch)?;
+    Ok(())
 }
 
 impl TileStore {

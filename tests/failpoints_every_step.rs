@@ -70,6 +70,7 @@ cases! {
     "compaction.write" => compaction_write,
     "compaction.swap" => compaction_swap,
     "archive.write" => archive_write,
+    "merkle.round" => merkle_round,
     "leftover.remove" => leftover_remove,
 }
 
@@ -1470,6 +1471,45 @@ mod case {
         drop(log);
         w.append_ok(5);
         w.check(nothing);
+    }
+
+    /// A durability round of the Merkle tiles (`Log::merkle_sync`): it fails naming the
+    /// merkle directory or the tile, the stored tree stays where it was, the log is not
+    /// poisoned, and the next round stores the tree the records make.
+    pub fn merkle_round() {
+        use auditlog::merkle::{record_leaf_hash, tree_hash, MemoryTree};
+        use auditlog::tiles::TileStore;
+        for action in ["return", "1*off->return", "panic"] {
+            let tmp = tempdir();
+            let mut w = Work::open(tmp.path(), opts());
+            w.append_ok(300);
+            let st0 = w.log().merkle_sync().unwrap();
+            assert_eq!(st0.size, 300);
+            w.append_ok(300);
+            let a = arm("merkle.round", action);
+            match (action, w.maintain(|l| l.merkle_sync())) {
+                ("panic", Err(p)) => assert!(p.contains("merkle.round"), "{p}"),
+                (_, Ok(Err(e))) => assert_io(&e, &["merkle", EIO]),
+                (_, other) => panic!("{action}: {other:?}"),
+            }
+            a.disarm();
+            let store = TileStore::new(&w.dir);
+            assert_eq!(
+                store.state().unwrap(),
+                st0,
+                "{action}: the stored tree is unchanged"
+            );
+            w.assert_not_poisoned();
+            let st = w.log().merkle_sync().unwrap();
+            assert_eq!(st.size, 600);
+            let leaves = (0..600).map(|s| {
+                let (ts, d) = w.log().merkle_leaf(s).unwrap();
+                record_leaf_hash(s, ts, &d)
+            });
+            let mem = MemoryTree::from_leaf_hashes(leaves.collect::<Vec<_>>());
+            assert_eq!(st.root, tree_hash(&mem, 600).unwrap(), "{action}");
+            w.check(nothing);
+        }
     }
 
     /// Removing temporaries and spares at open (open fails naming the file; no log to

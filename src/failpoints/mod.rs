@@ -98,6 +98,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "writing an archived (LZ4) copy of a segment",
     ),
     (
+        "merkle.round",
+        "a durability round of the Merkle tiles: each tile's fsync, before `tree` names them",
+    ),
+    (
         "leftover.remove",
         "removing temporary and spare files at open",
     ),

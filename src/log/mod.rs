@@ -150,6 +150,8 @@ pub(crate) struct Inner {
     pub(crate) fss_keys: Mutex<crate::fss::ReaderKeys>,
     /// Read-only opens: when the segments were (re)loaded, UTC ns (0 for a writer).
     pub(crate) loaded_ns: AtomicI64,
+    /// The Merkle tiles written past the stored tree, between durability rounds.
+    pub(crate) merkle: Mutex<Option<crate::tiles::TileWriter>>,
 }
 
 impl Inner {
@@ -579,7 +581,7 @@ impl Log {
         }
         let n = self.next_seq();
         self.flush()?;
-        crate::tiles::sync(&self.inner, n)
+        crate::tiles::sync(&self.inner, n, crate::tiles::Round::Now)
     }
 
     /// What the Merkle leaf of record `seq` commits to: `(timestamp_ns, payload digest)`

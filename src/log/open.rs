@@ -488,6 +488,7 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
         fss: Default::default(),
         fss_keys: Default::default(),
         loaded_ns: Default::default(),
+        merkle: Default::default(),
     });
     crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
@@ -869,6 +870,7 @@ impl Inner {
             fss: Default::default(),
             fss_keys: Default::default(),
             loaded_ns: Default::default(),
+            merkle: Default::default(),
         }
     }
 }

@@ -129,6 +129,7 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
         last_checkpoint: Instant::now(),
         last_sync: Instant::now(),
         last_retention: Instant::now(),
+        last_tree: Instant::now(),
     };
     // When the worker publishes staged records, and the writer's publication count then:
     // if the writer published in the meantime, its records are at most one delay old and the
@@ -215,6 +216,7 @@ struct Timers {
     last_checkpoint: Instant,
     last_sync: Instant,
     last_retention: Instant,
+    last_tree: Instant,
 }
 
 impl Timers {
@@ -232,6 +234,11 @@ impl Timers {
             self.last_checkpoint = Instant::now();
         }
         roll_if_old(inner);
+        // A durability round of the tiles comes due even when no seal or flush extends them.
+        if self.last_tree.elapsed() >= Duration::from_secs(1) {
+            extend_tree(inner);
+            self.last_tree = Instant::now();
+        }
         crate::fss::tick(inner);
         if let Some(every) = inner.opts.retention_interval {
             if self.last_retention.elapsed() >= every {
@@ -249,13 +256,14 @@ fn poison(ctx: &Ctx, e: &Error) {
 }
 
 /// Writes a checkpoint if records arrived since the last one.
-/// With `Options::merkle_tree`: extends the tiles to the durable records. A failure (a full
-/// disk, a gap left by retention) leaves the tree where it was; the next extension, or
-/// `Log::merkle_sync`, retries and reports it.
+/// With `Options::merkle_tree`: extends the tiles to the durable records, and makes them
+/// durable (writes the `tree` file) when a round is due (`tiles::ROUND_INTERVAL`,
+/// `tiles::ROUND_FILES`). A failure (a full disk, a gap left by retention) leaves the stored
+/// tree where it was; the next extension, or `Log::merkle_sync`, retries and reports it.
 fn extend_tree(inner: &Inner) {
     if inner.opts.merkle_tree {
         let durable = inner.sync.durable.load(Ordering::Acquire);
-        let _ = crate::tiles::sync(inner, durable);
+        let _ = crate::tiles::sync(inner, durable, crate::tiles::Round::IfDue);
     }
 }
 

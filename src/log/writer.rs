@@ -1051,7 +1051,12 @@ pub(crate) fn close(inner: &Inner) {
         // Best effort: a failure leaves the tree behind the log, which the next extension
         // (or `merkle_sync`) catches up.
         let _ = sync_all(inner).and_then(|_| {
-            crate::tiles::sync(inner, inner.sync.durable.load(Ordering::Acquire)).map(|_| ())
+            crate::tiles::sync(
+                inner,
+                inner.sync.durable.load(Ordering::Acquire),
+                crate::tiles::Round::Now,
+            )
+            .map(|_| ())
         });
     }
     let last = inner
