@@ -273,6 +273,14 @@ fn apply_locked(
                 removed: report.removed.clone(),
                 held_back: report.held_back.clone(),
             };
+            // The Merkle tree is extended over what goes before anything is recorded or
+            // removed: a tree that cannot be extended stops the run here.
+            let through = [&report.removed, &report.compacted]
+                .into_iter()
+                .flatten()
+                .map(|r| r.to_seq)
+                .max();
+            let tree = crate::tiles::prepare_retention(inner, through)?;
             // The signed record goes first: a crash after it leaves segments that `open`
             // finishes removing and that `verify` knows were removed by policy.
             write_policy(inner, PolicyEntry::Retention(run))?;
@@ -307,6 +315,9 @@ fn apply_locked(
                 let skip = (c.to_seq + 1 - seg.header.first_seq) as usize;
                 let new = rewrite::rewrite(inner, &seg, skip, &HashMap::new())?;
                 replace_segment(inner, &seg, new);
+            }
+            if let Some(keep) = tree {
+                crate::tiles::after_retention(inner, &keep)?;
             }
         }
     }
