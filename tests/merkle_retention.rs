@@ -9,6 +9,9 @@
 
 mod common;
 mod retention_support;
+#[cfg(all(feature = "server", feature = "cli"))]
+#[path = "common/server.rs"]
+mod server;
 
 use std::path::Path;
 
@@ -280,4 +283,95 @@ fn a_v1_tree_file_still_opens_with_minimum_index_zero() {
     .unwrap();
     let msg = store.state().unwrap_err().to_string();
     assert!(msg.contains("is past the tree size"), "{msg}");
+}
+
+/// The CLI exits 2 naming the seq and the minimum index; the HTTP consistency route answers
+/// 410 with a JSON error, and still proves from the kept signed checkpoint's size.
+#[cfg(all(feature = "server", feature = "cli"))]
+#[test]
+fn cli_and_http_refuse_proofs_that_need_removed_leaves() {
+    use auditlog::{Durability, HmacKey, Options};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = || {
+        Options::new(HmacKey::from_bytes(server::SERVER_KEY.as_bytes()).unwrap())
+            .durability(Durability::Buffered)
+            .segment_bytes(common::SMALL_SEGMENT)
+    };
+    let events = spread(1..=DAYS, PER_DAY);
+    let key = SignerKey::generate("audit.example.com/retention").unwrap();
+    let log = Log::open(&data, opts()).unwrap();
+    log.append_batch(&events[..SIGNED_AT as usize]).unwrap();
+    transparency::sign_checkpoint(&log, &key).unwrap();
+    for chunk in events[SIGNED_AT as usize..].chunks(64) {
+        log.append_batch(chunk).unwrap();
+    }
+    drop(log);
+    let log = Log::open(&data, opts().retention_days(RETENTION_DAYS)).unwrap();
+    let min = log.apply_retention(now()).unwrap().removed.unwrap().to_seq + 1;
+    let n = TileStore::new(&data).state().unwrap().size;
+    drop(log);
+
+    // No retention by the server itself (its clock is far past these events).
+    let config = server::config_json("", "").replace("\"retention_days\": 365", "\"retention_days\": 0");
+    let config_path = tmp.path().join("config.json");
+    std::fs::write(&config_path, &config).unwrap();
+    let out = server::auditlog(&data, &config_path)
+        .args(["prove", "--seq", "5", "--size", &n.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "seq 5 was removed by retention; the tree's minimum index is {min}"
+        )),
+        "{stderr}"
+    );
+    let out = server::auditlog(&data, &config_path)
+        .args(["prove-consistency", "100", &n.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no consistency proof from tree size 100"), "{stderr}");
+    let out = server::auditlog(&data, &config_path)
+        .args(["prove", "--seq", &min.to_string(), "--size", &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let s = server::Server::start(tmp.path(), &config, &[]);
+    let r = s.get(
+        &format!("/api/audit-logs/consistency?old=100&new={n}"),
+        Some(server::READER),
+    );
+    assert_eq!(r.status, 410, "{}", r.text());
+    let e = r.json()["error"].clone();
+    assert_eq!(e["code"], "pruned_by_retention", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the tree's minimum index is {min}")),
+        "{e}"
+    );
+    let r = s.get(
+        &format!("/api/audit-logs/consistency?old={SIGNED_AT}&new={n}"),
+        Some(server::READER),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p: transparency::ConsistencyProof = serde_json::from_str(&r.text()).unwrap();
+    let hashes: Vec<Hash> = p.hashes.iter().map(|h| decode_hash(h).unwrap()).collect();
+    let signed = transparency::last_signed(&data).unwrap().unwrap();
+    let cp = transparency::TreeCheckpoint::open(&signed, &key.verifier()).unwrap();
+    assert_eq!(cp.size, SIGNED_AT);
+    verify_consistency(
+        SIGNED_AT,
+        n,
+        &cp.root,
+        &decode_hash(&p.new_root).unwrap(),
+        &hashes,
+    )
+    .unwrap();
 }
