@@ -16,7 +16,7 @@
 //! after every tile it names, so a crash leaves the previous tree in force. A full tile's
 //! partial versions are removed once it is written.
 //!
-//! Retention ([`prepare_retention`], [`after_retention`]) extends the tree over the records
+//! Retention (`prepare_retention`, `after_retention`) extends the tree over the records
 //! it is about to remove, then records the tree's minimum index (the first leaf whose record
 //! still exists) and deletes the level-0 tiles wholly below it, except the ones a
 //! consistency proof from the signed checkpoint's size needs (see [`TileStore::prune`]).
@@ -762,9 +762,18 @@ pub(crate) fn prepare_retention(
 
 /// After retention removed records: raises the tree's minimum index to the first seq left
 /// (from policy.log) and prunes the level-0 tiles below it, keeping those of `keep`.
-pub(crate) fn after_retention(inner: &crate::log::Inner, keep: &[u64]) -> Result<PruneReport> {
+/// Nothing is pruned while the tree is behind the removed records (removed before this
+/// version extended the tree first): it cannot be extended, and `sync` says so.
+pub(crate) fn after_retention(
+    inner: &crate::log::Inner,
+    keep: &[u64],
+) -> Result<Option<PruneReport>> {
     let min = inner.policy.lock().retained_to().map_or(0, |r| r.0 + 1);
-    TileStore::new(&inner.dir).prune(min, keep)
+    let store = TileStore::new(&inner.dir);
+    if min > store.state()?.size {
+        return Ok(None);
+    }
+    store.prune(min, keep).map(Some)
 }
 
 #[cfg(test)]

@@ -208,6 +208,40 @@ fn retention_extends_the_tree_records_the_minimum_index_and_prunes_level0_tiles(
     assert_ok(&verify_ro(&dir), "the log after retention");
 }
 
+/// Compaction removes a prefix of a segment: the minimum index is the seq after it, and
+/// the tree kept with `Options::merkle_tree` (but never synced here) is extended first.
+#[test]
+fn compaction_extends_the_tree_and_records_the_seq_after_the_dropped_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    write(&dir, &spread(1..=DAYS, PER_DAY));
+    let log = Log::open(&dir, write_opts().retention_days(RETENTION_DAYS).merkle_tree(true)).unwrap();
+    let n = u64::from(DAYS * PER_DAY);
+    let mem = memory_tree(&log, n);
+    let report = log.compact(now()).unwrap();
+    let c = report.compacted.expect("a straddling segment is compacted");
+    let min = c.to_seq + 1;
+    assert!(min > 2 * TILE_WIDTH && min % TILE_WIDTH != 0, "min {min}");
+    let st = TileStore::new(&dir).state().unwrap();
+    assert!(st.size >= n);
+    assert_eq!(tree_hash(&mem, n).unwrap(), {
+        let store = TileStore::new(&dir);
+        tree_hash(&store.reader(n).unwrap(), n).unwrap()
+    });
+    assert_eq!(st.min_index, min);
+    let (seq, m, _) = pruned(transparency::prove_inclusion(&log, c.to_seq, Some(n)).unwrap_err());
+    assert_eq!((seq, m), (c.to_seq, min));
+    let p = transparency::prove_inclusion(&log, min, Some(n)).unwrap();
+    assert_eq!(decode_hash(&p.root).unwrap(), tree_hash(&mem, n).unwrap());
+    // No signed checkpoint: every level-0 tile wholly below the minimum index is gone.
+    for t in 0..min / TILE_WIDTH {
+        assert!(!tile0(&dir, t), "tile {t}");
+    }
+    assert!(tile0(&dir, min / TILE_WIDTH));
+    drop(log);
+    assert_ok(&verify_ro(&dir), "the log after compaction");
+}
+
 #[test]
 fn retention_removes_nothing_when_the_tree_cannot_be_extended() {
     let tmp = tempfile::tempdir().unwrap();

@@ -193,6 +193,7 @@ fn apply_locked(
         content_redacted: 0,
     };
     let holds = inner.policy.lock().active_holds();
+    let mut tree_keep = None;
     if days > 0 {
         let cutoff = now_ns.saturating_sub(i64::from(days) * DAY_NS);
         report.cutoff = Some(format_ts(cutoff));
@@ -316,9 +317,7 @@ fn apply_locked(
                 let new = rewrite::rewrite(inner, &seg, skip, &HashMap::new())?;
                 replace_segment(inner, &seg, new);
             }
-            if let Some(keep) = tree {
-                crate::tiles::after_retention(inner, &keep)?;
-            }
+            tree_keep = tree;
         }
     }
     report.content_redacted = content_overrides(inner, now_ns, dry_run, &holds)?;
@@ -330,6 +329,15 @@ fn apply_locked(
             inner,
             &audit_event("retention_applied", Severity::Medium, details),
         )?;
+    }
+    // Last: a failure here loses nothing (the removal is recorded) and the next run retries.
+    if let Some(keep) = tree_keep {
+        crate::tiles::after_retention(inner, &keep).map_err(|e| {
+            Error::Transparency(format!(
+                "retention ran (policy.log records it), but pruning the Merkle tree's tiles \
+                 failed; the next run retries: {e}"
+            ))
+        })?;
     }
     Ok(report)
 }
