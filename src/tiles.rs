@@ -750,10 +750,7 @@ pub(crate) fn prepare_retention(
                 .load(std::sync::atomic::Ordering::Acquire);
             let st = sync(inner, durable).map_err(|e| refuse(e.to_string()))?;
             if st.size <= to {
-                return Err(refuse(format!(
-                    "only {} records are durable",
-                    st.size
-                )));
+                return Err(refuse(format!("only {} records are durable", st.size)));
             }
         }
     }

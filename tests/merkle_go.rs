@@ -513,7 +513,10 @@ fn go_verifies_our_proofs_after_retention_pruned_tiles() {
     let log = reopen(&dir, 20);
     let removed = log.apply_retention(at(42, 0)).unwrap().removed.unwrap();
     let min = removed.to_seq + 1;
-    assert!(!dir.join("merkle").join(auditlog::tiles::tile_path(0, 0, None)).exists());
+    assert!(!dir
+        .join("merkle")
+        .join(auditlog::tiles::tile_path(0, 0, None))
+        .exists());
     let cp_note = transparency::sign_checkpoint(&log, &key).unwrap();
     let n = transparency::TreeCheckpoint::open(&cp_note, &key.verifier())
         .unwrap()

@@ -90,7 +90,9 @@ fn retention_extends_the_tree_records_the_minimum_index_and_prunes_level0_tiles(
     let root_n = root(&mem, n);
 
     let report = log.apply_retention(now()).unwrap();
-    let removed = report.removed.expect("retention removes the expired segments");
+    let removed = report
+        .removed
+        .expect("retention removes the expired segments");
     assert_eq!(removed.from_seq, 0);
     let min = removed.to_seq + 1;
     assert!(
@@ -140,11 +142,13 @@ fn retention_extends_the_tree_records_the_minimum_index_and_prunes_level0_tiles(
         "{msg}"
     );
     // A consistency proof from a size whose hashes were pruned (100, in tile 0).
-    let (seq, m, msg) =
-        pruned(transparency::prove_consistency(&log, 100, n).unwrap_err());
+    let (seq, m, msg) = pruned(transparency::prove_consistency(&log, 100, n).unwrap_err());
     assert!(seq < TILE_WIDTH, "{msg}");
     assert_eq!(m, min);
-    assert!(msg.contains("no consistency proof from tree size 100"), "{msg}");
+    assert!(
+        msg.contains("no consistency proof from tree size 100"),
+        "{msg}"
+    );
 
     // From the signed checkpoint's size: still proven, against its root.
     let p = transparency::prove_consistency(&log, SIGNED_AT, n).unwrap();
@@ -192,13 +196,22 @@ fn retention_extends_the_tree_records_the_minimum_index_and_prunes_level0_tiles(
     // the new checkpoint's tiles, and the checkpoint after that is still accepted.
     let again = log.apply_retention(now()).unwrap();
     assert!(again.removed.is_none());
-    assert!(!tile0(&dir, 1), "tile 1 is no longer needed by the signed checkpoint");
+    assert!(
+        !tile0(&dir, 1),
+        "tile 1 is no longer needed by the signed checkpoint"
+    );
     for t in TileStore::tiles_for_consistency_from(cp.size) {
-        assert!(tile0(&dir, t), "tile {t} holds the new checkpoint's neighbours");
+        assert!(
+            tile0(&dir, t),
+            "tile {t} holds the new checkpoint's neighbours"
+        );
     }
     let (_, _, msg) =
         pruned(transparency::prove_consistency(&log, SIGNED_AT, cp.size).unwrap_err());
-    assert!(msg.contains("no consistency proof from tree size 300"), "{msg}");
+    assert!(
+        msg.contains("no consistency proof from tree size 300"),
+        "{msg}"
+    );
     log.append(&event(41, 0, 1)).unwrap();
     let signed2 = transparency::sign_checkpoint(&log, &key).unwrap();
     let cp2 = transparency::TreeCheckpoint::open(&signed2, &key.verifier()).unwrap();
@@ -215,13 +228,22 @@ fn compaction_extends_the_tree_and_records_the_seq_after_the_dropped_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     write(&dir, &spread(1..=DAYS, PER_DAY));
-    let log = Log::open(&dir, write_opts().retention_days(RETENTION_DAYS).merkle_tree(true)).unwrap();
+    let log = Log::open(
+        &dir,
+        write_opts()
+            .retention_days(RETENTION_DAYS)
+            .merkle_tree(true),
+    )
+    .unwrap();
     let n = u64::from(DAYS * PER_DAY);
     let mem = memory_tree(&log, n);
     let report = log.compact(now()).unwrap();
     let c = report.compacted.expect("a straddling segment is compacted");
     let min = c.to_seq + 1;
-    assert!(min > 2 * TILE_WIDTH && min % TILE_WIDTH != 0, "min {min}");
+    assert!(
+        min > 2 * TILE_WIDTH && !min.is_multiple_of(TILE_WIDTH),
+        "min {min}"
+    );
     let st = TileStore::new(&dir).state().unwrap();
     assert!(st.size >= n);
     assert_eq!(tree_hash(&mem, n).unwrap(), {
@@ -248,9 +270,11 @@ fn retention_removes_nothing_when_the_tree_cannot_be_extended() {
     let dir = tmp.path().join("log");
     setup(&dir);
     // The partial level-0 tile the extension reads back is damaged.
-    let partial = dir
-        .join("merkle")
-        .join(tile_path(0, SIGNED_AT / TILE_WIDTH, Some(SIGNED_AT % TILE_WIDTH)));
+    let partial = dir.join("merkle").join(tile_path(
+        0,
+        SIGNED_AT / TILE_WIDTH,
+        Some(SIGNED_AT % TILE_WIDTH),
+    ));
     std::fs::write(&partial, [0u8; 31]).unwrap();
     let before = spans(&dir);
     let policy_before = std::fs::read(dir.join(POLICY_FILE)).ok();
@@ -291,7 +315,11 @@ fn a_v1_tree_file_still_opens_with_minimum_index_zero() {
     let tree = dir.join("merkle/tree");
     std::fs::write(
         &tree,
-        format!("auditlog-merkle v1\n{}\n{}\n", st.size, auditlog::hex(&st.root)),
+        format!(
+            "auditlog-merkle v1\n{}\n{}\n",
+            st.size,
+            auditlog::hex(&st.root)
+        ),
     )
     .unwrap();
     let store = TileStore::new(&dir);
@@ -307,12 +335,28 @@ fn a_v1_tree_file_still_opens_with_minimum_index_zero() {
         .unwrap()
         .starts_with("auditlog-merkle v2\n"));
     // A damaged v2 file names the field.
-    std::fs::write(&tree, format!("auditlog-merkle v2\n{}\n{}\nx\n", st2.size, auditlog::hex(&st2.root))).unwrap();
-    let msg = store.state().unwrap_err().to_string();
-    assert!(msg.contains("fourth line is not a decimal minimum index"), "{msg}");
     std::fs::write(
         &tree,
-        format!("auditlog-merkle v2\n{}\n{}\n{}\n", st2.size, auditlog::hex(&st2.root), st2.size + 1),
+        format!(
+            "auditlog-merkle v2\n{}\n{}\nx\n",
+            st2.size,
+            auditlog::hex(&st2.root)
+        ),
+    )
+    .unwrap();
+    let msg = store.state().unwrap_err().to_string();
+    assert!(
+        msg.contains("fourth line is not a decimal minimum index"),
+        "{msg}"
+    );
+    std::fs::write(
+        &tree,
+        format!(
+            "auditlog-merkle v2\n{}\n{}\n{}\n",
+            st2.size,
+            auditlog::hex(&st2.root),
+            st2.size + 1
+        ),
     )
     .unwrap();
     let msg = store.state().unwrap_err().to_string();
@@ -347,7 +391,8 @@ fn cli_and_http_refuse_proofs_that_need_removed_leaves() {
     drop(log);
 
     // No retention by the server itself (its clock is far past these events).
-    let config = server::config_json("", "").replace("\"retention_days\": 365", "\"retention_days\": 0");
+    let config =
+        server::config_json("", "").replace("\"retention_days\": 365", "\"retention_days\": 0");
     let config_path = tmp.path().join("config.json");
     std::fs::write(&config_path, &config).unwrap();
     let out = server::auditlog(&data, &config_path)
@@ -368,12 +413,19 @@ fn cli_and_http_refuse_proofs_that_need_removed_leaves() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("no consistency proof from tree size 100"), "{stderr}");
+    assert!(
+        stderr.contains("no consistency proof from tree size 100"),
+        "{stderr}"
+    );
     let out = server::auditlog(&data, &config_path)
         .args(["prove", "--seq", &min.to_string(), "--size", &n.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let s = server::Server::start(tmp.path(), &config, &[]);
     let r = s.get(
