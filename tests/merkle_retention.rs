@@ -460,4 +460,59 @@ fn cli_and_http_refuse_proofs_that_need_removed_leaves() {
         &hashes,
     )
     .unwrap();
+    s.terminate();
+
+    // `verify-checkpoints` after a newer checkpoint and a run that pruned the older one's
+    // tiles: the old one is not compared with the local tree, the pair needs a --proof
+    // (kept from before), and with it they agree.
+    let old_note = tmp.path().join("cp300");
+    std::fs::write(&old_note, &signed).unwrap();
+    let log = Log::open(&data, opts().retention_days(RETENTION_DAYS)).unwrap();
+    let new_signed = transparency::sign_checkpoint(&log, &key).unwrap();
+    let new_size = transparency::TreeCheckpoint::open(&new_signed, &key.verifier())
+        .unwrap()
+        .size;
+    let kept_proof = tmp.path().join("proof.json");
+    std::fs::write(
+        &kept_proof,
+        serde_json::to_string(&transparency::prove_consistency(&log, SIGNED_AT, new_size).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    log.apply_retention(now()).unwrap();
+    drop(log);
+    assert!(!tile0(&data, 1));
+    let new_note = tmp.path().join("cpnew");
+    std::fs::write(&new_note, &new_signed).unwrap();
+    let vk = key.verifier().to_string();
+    let out = server::auditlog(&data, &config_path)
+        .args(["verify-checkpoints", "--key", &vk])
+        .arg(&old_note)
+        .arg(&new_note)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("not compared with the tree"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("no consistency proof from size 300 to {new_size}"))
+            && stderr.contains("was removed by retention"),
+        "{stderr}"
+    );
+    let out = server::auditlog(&data, &config_path)
+        .args(["verify-checkpoints", "--key", &vk, "--proof"])
+        .arg(&kept_proof)
+        .arg(&old_note)
+        .arg(&new_note)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok: 2 checkpoint(s)"), "{stdout}");
 }
