@@ -786,4 +786,42 @@ mod tests {
         assert_eq!(tile_path(0, 1234, Some(5)), "tile/0/x001/234.p/5");
         assert_eq!(tile_path(2, 3, None), "tile/2/003");
     }
+
+    #[test]
+    fn prune_walks_grouped_indices_and_skips_what_is_above_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tile/0");
+        let put = |rel: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        };
+        for t in [7u64, 999, 1000, 1001, 1002, 1003, 1_234_567] {
+            put(&encode_index(t));
+        }
+        put(&format!("{}.p/3", encode_index(1002)));
+        put(&format!("{}.p/9", encode_index(1004)));
+        put("x001/000.tmp");
+        let keep = std::collections::BTreeSet::from([1001u64]);
+        let mut deleted = 0;
+        prune_dir(&root, 0, 1003, &keep, &mut deleted).unwrap();
+        assert_eq!(deleted, 5, "7, 999, 1000, 1002 and 1002.p");
+        for (t, there) in [
+            (7u64, false),
+            (999, false),
+            (1000, false),
+            (1001, true),
+            (1002, false),
+            (1003, true),
+            (1_234_567, true),
+        ] {
+            assert_eq!(root.join(encode_index(t)).exists(), there, "tile {t}");
+        }
+        assert!(!root.join("x001/002.p").exists());
+        assert!(root.join("x001/004.p/9").exists());
+        assert!(
+            root.join("x001/000.tmp").exists(),
+            "only tile names are touched"
+        );
+    }
 }
