@@ -109,6 +109,18 @@ pub enum Error {
     /// A Merkle tree, proof, tile, signed note or key is malformed or does not verify.
     #[error("transparency: {0}")]
     Transparency(String),
+
+    /// A proof needs the record or the leaf hashes of `seq`, which retention removed (the
+    /// tree keeps no level-0 tile below `min_index` beyond those its signed checkpoint
+    /// needs). `context` says which proof, and ends with ": " when not empty.
+    #[error(
+        "{context}seq {seq} was removed by retention; the tree's minimum index is {min_index}"
+    )]
+    Pruned {
+        seq: u64,
+        min_index: u64,
+        context: String,
+    },
 }
 
 impl Error {

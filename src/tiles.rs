@@ -1,7 +1,7 @@
 //! The Merkle tree's hashes on disk, in the C2SP tlog-tiles layout, under `<data dir>/merkle/`.
 //!
 //! ```text
-//! merkle/tree                 "auditlog-merkle v1\n<size>\n<hex root>\n" (written last)
+//! merkle/tree                 "auditlog-merkle v2\n<size>\n<hex root>\n<min index>\n" (written last)
 //! merkle/tile/<L>/<N>         a full tile: 256 hashes of tree level 8·L, 32 bytes each
 //! merkle/tile/<L>/<N>.p/<W>   a partial tile: its first W (1..=255) hashes
 //! ```
@@ -26,6 +26,12 @@
 //! full tile of the same index (that one may be beyond the watermark); a partial is only
 //! removed after its full tile was synced. The next extension starts from the stored size
 //! and rewrites every tile after it.
+//!
+//! Retention (`prepare_retention`, `after_retention`) extends the tree over the records
+//! it is about to remove, then records the tree's minimum index (the first leaf whose record
+//! still exists) and deletes the level-0 tiles wholly below it, except the ones a
+//! consistency proof from the signed checkpoint's size needs (see [`TileStore::prune`]).
+//! Upper-level tiles are kept: they hold the hashes of the removed leaves' subtrees.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,7 +47,11 @@ pub const MERKLE_DIR: &str = "merkle";
 /// Hashes per full tile (tile height 8).
 pub const TILE_WIDTH: u64 = 256;
 const TREE_FILE: &str = "tree";
-const TREE_MAGIC: &str = "auditlog-merkle v1";
+const TREE_MAGIC: &str = "auditlog-merkle v2";
+/// The version before the minimum index: three lines, minimum index 0.
+const TREE_MAGIC_V1: &str = "auditlog-merkle v1";
+/// The latest signed checkpoint (`crate::transparency::SIGNED_CHECKPOINT_FILE`).
+const SIGNED_CHECKPOINT_FILE: &str = "checkpoint";
 /// Leaves read from the log per round of tile writes (bounds memory: 2 MiB of hashes).
 const BATCH: usize = 1 << 16;
 /// The worker's durability round is due this long after the first tile it did not sync yet...
@@ -77,11 +87,14 @@ pub fn encode_index(mut n: u64) -> String {
     groups.join("/")
 }
 
-/// A tree as stored: its size and root hash.
+/// A tree as stored: its size, root hash and minimum index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeState {
     pub size: u64,
     pub root: Hash,
+    /// The first leaf whose record still exists (0 until retention removes records): the
+    /// level-0 tiles below it are deleted, but for those kept for the signed checkpoint.
+    pub min_index: u64,
 }
 
 /// The tiles of one data directory.
@@ -111,15 +124,22 @@ impl TileStore {
                 return Ok(TreeState {
                     size: 0,
                     root: crate::merkle::empty_root(),
+                    min_index: 0,
                 })
             }
             Err(e) => return Err(Error::io("reading", &path, e)),
         };
         let bad = |m: &str| err(format!("{}: {m}", path.display()));
         let mut lines = text.lines();
-        if lines.next() != Some(TREE_MAGIC) {
-            return Err(bad(&format!("first line is not `{TREE_MAGIC}`")));
-        }
+        let v2 = match lines.next() {
+            Some(TREE_MAGIC) => true,
+            Some(TREE_MAGIC_V1) => false,
+            _ => {
+                return Err(bad(&format!(
+                    "first line is not `{TREE_MAGIC}` (or `{TREE_MAGIC_V1}`)"
+                )))
+            }
+        };
         let size = lines
             .next()
             .and_then(|l| l.parse::<u64>().ok())
@@ -128,7 +148,27 @@ impl TileStore {
             .next()
             .and_then(unhex::<32>)
             .ok_or_else(|| bad("third line is not a 64-hex-digit root hash"))?;
-        Ok(TreeState { size, root })
+        let min_index = if v2 {
+            lines
+                .next()
+                .and_then(|l| l.parse::<u64>().ok())
+                .ok_or_else(|| bad("fourth line is not a decimal minimum index"))?
+        } else {
+            0
+        };
+        if min_index > size {
+            return Err(bad(&format!(
+                "minimum index {min_index} is past the tree size {size}"
+            )));
+        }
+        if lines.next().is_some() {
+            return Err(bad("has lines after the last field"));
+        }
+        Ok(TreeState {
+            size,
+            root,
+            min_index,
+        })
     }
 
     /// Writes a tile as a temporary file renamed into place, not synced: the durability
@@ -246,8 +286,12 @@ impl TileStore {
     fn write_state(&self, st: &TreeState) -> Result<()> {
         fsio::create_dir_all("merkle.mkdir", &self.root)
             .map_err(|e| Error::io("creating directory", &self.root, e))?;
-        let text = format!("{TREE_MAGIC}\n{}\n{}\n", st.size, hex(&st.root));
-        crate::segment::write_atomic("merkle.write", &self.root, TREE_FILE, text.as_bytes())
+        crate::segment::write_atomic(
+            "merkle.write",
+            &self.root,
+            TREE_FILE,
+            tree_text(st).as_bytes(),
+        )
     }
 
     /// Appends leaf hashes after the stored tree and stores the new tree, durably (one
@@ -262,7 +306,8 @@ impl TileStore {
 
     /// A reader of the stored tiles for the tree of `size` leaves (at most the stored size).
     pub fn reader(&self, size: u64) -> Result<TileReader<'_>> {
-        let stored = self.state()?.size;
+        let st = self.state()?;
+        let stored = st.size;
         if size > stored {
             return Err(err(format!(
                 "tree size {size} is past the stored tree ({stored} leaves); run a sync first"
@@ -272,6 +317,7 @@ impl TileStore {
             store: self,
             stored,
             size,
+            min_index: st.min_index,
             cache: RefCell::new(HashMap::new()),
         })
     }
@@ -465,6 +511,7 @@ impl TileWriter {
         let st = TreeState {
             size: self.size,
             root,
+            min_index: self.durable.min_index,
         };
         if self.durable.size == 0 {
             // `merkle/` itself is new: its entry in the data directory.
@@ -487,10 +534,10 @@ impl TileWriter {
         let st = TreeState {
             size: self.size,
             root,
+            min_index: self.durable.min_index,
         };
         let path = self.store.root.join(TREE_FILE);
-        let text = format!("{TREE_MAGIC}\n{}\n{}\n", st.size, hex(&st.root));
-        std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
+        std::fs::write(&path, tree_text(&st)).map_err(|e| Error::io("writing", &path, e))?;
         self.pending = Pending::default();
         self.durable = st;
         Ok(st)
@@ -515,12 +562,18 @@ pub struct TileReader<'a> {
     store: &'a TileStore,
     stored: u64,
     size: u64,
+    min_index: u64,
     cache: TileCache,
 }
 
 impl TileReader<'_> {
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The stored tree's minimum index when this reader was made.
+    pub fn min_index(&self) -> u64 {
+        self.min_index
     }
 }
 
@@ -554,12 +607,33 @@ impl NodeSource for TileReader<'_> {
             None => {
                 let at_level = self.stored >> (8 * tl as u32);
                 let width = (at_level - tile * TILE_WIDTH).min(TILE_WIDTH);
-                let h = std::rc::Rc::new(self.store.read_tile(
-                    tl,
-                    tile,
-                    width,
-                    (off + count) as u64,
-                )?);
+                let h = match self.store.read_tile(tl, tile, width, (off + count) as u64) {
+                    Ok(h) => std::rc::Rc::new(h),
+                    Err(Error::Io { source, .. })
+                        if tl == 0 && source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        // A retention run may have raised the minimum index since.
+                        let min = self
+                            .store
+                            .state()
+                            .map_or(self.min_index, |s| s.min_index.max(self.min_index));
+                        let path = self.store.root.join(tile_path(0, tile, None));
+                        return Err(if first < min {
+                            Error::Pruned {
+                                seq: first,
+                                min_index: min,
+                                context: String::new(),
+                            }
+                        } else {
+                            err(format!(
+                                "tile {} (leaves from {}) is missing",
+                                path.display(),
+                                tile * TILE_WIDTH
+                            ))
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
                 self.cache.borrow_mut().insert(key, h.clone());
                 h
             }
@@ -707,6 +781,16 @@ fn extend_from_log(inner: &crate::log::Inner, w: &mut TileWriter, durable_to: u6
     Ok(())
 }
 
+/// The `tree` file's text (FORMAT.md §20).
+fn tree_text(st: &TreeState) -> String {
+    format!(
+        "{TREE_MAGIC}\n{}\n{}\n{}\n",
+        st.size,
+        hex(&st.root),
+        st.min_index
+    )
+}
+
 impl TileStore {
     /// A reader over tiles written for `size` that the `tree` file does not name yet.
     fn reader_unchecked(&self, size: u64) -> TileReader<'_> {
@@ -714,9 +798,205 @@ impl TileStore {
             store: self,
             stored: size,
             size,
+            min_index: 0,
             cache: RefCell::new(HashMap::new()),
         }
     }
+}
+
+/// What [`TileStore::prune`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// The tree's minimum index now.
+    pub min_index: u64,
+    /// Level-0 tiles (full or partial) deleted.
+    pub deleted: u64,
+    /// Level-0 tiles wholly below the minimum index kept for consistency proofs, by index.
+    pub kept: Vec<u64>,
+}
+
+impl TileStore {
+    /// The level-0 tiles an RFC 9162 consistency proof from the tree of `m` leaves (to any
+    /// larger tree) reads: every hash of such a proof is the root of a subtree either left
+    /// of leaf `m` (an aligned piece of `[0, m)`) or right of it (a piece of `[m, n)`); the
+    /// pieces below tile height are the siblings on the path to leaf `m`, so they lie in the
+    /// tiles of leaves `m - 1` and `m`. The pieces at the far end, near `n`, lie in the tiles
+    /// of leaves that still exist (or of the tree's last leaf, which is never pruned).
+    pub fn tiles_for_consistency_from(m: u64) -> Vec<u64> {
+        let mut t = vec![m / TILE_WIDTH];
+        if m > 0 && (m - 1) / TILE_WIDTH != m / TILE_WIDTH {
+            t.insert(0, (m - 1) / TILE_WIDTH);
+        }
+        t
+    }
+
+    /// Raises the tree's minimum index to `min_index` (it never goes down; the `tree` file
+    /// is rewritten first, so a crash leaves only tiles the next run deletes) and deletes
+    /// the level-0 tiles whose leaves are all below it, except those a consistency proof
+    /// from a size in `keep_sizes` reads ([`Self::tiles_for_consistency_from`]) and the
+    /// tiles of the tree's last leaf and of leaf `size` (extending the tree reads the
+    /// latter back). Upper-level tiles are never deleted.
+    pub fn prune(&self, min_index: u64, keep_sizes: &[u64]) -> Result<PruneReport> {
+        let _one = WRITES.lock();
+        let st = self.state()?;
+        if min_index > st.size {
+            return Err(err(format!(
+                "{}: cannot raise the minimum index to {min_index}: the tree has only {} leaves",
+                self.root.join(TREE_FILE).display(),
+                st.size
+            )));
+        }
+        let min = st.min_index.max(min_index);
+        if min != st.min_index {
+            self.write_state(&TreeState {
+                min_index: min,
+                ..st
+            })?;
+        }
+        let mut keep = std::collections::BTreeSet::new();
+        for &m in keep_sizes.iter().filter(|&&m| m > 0 && m <= st.size) {
+            keep.extend(Self::tiles_for_consistency_from(m));
+        }
+        keep.extend(Self::tiles_for_consistency_from(st.size));
+        // Tiles with index below `limit` hold only leaves below `min`.
+        let limit = min / TILE_WIDTH;
+        let mut deleted = 0;
+        prune_dir(&self.root.join("tile/0"), 0, limit, &keep, &mut deleted)?;
+        Ok(PruneReport {
+            min_index: min,
+            deleted,
+            kept: keep.into_iter().filter(|&t| t < limit).collect(),
+        })
+    }
+
+    /// The tree size of the latest signed checkpoint (`merkle/checkpoint`), if there is
+    /// one: the second line of its note text.
+    pub fn signed_checkpoint_size(&self) -> Result<Option<u64>> {
+        let path = self.root.join(SIGNED_CHECKPOINT_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", &path, e)),
+        };
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                err(format!(
+                    "{}: the second line is not a decimal tree size",
+                    path.display()
+                ))
+            })
+    }
+}
+
+/// A 3-digit group of a tile index.
+fn group(s: &str) -> Option<u64> {
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// Deletes the tiles under `dir` (whose index groups so far make `prefix`) with an index
+/// below `limit` and not in `keep`; skips subdirectories whose indices are all at or above
+/// `limit`, so the walk costs what there is to delete, not the size of the tree.
+fn prune_dir(
+    dir: &Path,
+    prefix: u64,
+    limit: u64,
+    keep: &std::collections::BTreeSet<u64>,
+    deleted: &mut u64,
+) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("listing tiles", dir, e)),
+    };
+    let index = |g: u64| prefix.checked_mul(1000).and_then(|p| p.checked_add(g));
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io("listing tiles", dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if let Some(q) = name.strip_prefix('x').and_then(group).and_then(index) {
+            // Indices under `xNNN/` have at least one more group.
+            if q.checked_mul(1000).is_some_and(|lo| lo < limit) {
+                prune_dir(&path, q, limit, keep, deleted)?;
+                // Left in place while it still holds tiles (ENOTEMPTY).
+                let _ = std::fs::remove_dir(&path);
+            }
+        } else if let Some(t) = name.strip_suffix(".p").and_then(group).and_then(index) {
+            if t < limit && !keep.contains(&t) {
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| Error::io("removing pruned tiles", &path, e))?;
+                *deleted += 1;
+            }
+        } else if let Some(t) = group(&name).and_then(index) {
+            if t < limit && !keep.contains(&t) {
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::io("removing pruned tile", &path, e))?;
+                *deleted += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the log keeps a Merkle tree: `merkle/` exists or `Options::merkle_tree` is on.
+fn kept(inner: &crate::log::Inner) -> bool {
+    inner.opts.merkle_tree || inner.dir.join(MERKLE_DIR).is_dir()
+}
+
+/// Before retention removes records up to seq `through` (inclusive; None when it removes
+/// nothing): extends the tree over them from the records, so no gap can arise. Returns the
+/// tree sizes whose consistency proofs pruning must keep (the signed checkpoint's), or None
+/// when the log keeps no tree. An error means nothing may be removed.
+pub(crate) fn prepare_retention(
+    inner: &crate::log::Inner,
+    through: Option<u64>,
+) -> Result<Option<Vec<u64>>> {
+    if !kept(inner) {
+        return Ok(None);
+    }
+    let store = TileStore::new(&inner.dir);
+    let keep: Vec<u64> = store.signed_checkpoint_size()?.into_iter().collect();
+    if let Some(to) = through {
+        let have = store.state()?.size;
+        if have <= to {
+            let refuse = |why: String| {
+                err(format!(
+                    "retention refuses to remove records up to {to}: the Merkle tree ({}) covers {have} leaves and could not be extended over them: {why}",
+                    store.path().display()
+                ))
+            };
+            let durable = inner
+                .sync
+                .durable
+                .load(std::sync::atomic::Ordering::Acquire);
+            let st = sync(inner, durable, Round::Now).map_err(|e| refuse(e.to_string()))?;
+            if st.size <= to {
+                return Err(refuse(format!("only {} records are durable", st.size)));
+            }
+        }
+    }
+    Ok(Some(keep))
+}
+
+/// After retention removed records: raises the tree's minimum index to the first seq left
+/// (from policy.log) and prunes the level-0 tiles below it, keeping those of `keep`.
+/// Nothing is pruned while the tree is behind the removed records (removed before this
+/// version extended the tree first): it cannot be extended, and `sync` says so.
+pub(crate) fn after_retention(
+    inner: &crate::log::Inner,
+    keep: &[u64],
+) -> Result<Option<PruneReport>> {
+    let min = inner.policy.lock().retained_to().map_or(0, |r| r.0 + 1);
+    let store = TileStore::new(&inner.dir);
+    if min > store.state()?.size {
+        return Ok(None);
+    }
+    store.prune(min, keep).map(Some)
 }
 
 #[cfg(test)]
@@ -731,5 +1011,43 @@ mod tests {
         assert_eq!(encode_index(1234067), "x001/x234/067");
         assert_eq!(tile_path(0, 1234, Some(5)), "tile/0/x001/234.p/5");
         assert_eq!(tile_path(2, 3, None), "tile/2/003");
+    }
+
+    #[test]
+    fn prune_walks_grouped_indices_and_skips_what_is_above_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tile/0");
+        let put = |rel: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        };
+        for t in [7u64, 999, 1000, 1001, 1002, 1003, 1_234_567] {
+            put(&encode_index(t));
+        }
+        put(&format!("{}.p/3", encode_index(1002)));
+        put(&format!("{}.p/9", encode_index(1004)));
+        put("x001/000.tmp");
+        let keep = std::collections::BTreeSet::from([1001u64]);
+        let mut deleted = 0;
+        prune_dir(&root, 0, 1003, &keep, &mut deleted).unwrap();
+        assert_eq!(deleted, 5, "7, 999, 1000, 1002 and 1002.p");
+        for (t, there) in [
+            (7u64, false),
+            (999, false),
+            (1000, false),
+            (1001, true),
+            (1002, false),
+            (1003, true),
+            (1_234_567, true),
+        ] {
+            assert_eq!(root.join(encode_index(t)).exists(), there, "tile {t}");
+        }
+        assert!(!root.join("x001/002.p").exists());
+        assert!(root.join("x001/004.p/9").exists());
+        assert!(
+            root.join("x001/000.tmp").exists(),
+            "only tile names are touched"
+        );
     }
 }

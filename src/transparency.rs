@@ -170,7 +170,8 @@ pub fn sign_checkpoint(log: &Log, key: &SignerKey) -> Result<String> {
             }
         } else {
             let r = store.reader(st.size)?;
-            let p = consistency_proof(&r, prev.size, st.size)?;
+            let p = consistency_proof(&r, prev.size, st.size)
+                .map_err(|e| pruned_context(e, prev.size, st.size))?;
             verify_consistency(prev.size, st.size, &prev.root, &st.root, &p)
                 .map_err(|e| refuse(e.to_string()))?;
         }
@@ -231,7 +232,7 @@ pub fn witness_latest(
         },
         |old, new| {
             let r = store.reader(new)?;
-            consistency_proof(&r, old, new)
+            consistency_proof(&r, old, new).map_err(|e| pruned_context(e, old, new))
         },
         timeout,
     )?;
@@ -381,6 +382,13 @@ pub fn prove_inclusion(log: &Log, seq: u64, size: Option<u64>) -> Result<Inclusi
     };
     let store = TileStore::new(log.dir());
     let r = store.reader(size)?;
+    if seq < r.min_index() {
+        return Err(Error::Pruned {
+            seq,
+            min_index: r.min_index(),
+            context: "no inclusion proof: ".into(),
+        });
+    }
     let hashes = inclusion_proof(&r, seq, size)?;
     let root = tree_hash(&r, size)?;
     let (ts, digest) = log.merkle_leaf(seq)?;
@@ -410,11 +418,28 @@ pub fn prove_inclusion(log: &Log, seq: u64, size: Option<u64>) -> Result<Inclusi
     })
 }
 
+/// Names the proof in an [`Error::Pruned`] from the tiles.
+fn pruned_context(e: Error, old: u64, new: u64) -> Error {
+    match e {
+        Error::Pruned { seq, min_index, .. } => Error::Pruned {
+            seq,
+            min_index,
+            context: format!(
+                "no consistency proof from tree size {old} to {new} (it needs the leaf hashes \
+                 next to seq {old}, which retention pruned: only those next to the signed \
+                 checkpoint's size are kept): "
+            ),
+        },
+        e => e,
+    }
+}
+
 /// The consistency proof between the stored trees of `old` and `new` leaves.
 pub fn prove_consistency(log: &Log, old: u64, new: u64) -> Result<ConsistencyProof> {
     let store = TileStore::new(log.dir());
     let r = store.reader(new)?;
-    let hashes = consistency_proof(&r, old, new)?;
+    let hashes = consistency_proof(&r, old, new).map_err(|e| pruned_context(e, old, new))?;
+    let old_root = tree_hash(&r, old).map_err(|e| pruned_context(e, old, new))?;
     let new_root = tree_hash(&r, new)?;
     let checkpoint = signed_for(log)?
         .filter(|(_, cp)| cp.size == new && cp.root == new_root)
@@ -423,7 +448,7 @@ pub fn prove_consistency(log: &Log, old: u64, new: u64) -> Result<ConsistencyPro
         kind: "consistency".into(),
         old_size: old,
         new_size: new,
-        old_root: B64.encode(tree_hash(&r, old)?),
+        old_root: B64.encode(old_root),
         new_root: B64.encode(new_root),
         hashes: b64s(&hashes),
         checkpoint,

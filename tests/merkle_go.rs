@@ -11,11 +11,16 @@
 //! - We verify what Go made: notes signed by a Go key, proofs from `tlog.ProveRecord` and
 //!   `tlog.ProveTree`, through the library and `auditlog verify-proof`; tampered ones fail.
 //!
+//! - After retention pruned level-0 tiles (tests/merkle_retention.rs), Go still verifies our
+//!   proofs for the remaining leaves and from the previous signed checkpoint, and reads the
+//!   tree that is left through `tlog.TileHashReader`.
+//!
 //! `go` missing fails the test with a message, unless AUDITLOG_SKIP_GO=1 (then it is skipped,
 //! saying why).
 #![cfg(all(feature = "transparency", feature = "cli"))]
 
 mod common;
+mod retention_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -488,4 +493,59 @@ fn go_checks_our_cosignatures_and_we_check_gos() {
     transparency::TreeCheckpoint::open(&with_go, &log.verifier()).unwrap();
     let forged = with_go.replacen("\n77\n", "\n78\n", 1);
     assert!(note::cosignatures(&forged, &[go_vkey]).is_err());
+}
+
+#[test]
+fn go_verifies_our_proofs_after_retention_pruned_tiles() {
+    use retention_support::*;
+    let Some(bin) = go_verify() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let key = SignerKey::generate("audit.example.com/pruned").unwrap();
+    let events = spread(1..=40, 48);
+    let log = Log::open(&dir, write_opts()).unwrap();
+    log.append_batch(&events[..300]).unwrap();
+    transparency::sign_checkpoint(&log, &key).unwrap();
+    for chunk in events[300..].chunks(64) {
+        log.append_batch(chunk).unwrap();
+    }
+    drop(log);
+    let log = reopen(&dir, 20);
+    let removed = log.apply_retention(at(42, 0)).unwrap().removed.unwrap();
+    let min = removed.to_seq + 1;
+    assert!(!dir
+        .join("merkle")
+        .join(auditlog::tiles::tile_path(0, 0, None))
+        .exists());
+    let cp_note = transparency::sign_checkpoint(&log, &key).unwrap();
+    let n = transparency::TreeCheckpoint::open(&cp_note, &key.verifier())
+        .unwrap()
+        .size;
+    let inclusion: Vec<InclusionProof> = [min, min + 1, (min + n) / 2, n - 1]
+        .into_iter()
+        .map(|i| transparency::prove_inclusion(&log, i, None).unwrap())
+        .collect();
+    let consistency: Vec<ConsistencyProof> = [300, min, n - 1]
+        .into_iter()
+        .map(|old| transparency::prove_consistency(&log, old, n).unwrap())
+        .collect();
+    let req = json!({
+        "op": "check",
+        "vkey": key.verifier().to_string(),
+        "checkpoint": cp_note,
+        "tiles": dir.join("merkle"),
+        "inclusion": inclusion,
+        "consistency": consistency,
+        "receipts": [],
+    });
+    let ans = run_go(bin, &req);
+    assert_eq!(ans["checkpoint"]["size"], json!(n), "{ans}");
+    assert!(strs(&ans["inclusion"]).iter().all(|r| r == "ok"), "{ans}");
+    assert_eq!(strs(&ans["consistency"]).len(), 3, "{ans}");
+    assert!(strs(&ans["consistency"]).iter().all(|r| r == "ok"), "{ans}");
+    assert_eq!(ans["tile_error"], Value::Null, "{ans}");
+    assert_eq!(ans["tile_root"].as_str().unwrap(), inclusion[0].root);
+    let eq = strs(&ans["tile_proofs_equal"]);
+    assert_eq!(eq.len(), inclusion.len());
+    assert!(eq.iter().all(|r| r == "ok"), "{eq:?}");
 }

@@ -586,7 +586,17 @@ fn verify_checkpoints(
             if cp.size == 0 || cp.size > st.size {
                 continue;
             }
-            let root = tree_hash(&store.reader(cp.size)?, cp.size)?;
+            let root = match tree_hash(&store.reader(cp.size)?, cp.size) {
+                Err(e @ Error::Pruned { .. }) => {
+                    println!(
+                        "{label}: not compared with the tree in {} (size {}): {e}",
+                        data.display(),
+                        cp.size
+                    );
+                    continue;
+                }
+                r => r?,
+            };
             if root == cp.root {
                 println!("{label}: agrees with the tree in {}", data.display());
             } else {
@@ -617,7 +627,19 @@ fn verify_checkpoints(
         }
         match local {
             Some(st) if new <= st.size => {
-                Ok(Some(consistency_proof(&store.reader(new)?, old, new)?))
+                let p = consistency_proof(&store.reader(new)?, old, new).map_err(|e| match e {
+                    Error::Pruned { seq, min_index, .. } => Error::Pruned {
+                        seq,
+                        min_index,
+                        context: format!(
+                            "no consistency proof from size {old} to {new} in {} (give one \
+                             with --proof): ",
+                            data.display()
+                        ),
+                    },
+                    e => e,
+                })?;
+                Ok(Some(p))
             }
             _ => Ok(None),
         }

@@ -193,6 +193,7 @@ fn apply_locked(
         content_redacted: 0,
     };
     let holds = inner.policy.lock().active_holds();
+    let mut tree_keep = None;
     if days > 0 {
         let cutoff = now_ns.saturating_sub(i64::from(days) * DAY_NS);
         report.cutoff = Some(format_ts(cutoff));
@@ -273,6 +274,14 @@ fn apply_locked(
                 removed: report.removed.clone(),
                 held_back: report.held_back.clone(),
             };
+            // The Merkle tree is extended over what goes before anything is recorded or
+            // removed: a tree that cannot be extended stops the run here.
+            let through = [&report.removed, &report.compacted]
+                .into_iter()
+                .flatten()
+                .map(|r| r.to_seq)
+                .max();
+            let tree = crate::tiles::prepare_retention(inner, through)?;
             // The signed record goes first: a crash after it leaves segments that `open`
             // finishes removing and that `verify` knows were removed by policy.
             write_policy(inner, PolicyEntry::Retention(run))?;
@@ -308,6 +317,7 @@ fn apply_locked(
                 let new = rewrite::rewrite(inner, &seg, skip, &HashMap::new())?;
                 replace_segment(inner, &seg, new);
             }
+            tree_keep = tree;
         }
     }
     report.content_redacted = content_overrides(inner, now_ns, dry_run, &holds)?;
@@ -319,6 +329,15 @@ fn apply_locked(
             inner,
             &audit_event("retention_applied", Severity::Medium, details),
         )?;
+    }
+    // Last: a failure here loses nothing (the removal is recorded) and the next run retries.
+    if let Some(keep) = tree_keep {
+        crate::tiles::after_retention(inner, &keep).map_err(|e| {
+            Error::Transparency(format!(
+                "retention ran (policy.log records it), but pruning the Merkle tree's tiles \
+                 failed; the next run retries: {e}"
+            ))
+        })?;
     }
     Ok(report)
 }

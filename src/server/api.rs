@@ -155,6 +155,7 @@ impl From<Error> for ApiError {
             }
             Error::BadCheckpoint(_) => ApiError::bad_request("bad_checkpoint", msg),
             Error::Empty(_) => ApiError::new(StatusCode::CONFLICT, "empty_log", msg),
+            Error::Pruned { .. } => ApiError::new(StatusCode::GONE, "pruned_by_retention", msg),
             Error::ReadOnly | Error::Poisoned(_) | Error::Locked { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", msg)
             }

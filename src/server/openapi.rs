@@ -348,7 +348,8 @@ pub fn document() -> Value {
                     "schema": {"type": "integer", "minimum": 1}})],
             with_errors(json!({"200": ok("The proof (docs/TRANSPARENCY.md); `auditlog verify-proof` checks it with the verifier key when it carries a checkpoint.",
                 json!({"$ref": "#/components/schemas/ConsistencyProof"}))}),
-                &[("400", "A bad, missing or out-of-range old or new, named in error.param.")]))}),
+                &[("400", "A bad, missing or out-of-range old or new, named in error.param."),
+                  ("410", "Retention pruned the leaf hashes the proof needs (code pruned_by_retention; the message names the seq and the tree's minimum index).")]))}),
         );
     }
     paths.insert(
