@@ -300,8 +300,7 @@ impl<'a> P<'a> {
                 i += 1;
             }
         }
-        if (exp || i - start > 17) && !self.s[start..i].parse::<f64>().is_ok_and(f64::is_finite)
-        {
+        if (exp || i - start > 17) && !self.s[start..i].parse::<f64>().is_ok_and(f64::is_finite) {
             return None;
         }
         self.i = i;
@@ -747,7 +746,8 @@ mod tests {
         ];
         leaf.prop_recursive(depth, 64, 6, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
                 prop::collection::vec(("[a-z]{1,3}", inner), 0..4).prop_map(|v| {
                     let m: Vec<String> = v.iter().map(|(k, v)| format!("\"{k}\" : {v}")).collect();
                     format!("{{{}}}", m.join(" ,"))
@@ -760,7 +760,13 @@ mod tests {
     /// there, whitespace between tokens.
     fn event_line() -> impl Strategy<Value = String> {
         let s = || ("\\PC{0,12}", prop::collection::vec(any::<bool>(), 12));
-        let opt = |p: &'static str| prop_oneof![Just(None), Just(Some("null".to_string())), p.prop_map(|v| Some(format!("\"{v}\"")))];
+        let opt = |p: &'static str| {
+            prop_oneof![
+                Just(None),
+                Just(Some("null".to_string())),
+                p.prop_map(|v| Some(format!("\"{v}\"")))
+            ]
+        };
         (
             (s(), s(), s(), opt("[a-z0-9_]{0,20}")),
             (
@@ -866,6 +872,9 @@ mod tests {
             }
         }
         assert!(valid > 200, "{valid} valid lines of 2000");
-        assert!(fast * 10 >= valid * 9, "{fast} of {valid} valid lines took the single-pass path");
+        assert!(
+            fast * 10 >= valid * 9,
+            "{fast} of {valid} valid lines took the single-pass path"
+        );
     }
 }

@@ -573,21 +573,23 @@ pub(crate) fn append_json_batch(inner: &Arc<Inner>, lines: &[&[u8]]) -> Result<V
         // segment stay in order under the lock. Parts are joined in order and each stops at
         // its first bad line, so the error names the first bad line of the batch.
         let per = lines.len().div_ceil(threads);
+        // The first part is prepared on the calling thread: one spawn fewer per batch.
         let parts: Vec<Result<Prepared>> = std::thread::scope(|s| {
             let handles: Vec<_> = lines
                 .chunks(per)
                 .enumerate()
+                .skip(1)
                 .map(|(k, part)| {
                     let prepare_part = &prepare_part;
                     s.spawn(move || prepare_part(k * per, part))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
+            let first = prepare_part(0, &lines[..per]);
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| match h.join() {
                     Ok(r) => r,
                     Err(panic) => std::panic::resume_unwind(panic),
-                })
+                }))
                 .collect()
         });
         parts.into_iter().collect::<Result<Vec<_>>>()?
