@@ -334,33 +334,72 @@ impl<'de> Deserialize<'de> for Details {
     }
 }
 
+mod fast;
+
+pub(crate) use fast::canonical_timestamp;
+
 /// One event as a JSON line, borrowing from the line: the `append_json` path parses the
 /// seed's shape straight into the payload's fields, never building a `Value` of `details`.
 /// Same fields, defaults and rules as [`Event`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct EventRef<'a> {
-    #[serde(default, borrow)]
     pub event_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
     pub timestamp: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
     pub event_type: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
     pub action: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
     pub status: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
     pub severity: Severity,
-    #[serde(default, borrow)]
     pub actor: ActorRef<'a>,
-    #[serde(default, borrow)]
     pub resource: Option<ResourceRef<'a>>,
-    #[serde(default, borrow)]
-    pub details: Option<&'a serde_json::value::RawValue>,
+    /// The JSON text of `details` (`None`: absent or `null`).
+    pub details: Option<&'a str>,
+    /// `details` already passed `check`'s rules (an object, on one line, within the depth
+    /// and number limits): the single-pass parser checked them while finding its end.
+    details_checked: bool,
 }
 
-#[derive(Deserialize, Default)]
+/// [`EventRef`] as serde reads it: the reference parser, which decides whatever the
+/// single-pass parser ([`fast`]) leaves to it, and words the errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventWire<'a> {
+    #[serde(default, borrow)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    status: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    severity: Severity,
+    #[serde(default, borrow)]
+    actor: ActorRef<'a>,
+    #[serde(default, borrow)]
+    resource: Option<ResourceRef<'a>>,
+    #[serde(default, borrow)]
+    details: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> From<EventWire<'a>> for EventRef<'a> {
+    fn from(w: EventWire<'a>) -> EventRef<'a> {
+        EventRef {
+            event_id: w.event_id,
+            timestamp: w.timestamp,
+            event_type: w.event_type,
+            action: w.action,
+            status: w.status,
+            severity: w.severity,
+            actor: w.actor,
+            resource: w.resource,
+            details: w.details.map(|r| r.get()),
+            details_checked: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(crate) struct ActorRef<'a> {
     #[serde(default, borrow)]
     pub user_id: Option<std::borrow::Cow<'a, str>>,
@@ -370,7 +409,7 @@ pub(crate) struct ActorRef<'a> {
     pub ip_address: Option<IpAddr>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq)]
 pub(crate) struct ResourceRef<'a> {
     #[serde(rename = "type", borrow)]
     pub kind: std::borrow::Cow<'a, str>,
@@ -379,9 +418,20 @@ pub(crate) struct ResourceRef<'a> {
 }
 
 impl<'a> EventRef<'a> {
-    /// Parses one JSON line; the error is serde_json's (with line and column).
+    /// Parses one JSON line: the single-pass parser takes the common shape, and serde_json
+    /// everything else, so the error is serde_json's (naming the field, line and column).
     pub fn parse(line: &'a [u8]) -> Result<EventRef<'a>> {
-        serde_json::from_slice(line).map_err(|e| Error::InvalidEvent(e.to_string()))
+        match fast::parse(line) {
+            Some(ev) => Ok(ev),
+            None => Self::parse_reference(line),
+        }
+    }
+
+    /// The serde_json parse alone (what `parse` does when the single-pass parser declines).
+    pub fn parse_reference(line: &'a [u8]) -> Result<EventRef<'a>> {
+        serde_json::from_slice::<EventWire<'a>>(line)
+            .map(EventRef::from)
+            .map_err(|e| Error::InvalidEvent(e.to_string()))
     }
 
     /// The same checks as [`Event::validate`], plus the timestamp's parse. Returns the
@@ -407,16 +457,20 @@ impl<'a> EventRef<'a> {
         }
         let ts = match &self.timestamp {
             None => None,
-            Some(t) => {
-                // As `Event`'s timestamp deserializes (chrono's `FromStr`).
-                let dt: DateTime<Utc> = t.parse().map_err(|e| {
-                    Error::InvalidEvent(format!("timestamp {t:?}: {e} (expected RFC 3339)"))
-                })?;
-                Some(to_nanos(&dt)?)
-            }
+            Some(t) => match canonical_timestamp(t) {
+                Some(ns) => Some(ns),
+                None => {
+                    // As `Event`'s timestamp deserializes (chrono's `FromStr`).
+                    let dt: DateTime<Utc> = t.parse().map_err(|e| {
+                        Error::InvalidEvent(format!("timestamp {t:?}: {e} (expected RFC 3339)"))
+                    })?;
+                    Some(to_nanos(&dt)?)
+                }
+            },
         };
-        let details = match self.details.map(|r| r.get()) {
+        let details = match self.details {
             None | Some("null") => "",
+            Some(t) if self.details_checked => t,
             Some(t) => {
                 if !t.starts_with('{') {
                     return Err(Error::InvalidEvent("details must be a JSON object".into()));

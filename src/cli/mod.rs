@@ -1,11 +1,12 @@
 //! Command-line interface: argument parsing and one function per command. No storage logic
 //! lives here; every command calls the library.
 
+mod append;
 mod demo;
 mod report;
 mod transparency;
 
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -440,14 +441,14 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 DurabilityArg::Buffered => Durability::Buffered,
             };
             let log = Log::open(&cli.data, write_options(&cli, &cfg)?.durability(d))?;
-            let input: Box<dyn Read> = match file.as_deref() {
-                None => Box::new(std::io::stdin().lock()),
-                Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
+            let input: Box<dyn Read + Send> = match file.as_deref() {
+                None => Box::new(std::io::stdin()),
+                Some(p) if p == Path::new("-") => Box::new(std::io::stdin()),
                 Some(p) => {
                     Box::new(std::fs::File::open(p).map_err(|e| Error::io("opening input", p, e))?)
                 }
             };
-            append(&log, input, *receipts)
+            append::run(&log, input, *receipts)
         }
         Command::Verify {
             checkpoint,
@@ -856,78 +857,6 @@ fn watch_for_shutdown(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let _ = stop;
 }
 
-/// Appends buffered JSON lines in batches (`append_json_batch`: parsed with borrowed fields
-/// straight into records) and prints receipts once the batch has returned (that is, once
-/// they are durable under the log's durability).
-struct Appender<'a, W: Write> {
-    log: &'a Log,
-    out: W,
-    receipts: bool,
-    /// The buffered lines' bytes, back to back; `spans` are `(start, end, line number)`.
-    text: Vec<u8>,
-    spans: Vec<(usize, usize, u64)>,
-    appended: u64,
-}
-
-impl<W: Write> Appender<'_, W> {
-    fn flush(&mut self) -> Result<(), Error> {
-        if self.spans.is_empty() {
-            return Ok(());
-        }
-        let lines: Vec<&[u8]> = self
-            .spans
-            .iter()
-            .map(|&(a, b, _)| &self.text[a..b])
-            .collect();
-        let outcome = match self.log.append_json_batch(&lines) {
-            Ok(rs) => Ok(rs),
-            // A batch is checked before anything is written: append the lines before the bad
-            // one, so they stay appended, and report it with its line number in the input.
-            Err(Error::BadLine { line, message }) => {
-                let bad = line as usize - 1;
-                let rs = self.log.append_json_batch(&lines[..bad])?;
-                Err((
-                    rs,
-                    Error::BadLine {
-                        line: self.spans[bad].2,
-                        message,
-                    },
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        self.text.clear();
-        self.spans.clear();
-        match outcome {
-            Ok(rs) => self.emit(&rs),
-            Err((rs, err)) => {
-                self.emit(&rs)?;
-                Err(err)
-            }
-        }
-    }
-
-    fn emit(&mut self, rs: &[auditlog::Receipt]) -> Result<(), Error> {
-        self.appended += rs.len() as u64;
-        if self.receipts {
-            let w = |e: std::io::Error| Error::io("writing receipts to", "stdout", e);
-            for r in rs {
-                // event_id is the caller's string: JSON-escaped by serde_json.
-                let id = serde_json::to_string(&r.event_id).expect("a string serializes");
-                writeln!(
-                    self.out,
-                    "{{\"seq\":{},\"event_id\":{id},\"hash\":\"{}\"}}",
-                    r.seq,
-                    r.hash_string()
-                )
-                .map_err(w)?;
-            }
-            self.out.flush().map_err(w)?;
-        }
-        Ok(())
-    }
-}
-
 /// Opens for writing, explaining what to do when a writer already holds the directory.
 fn open_for_maintenance(dir: &Path, opts: Options) -> Result<Log, Error> {
     Log::open(dir, opts).map_err(|e| match e {
@@ -937,52 +866,6 @@ fn open_for_maintenance(dir: &Path, opts: Options) -> Result<Log, Error> {
         )),
         other => other,
     })
-}
-
-/// Reads JSON Lines and appends them in batches of the lines already buffered.
-fn append(log: &Log, input: Box<dyn Read>, receipts: bool) -> Result<i32, Error> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let stdout = std::io::stdout();
-    let mut app = Appender {
-        log,
-        out: std::io::BufWriter::new(stdout.lock()),
-        receipts,
-        text: Vec::with_capacity(2 << 20),
-        spans: Vec::new(),
-        appended: 0,
-    };
-    let mut line_no = 0u64;
-    let result = loop {
-        let start = app.text.len();
-        match reader.read_until(b'\n', &mut app.text) {
-            Ok(0) => break app.flush(),
-            Ok(_) => {}
-            Err(e) => {
-                app.text.truncate(start);
-                let _ = app.flush();
-                break Err(Error::BadLine {
-                    line: line_no + 1,
-                    message: format!("cannot read input: {e}"),
-                });
-            }
-        }
-        line_no += 1;
-        let line = &app.text[start..];
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            app.text.truncate(start);
-        } else {
-            let a = start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
-            app.spans.push((a, a + trimmed.len(), line_no));
-        }
-        if app.spans.len() >= 4096 || (reader.buffer().is_empty() && !app.spans.is_empty()) {
-            if let Err(e) = app.flush() {
-                break Err(e);
-            }
-        }
-    };
-    eprintln!("appended {} events", app.appended);
-    result.map(|_| 0)
 }
 
 fn verify(

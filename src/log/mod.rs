@@ -290,7 +290,7 @@ impl Log {
     /// writing anything: the error it would fail with (`InvalidEvent`, `EventTooLarge`, …),
     /// or `Ok` when it would be appended.
     pub fn check_json(&self, line: &[u8]) -> Result<()> {
-        writer::prepare_json(&self.inner, line).map(|_| ())
+        writer::prepare_json(&self.inner, line, &mut Default::default())
     }
 
     /// Appends events in order, under one lock acquisition and (with `Sync`) one sync.

@@ -126,14 +126,47 @@ impl SyncState {
     }
 }
 
-/// An event ready to be written: validated, id assigned, encoded, digested, index keys
-/// packed.
+/// Events ready to be written (validated, id assigned, encoded, digested, index keys
+/// packed), in order: each one's payload and then its packed keys back to back in `bytes`,
+/// so that preparing a batch allocates a buffer per part, not two per event.
+#[derive(Default)]
 pub(crate) struct Prepared {
-    payload: Vec<u8>,
-    keys: Vec<u8>,
+    bytes: Vec<u8>,
+    items: Vec<PreparedItem>,
+}
+
+struct PreparedItem {
+    payload_len: usize,
+    keys_len: usize,
     digest: Hash,
     ts: i64,
     event_id: String,
+}
+
+impl Prepared {
+    fn with_capacity(events: usize) -> Prepared {
+        Prepared {
+            bytes: Vec::with_capacity(events * 512),
+            items: Vec::with_capacity(events),
+        }
+    }
+
+    /// Adds the event encoded in `s`.
+    fn push(&mut self, s: &Scratch, digest: Hash, ts: i64, event_id: String) {
+        self.bytes.extend_from_slice(&s.payload);
+        self.bytes.extend_from_slice(&s.keys);
+        self.items.push(PreparedItem {
+            payload_len: s.payload.len(),
+            keys_len: s.keys.len(),
+            digest,
+            ts,
+            event_id,
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
 }
 
 /// Validation, timestamp and id: everything about an event that needs no encoding.
@@ -176,18 +209,13 @@ fn encode(inner: &Inner, f: &codec::Fields<'_>, ts: i64, s: &mut Scratch) -> Res
     Ok(digest(&s.payload))
 }
 
-fn prepare(inner: &Inner, e: &Event, index: usize) -> Result<Prepared> {
+fn prepare(inner: &Inner, e: &Event, index: usize, out: &mut Prepared) -> Result<()> {
     let (ts, event_id) = admit(e, Some(index))?;
     SCRATCH.with(|cell| {
         let s = &mut *cell.borrow_mut();
         let digest = encode(inner, &codec::Fields::of_event(e, &event_id), ts, s)?;
-        Ok(Prepared {
-            payload: s.payload.clone(),
-            keys: s.keys.clone(),
-            digest,
-            ts,
-            event_id,
-        })
+        out.push(s, digest, ts, event_id);
+        Ok(())
     })
 }
 
@@ -222,20 +250,16 @@ fn admit_json<'a>(
     Ok((f, ts.unwrap_or_else(now_nanos)))
 }
 
-pub(crate) fn prepare_json(inner: &Inner, line: &[u8]) -> Result<Prepared> {
+/// Prepares one JSON line onto `out`.
+pub(crate) fn prepare_json(inner: &Inner, line: &[u8], out: &mut Prepared) -> Result<()> {
     let ev = crate::event::EventRef::parse(line)?;
     let (mut id_buf, mut details_buf) = (String::new(), String::new());
     let (f, ts) = admit_json(&ev, &mut id_buf, &mut details_buf)?;
     SCRATCH.with(|cell| {
         let s = &mut *cell.borrow_mut();
         let digest = encode(inner, &f, ts, s)?;
-        Ok(Prepared {
-            payload: s.payload.clone(),
-            keys: s.keys.clone(),
-            digest,
-            ts,
-            event_id: f.event_id.to_string(),
-        })
+        out.push(s, digest, ts, f.event_id.to_string());
+        Ok(())
     })
 }
 
@@ -513,12 +537,11 @@ pub(crate) fn append_batch(inner: &Arc<Inner>, events: &[Event]) -> Result<Vec<R
         return Err(Error::ReadOnly);
     }
     inner.poison.check()?;
-    let prepared = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| prepare(inner, e, i))
-        .collect::<Result<Vec<_>>>()?;
-    write_prepared(inner, prepared)
+    let mut prepared = Prepared::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        prepare(inner, e, i, &mut prepared)?;
+    }
+    write_prepared(inner, vec![prepared])
 }
 
 /// JSON lines in order, validated before anything is written: a bad line fails the batch
@@ -528,51 +551,48 @@ pub(crate) fn append_json_batch(inner: &Arc<Inner>, lines: &[&[u8]]) -> Result<V
         return Err(Error::ReadOnly);
     }
     inner.poison.check()?;
-    let prepare_part = |first: usize, part: &[&[u8]]| -> Result<Vec<Prepared>> {
-        part.iter()
-            .enumerate()
-            .map(|(i, l)| {
-                prepare_json(inner, l).map_err(|e| Error::BadLine {
-                    line: (first + i) as u64 + 1,
-                    message: match e {
-                        Error::InvalidEvent(m) => m,
-                        other => other.to_string(),
-                    },
-                })
-            })
-            .collect()
+    let prepare_part = |first: usize, part: &[&[u8]]| -> Result<Prepared> {
+        let mut out = Prepared::with_capacity(part.len());
+        for (i, l) in part.iter().enumerate() {
+            prepare_json(inner, l, &mut out).map_err(|e| Error::BadLine {
+                line: (first + i) as u64 + 1,
+                message: match e {
+                    Error::InvalidEvent(m) => m,
+                    other => other.to_string(),
+                },
+            })?;
+        }
+        Ok(out)
     };
     let threads = prepare_threads(lines.len());
     let prepared = if threads <= 1 {
-        prepare_part(0, lines)?
+        vec![prepare_part(0, lines)?]
     } else {
         // Parsing, validation, encoding and the payload digest of each line depend on that
         // line alone: they run on several cores, and only the chain and the copy into the
         // segment stay in order under the lock. Parts are joined in order and each stops at
         // its first bad line, so the error names the first bad line of the batch.
         let per = lines.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Prepared>>> = std::thread::scope(|s| {
+        // The first part is prepared on the calling thread: one spawn fewer per batch.
+        let parts: Vec<Result<Prepared>> = std::thread::scope(|s| {
             let handles: Vec<_> = lines
                 .chunks(per)
                 .enumerate()
+                .skip(1)
                 .map(|(k, part)| {
                     let prepare_part = &prepare_part;
                     s.spawn(move || prepare_part(k * per, part))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
+            let first = prepare_part(0, &lines[..per]);
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| match h.join() {
                     Ok(r) => r,
                     Err(panic) => std::panic::resume_unwind(panic),
-                })
+                }))
                 .collect()
         });
-        let mut all = Vec::with_capacity(lines.len());
-        for part in parts {
-            all.extend(part?);
-        }
-        all
+        parts.into_iter().collect::<Result<Vec<_>>>()?
     };
     write_prepared(inner, prepared)
 }
@@ -592,34 +612,42 @@ fn prepare_threads(n: usize) -> usize {
     cores.min(4).min(n / (PARALLEL_PREPARE_MIN / 2)).max(1)
 }
 
-fn write_prepared(inner: &Arc<Inner>, prepared: Vec<Prepared>) -> Result<Vec<Receipt>> {
-    if prepared.is_empty() {
+/// Writes prepared parts in order, under one lock acquisition.
+fn write_prepared(inner: &Arc<Inner>, parts: Vec<Prepared>) -> Result<Vec<Receipt>> {
+    let total: usize = parts.iter().map(Prepared::len).sum();
+    if total == 0 {
         return Ok(Vec::new());
     }
-    let mut receipts = Vec::with_capacity(prepared.len());
+    let mut receipts = Vec::with_capacity(total);
     let (last_seq, want) = {
         let mut guard = inner.writer.lock();
         let w = guard.as_mut().ok_or(Error::ReadOnly)?;
         inner.poison.check()?;
         let _unwind = PoisonOnUnwind(inner);
-        for p in prepared {
-            let (seq, mac) = match write_one(inner, w, &p.payload, &p.keys, &p.digest, p.ts) {
-                Ok(x) => x,
-                Err(e) if receipts.is_empty() => return Err(e),
-                Err(e) => {
-                    let _ = publish(inner, w);
-                    return Err(Error::BatchInterrupted {
-                        appended: receipts,
-                        source: Box::new(e),
-                    });
-                }
-            };
-            receipts.push(Receipt {
-                seq,
-                event_id: p.event_id,
-                timestamp_ns: p.ts,
-                hash: mac,
-            });
+        for part in parts {
+            let mut at = 0;
+            for p in part.items {
+                let payload = &part.bytes[at..at + p.payload_len];
+                let keys = &part.bytes[at + p.payload_len..at + p.payload_len + p.keys_len];
+                at += p.payload_len + p.keys_len;
+                let (seq, mac) = match write_one(inner, w, payload, keys, &p.digest, p.ts) {
+                    Ok(x) => x,
+                    Err(e) if receipts.is_empty() => return Err(e),
+                    Err(e) => {
+                        let _ = publish(inner, w);
+                        return Err(Error::BatchInterrupted {
+                            appended: receipts,
+                            source: Box::new(e),
+                        });
+                    }
+                };
+                receipts.push(Receipt {
+                    seq,
+                    event_id: p.event_id,
+                    timestamp_ns: p.ts,
+                    hash: mac,
+                });
+            }
         }
         let want = match finish_locked(inner, w, receipts.len() as u64) {
             Ok(want) => want,
