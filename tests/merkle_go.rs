@@ -549,3 +549,41 @@ fn go_verifies_our_proofs_after_retention_pruned_tiles() {
     assert_eq!(eq.len(), inclusion.len());
     assert!(eq.iter().all(|r| r == "ok"), "{eq:?}");
 }
+
+/// A key rotation statement (`note::rotation_statement`) is a C2SP signed note that Go's
+/// `note.Open` verifies with the old key, with the new key and with both, and whose two key
+/// lines Go parses as note verifier keys; a statement with the new key's line swapped for
+/// another key verifies with neither.
+#[test]
+fn go_opens_our_key_rotation_statements() {
+    let Some(bin) = go_verify() else { return };
+    use auditlog::note;
+    let old = SignerKey::generate("audit.example.com/go-rotation").unwrap();
+    let new = SignerKey::generate("audit.example.com/go-rotation").unwrap();
+    let st = note::rotation_statement(&old, &new).unwrap();
+    let (ov, nv) = (old.verifier().to_string(), new.verifier().to_string());
+    let id = |k: &SignerKey| format!("{}+{:08x}", k.name(), k.id());
+    for (keys, want) in [
+        (vec![ov.clone()], vec![id(&old)]),
+        (vec![nv.clone()], vec![id(&new)]),
+        (vec![ov.clone(), nv.clone()], vec![id(&old), id(&new)]),
+    ] {
+        let a = run_go(bin, &json!({"op": "note", "note": st, "vkeys": keys}));
+        assert_eq!(a["open"], "ok", "{a}");
+        assert_eq!(strs(&a["verified"]), want, "{a}");
+        assert_eq!(strs(&a["key_lines"]), vec!["ok", "ok"], "{a}");
+    }
+    let other = SignerKey::generate("audit.example.com/go-rotation").unwrap();
+    let swapped = st.replacen(&nv, &other.verifier().to_string(), 1);
+    for keys in [vec![ov.clone()], vec![nv.clone()]] {
+        let a = run_go(bin, &json!({"op": "note", "note": swapped, "vkeys": keys}));
+        assert_ne!(a["open"], "ok", "{a}");
+    }
+    assert!(note::follow_rotations(&old.verifier(), &[swapped]).is_err());
+    assert_eq!(
+        note::follow_rotations(&old.verifier(), &[st])
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -16,6 +16,9 @@
 //	                      spec (crypto/ed25519) must verify the cosignature; then it cosigns
 //	                      the checkpoint with a fresh Go witness key (a note.Signer) for
 //	                      auditlog to verify.
+//	{"op": "note", ...}   opens a signed note (an auditlog key rotation statement) with
+//	                      note.Open and the given verifier keys, and parses the verifier
+//	                      keys its text lines hold with note.NewVerifier.
 //	{"op": "make", ...}   builds a tree of the given leaves with tlog, signs checkpoints with
 //	                      a fresh note key and writes proofs in auditlog's JSON proof format,
 //	                      for auditlog's verifier to check.
@@ -88,6 +91,9 @@ type request struct {
 	Cosigned    string `json:"cosigned"`
 	WitnessVkey string `json:"witness_vkey"`
 	CosignTime  uint64 `json:"cosign_time"`
+	// note
+	Note  string   `json:"note"`
+	Vkeys []string `json:"vkeys"`
 	// make
 	Name         string     `json:"name"`
 	Leaves       []leaf     `json:"leaves"`
@@ -141,6 +147,8 @@ func main() {
 		out = check(&req)
 	case "cosig":
 		out = cosig(&req)
+	case "note":
+		out = openNote(&req)
 	case "make":
 		a, err := makeProofs(&req)
 		if err != nil {
@@ -652,5 +660,44 @@ func cosig(req *request) *cosigAnswer {
 	_, sigs, _ := strings.Cut(string(signed), "\n\n")
 	a.GoLine = sigs
 	a.GoVkey = fmt.Sprintf("%s+%08x+%s", name, signer.hash, base64.StdEncoding.EncodeToString(append([]byte{0x04}, pub...)))
+	return a
+}
+
+type noteAnswer struct {
+	// "ok" or note.Open's error.
+	Open string `json:"open"`
+	// The verified signatures, as "name+hash" (hex).
+	Verified []string `json:"verified"`
+	// For each text line after the first: "ok" if it parses as a note verifier key.
+	KeyLines []string `json:"key_lines"`
+}
+
+func openNote(req *request) *noteAnswer {
+	a := &noteAnswer{Verified: []string{}, KeyLines: []string{}}
+	var vs []note.Verifier
+	for _, k := range req.Vkeys {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			fail("vkey %q: %v", k, err)
+		}
+		vs = append(vs, v)
+	}
+	n, err := note.Open([]byte(req.Note), note.VerifierList(vs...))
+	if err != nil {
+		a.Open = err.Error()
+		return a
+	}
+	a.Open = "ok"
+	for _, s := range n.Sigs {
+		a.Verified = append(a.Verified, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+	}
+	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
+	for _, l := range lines[1:] {
+		if _, err := note.NewVerifier(l); err != nil {
+			a.KeyLines = append(a.KeyLines, err.Error())
+		} else {
+			a.KeyLines = append(a.KeyLines, "ok")
+		}
+	}
 	return a
 }
