@@ -1360,7 +1360,9 @@ fn main() -> Res<()> {
     let sync_events: Vec<Event> = Generator::standard(SEED + 1).take(s).collect();
     let mut durable = Vec::new();
     for threads in [FEW_SYNC_THREADS, SYNC_THREADS] {
-        phase(&format!("auditlog durable ingest (Sync, {threads} threads)"));
+        phase(&format!(
+            "auditlog durable ingest (Sync, {threads} threads)"
+        ));
         let (al_t, per_sync) = auditlog_durable(&al_sync, &sync_events, threads)?;
         std::fs::remove_dir_all(&al_sync)?;
         phase(&format!(
