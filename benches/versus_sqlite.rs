@@ -16,7 +16,7 @@
 //! Workloads (see the table's labels): bulk ingest from one thread (`append`, `append_batch`,
 //! `append_json_batch`; "while appending" and "including open and close" reported apart, and a
 //! naive log with no index, chain + CRC frames into a `BufWriter`, as the upper reference),
-//! durable ingest from 64 threads, verification, reopening, and the writer's resident memory.
+//! durable ingest from 8 and 64 threads (with records per sync), verification, reopening, and the writer's resident memory.
 //! SQLite gets prepared statements, the same columns, `details` as the same raw JSON text, and
 //! the application computing the chain column. Events are generated in
 //! chunks of 10,000 outside the timed regions. Every file lives in a temporary directory under
@@ -55,6 +55,8 @@ const SEED: u64 = 2024;
 /// Events generated (untimed) per chunk, and rows per SQLite transaction in bulk ingest.
 const CHUNK: usize = 10_000;
 const SYNC_THREADS: usize = 64;
+/// The durable rows' smaller concurrency.
+const FEW_SYNC_THREADS: usize = 8;
 const OPEN_RUNS: usize = 5;
 /// Timed runs per query and engine (each with its own parameters).
 const QUERY_RUNS: usize = 200;
@@ -490,14 +492,16 @@ where
     })
 }
 
-fn auditlog_durable(dir: &Path, events: &[Event]) -> Res<Duration> {
+/// The wall time, and the records per group-commit sync (`Stats::commit_records / commits`).
+fn auditlog_durable(dir: &Path, events: &[Event], threads: usize) -> Res<(Duration, f64)> {
     let log = Log::open(dir, Options::new(key()).durability(Durability::Sync))?;
-    let t = run_threads(events, SYNC_THREADS, |e| {
+    let t = run_threads(events, threads, |e| {
         log.append(e)?;
         Ok(())
     })?;
+    let st = log.stats()?;
     drop(log);
-    Ok(t)
+    Ok((t, st.commit_records as f64 / st.commits.max(1) as f64))
 }
 
 struct SqlWriter {
@@ -509,7 +513,7 @@ struct SqlWriter {
 /// SQLite with synchronous=FULL, one transaction (autocommit INSERT) per event, 64 threads
 /// sharing one connection behind a mutex: SQLite serializes writers anyway, and the chain needs
 /// the previous row's value. Column conversion and the payload digest happen outside the lock.
-fn sqlite_durable(path: &Path, events: &[Event]) -> Res<Duration> {
+fn sqlite_durable(path: &Path, events: &[Event], threads: usize) -> Res<Duration> {
     let conn = sqlite_open(path, "FULL")?;
     conn.execute_batch(SCHEMA)?;
     let chain = Chain::new(&key());
@@ -518,7 +522,7 @@ fn sqlite_durable(path: &Path, events: &[Event]) -> Res<Duration> {
         prev: chain.genesis(&SQL_LOG_ID),
         seq: 0,
     });
-    run_threads(events, SYNC_THREADS, |e| {
+    run_threads(events, threads, |e| {
         let c = Cols::new(e)?;
         let f = c.fields();
         let mut buf = Vec::with_capacity(512);
@@ -1354,15 +1358,24 @@ fn main() -> Res<()> {
     let sq_disk = sqlite_bytes(&sq_bulk);
 
     let sync_events: Vec<Event> = Generator::standard(SEED + 1).take(s).collect();
-    phase(&format!(
-        "auditlog durable ingest (Sync, {SYNC_THREADS} threads)"
-    ));
-    let al_sync_t = auditlog_durable(&al_sync, &sync_events)?;
-    std::fs::remove_dir_all(&al_sync)?;
-    phase(&format!(
-        "SQLite durable ingest (synchronous=FULL, 1 txn per event, {SYNC_THREADS} threads)"
-    ));
-    let sq_sync_t = sqlite_durable(&sq_sync, &sync_events)?;
+    let mut durable = Vec::new();
+    for threads in [FEW_SYNC_THREADS, SYNC_THREADS] {
+        phase(&format!(
+            "auditlog durable ingest (Sync, {threads} threads)"
+        ));
+        let (al_t, per_sync) = auditlog_durable(&al_sync, &sync_events, threads)?;
+        std::fs::remove_dir_all(&al_sync)?;
+        phase(&format!(
+            "SQLite durable ingest (synchronous=FULL, 1 txn per event, {threads} threads)"
+        ));
+        let sq_t = sqlite_durable(&sq_sync, &sync_events, threads)?;
+        for ext in ["", "-wal", "-shm"] {
+            let mut p = sq_sync.as_os_str().to_owned();
+            p.push(ext);
+            let _ = std::fs::remove_file(p);
+        }
+        durable.push((threads, al_t, sq_t, per_sync));
+    }
     drop(sync_events);
 
     phase("verify");
@@ -1419,12 +1432,14 @@ fn main() -> Res<()> {
         al_one.elapsed,
         naive.elapsed,
     );
-    rate_row(
-        &format!("durable ingest, {SYNC_THREADS} threads: `append`, Sync vs 1 txn/event, synchronous=FULL (events/s)"),
-        s,
-        al_sync_t,
-        sq_sync_t,
-    );
+    for (threads, al_t, sq_t, _) in &durable {
+        rate_row(
+            &format!("durable ingest, {threads} threads: `append`, Sync vs 1 txn/event, synchronous=FULL (events/s)"),
+            s,
+            *al_t,
+            *sq_t,
+        );
+    }
     rate_row(
         "verify: `open_read_only` + `verify` vs ordered scan recomputing the chain (events/s)",
         n,
@@ -1483,7 +1498,13 @@ fn main() -> Res<()> {
         sq_disk as f64 / n as f64
     );
     println!(
-        "- auditlog durable ingest uses the default write path (`WritePath::Auto`), one `append` per event."
+        "- auditlog durable ingest uses the default write path (`WritePath::Auto`), one `append` per event. \
+         Records per group-commit sync: {}.",
+        durable
+            .iter()
+            .map(|(t, _, _, per)| format!("{per:.1} at {t} writers"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "- auditlog verify checks segments in parallel ({cores} cores here, one thread per segment at most); \

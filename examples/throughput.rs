@@ -71,6 +71,7 @@ fn main() {
         }
     });
     let t2 = Instant::now();
+    let st = log.stats().unwrap();
     drop(log);
     let t3 = Instant::now();
     println!(
@@ -80,4 +81,11 @@ fn main() {
         t1 - t0,
         t3 - t2
     );
+    if st.commits > 0 {
+        println!(
+            "{} group commits, {:.1} records per sync",
+            st.commits,
+            st.commit_records as f64 / st.commits as f64
+        );
+    }
 }

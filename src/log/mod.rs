@@ -1,6 +1,7 @@
 //! The engine: a data directory of segments, one writer with group commit, readers over
 //! memory maps, recovery on open and a background worker that seals, syncs and checkpoints.
 
+mod flusher;
 mod follow;
 mod open;
 mod options;
@@ -78,6 +79,10 @@ pub struct Stats {
     pub holds: Vec<crate::Hold>,
     pub read_only: bool,
     pub durable_seq: Option<u64>,
+    /// Group-commit syncs by this process, and the records they made durable
+    /// (`commit_records / commits` is the records per sync).
+    pub commits: u64,
+    pub commit_records: u64,
 }
 
 /// An audit log. Cheap to clone; every clone is the same log. `Send + Sync`.

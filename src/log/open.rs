@@ -492,6 +492,9 @@ pub(crate) fn open_write(dir: &Path, opts: Options) -> Result<Log> {
     });
     crate::fss::attach(&inner, fss_initial)?;
     *inner.worker.lock() = Some(worker::start(&inner)?);
+    if inner.opts.durability == super::Durability::Sync {
+        super::flusher::start(&inner)?;
+    }
     Ok(Log::from_inner(inner))
 }
 

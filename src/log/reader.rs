@@ -290,5 +290,13 @@ pub(crate) fn stats(inner: &Inner) -> Result<super::Stats> {
         } else {
             durable.checked_sub(1)
         },
+        commits: inner
+            .sync
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed),
+        commit_records: inner
+            .sync
+            .committed_records
+            .load(std::sync::atomic::Ordering::Relaxed),
     })
 }

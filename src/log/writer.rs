@@ -104,6 +104,12 @@ pub(crate) struct SyncState {
     pub(crate) durable: AtomicU64,
     pub(crate) state: Mutex<SyncCursor>,
     pub(crate) done: Condvar,
+    /// Under `Durability::Sync`, the thread that leads every sync (`super::flusher`).
+    pub(crate) flusher: super::flusher::Flusher,
+    /// Group-commit syncs that made records durable, and how many records they made durable
+    /// (the roll's syncs are not counted).
+    pub(crate) commits: AtomicU64,
+    pub(crate) committed_records: AtomicU64,
 }
 
 pub(crate) struct SyncCursor {
@@ -122,6 +128,9 @@ impl SyncState {
                 synced_offset,
             }),
             done: Condvar::new(),
+            flusher: Default::default(),
+            commits: AtomicU64::new(0),
+            committed_records: AtomicU64::new(0),
         }
     }
 }
@@ -671,6 +680,19 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
     if inner.sync.durable.load(Ordering::Acquire) > seq {
         return Ok(());
     }
+    if let Some(r) = super::flusher::wait(inner, seq) {
+        return r;
+    }
+    lead_or_wait(inner, seq)
+}
+
+/// One round of the flusher: syncs everything written so far.
+pub(crate) fn flush_round(inner: &Inner) -> Result<()> {
+    lead_or_wait(inner, u64::MAX)
+}
+
+/// Waits until `seq` is durable or no one leads, then leads a sync of everything written.
+fn lead_or_wait(inner: &Inner, seq: u64) -> Result<()> {
     let (from, cursor_seg) = {
         let mut st = inner.sync.state.lock();
         loop {
@@ -705,7 +727,14 @@ pub(crate) fn sync_to(inner: &Inner, seq: u64) -> Result<()> {
         Ok((seg_first_seq, end, upto)) => {
             st.seg_first_seq = seg_first_seq;
             st.synced_offset = end;
-            inner.sync.durable.fetch_max(upto, Ordering::AcqRel);
+            let before = inner.sync.durable.fetch_max(upto, Ordering::AcqRel);
+            if upto > before {
+                inner.sync.commits.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .sync
+                    .committed_records
+                    .fetch_add(upto - before, Ordering::Relaxed);
+            }
             Ok(())
         }
         Err(e) => Err(e),
@@ -733,6 +762,10 @@ fn lead_sync(inner: &Inner, synced_from: usize, synced_seg: u64) -> Result<(u64,
             std::mem::take(&mut w.unsynced),
         )
     };
+    if unsynced.is_empty() && upto <= inner.sync.durable.load(Ordering::Acquire) {
+        // Nothing written since the last sync (or the roll's).
+        return Ok((first_seq, end, upto));
+    }
     for (f, p) in &unsynced {
         if let Err(e) = fsio::sync_data("append.sync", f) {
             let err = Error::io("syncing", p, e);
@@ -1072,6 +1105,8 @@ pub(crate) fn close(inner: &Inner) {
     if let Some(wk) = worker {
         wk.shutdown();
     }
+    // Nobody appends any more: the syncs below lead themselves.
+    super::flusher::stop(inner);
     if inner.poison.check().is_err() {
         return;
     }
