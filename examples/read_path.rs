@@ -33,7 +33,7 @@ fn ms(d: Duration) -> String {
 
 fn build(dir: &Path, n: usize) {
     let t = Instant::now();
-    let log = Log::open(dir, Options::new(key()).durability(Durability::Buffered))
+    let log = Log::open(dir, Options::new(key()).durability(Durability::Buffered).save_active_index(true))
         .expect("open for building");
     let mut g = Generator::standard(2024);
     let mut chunk = Vec::with_capacity(1000);
@@ -73,7 +73,7 @@ fn main() {
     for _ in 0..runs {
         let t = Instant::now();
         let log =
-            Log::open(dir, Options::new(key()).durability(Durability::Buffered)).expect("open");
+            Log::open(dir, Options::new(key()).durability(Durability::Buffered).save_active_index(true)).expect("open");
         open.push(t.elapsed());
         next = log.next_seq();
         let t = Instant::now();

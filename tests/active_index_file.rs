@@ -14,7 +14,9 @@ fn key() -> HmacKey {
 }
 
 fn opts() -> Options {
-    Options::new(key()).durability(Durability::Buffered)
+    Options::new(key())
+        .durability(Durability::Buffered)
+        .save_active_index(true)
 }
 
 fn queries() -> Vec<Query> {
@@ -82,6 +84,18 @@ fn a_clean_close_saves_the_active_index_and_only_a_matching_authentic_one_is_use
         "a clean close saves the active segment's index"
     );
     let saved = fs::read(&idx).unwrap();
+    // Off by default: a library writer's close saves nothing.
+    {
+        let plain = tempfile::tempdir().unwrap();
+        let log = Log::open(
+            plain.path(),
+            Options::new(key()).durability(Durability::Buffered),
+        )
+        .unwrap();
+        log.append_batch(&evs[..5000]).unwrap();
+        drop(log);
+        assert!(!active_idx(plain.path()).exists());
+    }
 
     // Used as it is, authenticated by verify, and the answers equal those of an index
     // rebuilt from the records.
@@ -160,7 +174,9 @@ fn a_clean_close_saves_the_active_index_and_only_a_matching_authentic_one_is_use
     {
         let log = Log::open(
             other.path(),
-            Options::new(HmacKey::from_bytes(&[6u8; 32]).unwrap()).durability(Durability::Buffered),
+            Options::new(HmacKey::from_bytes(&[6u8; 32]).unwrap())
+                .durability(Durability::Buffered)
+                .save_active_index(true),
         )
         .unwrap();
         for c in evs.chunks(500) {

@@ -396,9 +396,12 @@ fn read_stdin_value(what: &str) -> Result<String, Error> {
 }
 
 fn write_options(cli: &Cli, cfg: &Config) -> Result<Options, Error> {
+    // Every CLI writer saves the active index at close: the commands that follow
+    // (`query`, `export`) open the log read-only and load it.
     let mut o = Options::new(cfg.audit_logs.key()?)
         .retention_days(cfg.audit_logs.retention_days)
-        .archive_days(cfg.audit_logs.archive_days.unwrap_or(0));
+        .archive_days(cfg.audit_logs.archive_days.unwrap_or(0))
+        .save_active_index(true);
     if let Some(b) = cli.segment_bytes {
         o = o.segment_bytes(b);
     }

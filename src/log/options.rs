@@ -69,6 +69,7 @@ pub struct Options {
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) archive_days: u32,
     pub(crate) merkle_tree: bool,
+    pub(crate) save_active_index: bool,
     /// Forward-secure sealing (`crate::fss`): the epoch length a new log is created with.
     pub(crate) forward_secure: Option<Duration>,
     /// The auditor's initial forward-secure key (creates a forward-secure log; verifies one).
@@ -95,6 +96,7 @@ impl Options {
             retention_interval: None,
             archive_days: 0,
             merkle_tree: false,
+            save_active_index: false,
             forward_secure: None,
             fss_initial_key: None,
         }
@@ -108,6 +110,17 @@ impl Options {
     /// `merkle_sync` still works, and finds the tree mostly extended.
     pub fn merkle_tree(mut self, on: bool) -> Self {
         self.merkle_tree = on;
+        self
+    }
+
+    /// Save the active segment's index as a side file at a clean close (default off), so
+    /// the next read-only open of the closed log (the CLI's `query` and `export`) loads it
+    /// instead of decoding the segment's records (docs/FORMAT.md §10.3). The close then
+    /// builds and writes the index it holds: about 0.1–0.2 s for a full 64 MiB segment
+    /// here, which is why it is off for the library and on for the CLI and the server.
+    /// Never for forward-secure logs.
+    pub fn save_active_index(mut self, on: bool) -> Self {
+        self.save_active_index = on;
         self
     }
 

@@ -1060,7 +1060,8 @@ fn save_active_index(inner: &Inner) {
     let g = inner.writer.lock();
     let Some(w) = g.as_ref() else { return };
     let seg = &w.active.seg;
-    if w.active.count < SAVE_ACTIVE_INDEX_MIN
+    if !inner.opts.save_active_index
+        || w.active.count < SAVE_ACTIVE_INDEX_MIN
         || inner.fss.get().is_some()
         || seg.header.flags & crate::format::HEADER_FLAG_FORWARD_SECURE != 0
     {

@@ -327,7 +327,7 @@ async fn witness_schedule(app: Arc<App>) {
 /// `retention_interval_secs` (they do nothing unless `retention_days` / `archive_days` are set).
 pub fn log_options(cfg: &Config, opts: crate::Options) -> crate::Options {
     let s = &cfg.server;
-    let mut o = opts.retention_interval(
+    let mut o = opts.save_active_index(true).retention_interval(
         (s.retention_interval_secs > 0).then(|| Duration::from_secs(s.retention_interval_secs)),
     );
     if s.checkpoint_interval_secs > 0 {
