@@ -33,8 +33,13 @@ fn ms(d: Duration) -> String {
 
 fn build(dir: &Path, n: usize) {
     let t = Instant::now();
-    let log = Log::open(dir, Options::new(key()).durability(Durability::Buffered).save_active_index(true))
-        .expect("open for building");
+    let log = Log::open(
+        dir,
+        Options::new(key())
+            .durability(Durability::Buffered)
+            .save_active_index(true),
+    )
+    .expect("open for building");
     let mut g = Generator::standard(2024);
     let mut chunk = Vec::with_capacity(1000);
     let mut left = n;
@@ -72,8 +77,13 @@ fn main() {
     let mut next = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let log =
-            Log::open(dir, Options::new(key()).durability(Durability::Buffered).save_active_index(true)).expect("open");
+        let log = Log::open(
+            dir,
+            Options::new(key())
+                .durability(Durability::Buffered)
+                .save_active_index(true),
+        )
+        .expect("open");
         open.push(t.elapsed());
         next = log.next_seq();
         let t = Instant::now();
