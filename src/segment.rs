@@ -277,10 +277,16 @@ impl Segment {
     /// was most of its time. Failures are left to the caller's own `with_index`, which
     /// meets and reports them.
     pub fn preload_indexes(segs: &[&Arc<Segment>], auth: crate::index::IndexAuth<'_>) {
+        if segs.iter().filter(|s| s.index_cold()).nth(1).is_none() {
+            // Warm (the usual case for a long-lived log): nothing to spread over cores.
+            return;
+        }
         let cold: Vec<&Arc<Segment>> = segs.iter().copied().filter(|s| s.index_cold()).collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(cold.len());
+        // Read once: `available_parallelism` reads cgroup files on Linux.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = cores.min(cold.len());
         if threads < 2 {
             return;
         }

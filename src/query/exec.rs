@@ -418,6 +418,9 @@ fn entries(
 /// Loads the cold indexes of every segment `q` may visit (the sealed ones its time range
 /// does not exclude, and the unsealed ones) on every core, before the query walks them.
 fn preload(inner: &Inner, segs: &[Arc<Segment>], q: &Query) {
+    if segs.iter().filter(|s| s.index_cold()).nth(1).is_none() {
+        return;
+    }
     let (start, end) = bounds(q);
     let wanted: Vec<&Arc<Segment>> = segs
         .iter()
