@@ -7,9 +7,11 @@
 
 mod common;
 
-use std::io::Write;
+#[path = "common/cli.rs"]
+mod cli_run;
+use cli_run::run;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use auditlog::{Checkpoint, HmacKey, Log};
 use serde_json::Value;
@@ -40,22 +42,6 @@ fn cli_default_size(data: &Path, args: &[&str]) -> Command {
         .arg(data)
         .args(args);
     c
-}
-
-/// Runs `cmd` with `input` on stdin.
-fn run(mut cmd: Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the auditlog binary");
-    // The binary may exit (on an error) before it reads its input.
-    match child.stdin.take().unwrap().write_all(input.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.unwrap(),
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {

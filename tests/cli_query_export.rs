@@ -4,6 +4,9 @@
 //! (header row, quoting) or JSON Lines — all beside a process that holds the write lock.
 #![cfg(feature = "cli")]
 
+#[path = "common/cli.rs"]
+mod cli_run;
+use cli_run::{err, ok};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -38,21 +41,6 @@ fn cli(data: &Path, args: &[&str]) -> Output {
 
 fn out(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
 }
 
 /// The events of the fixture: generated ones, `USER`'s with a mix of severities (several

@@ -11,8 +11,10 @@
 //! `SECURITY_CHILD_CASE` set), so a crash shows up as a failed exit status of the child.
 #![cfg(feature = "cli")]
 
+#[path = "common/cli.rs"]
+mod cli_run;
+use cli_run::run;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -200,20 +202,6 @@ fn cli(data: &Path, key: &[u8], args: &[&str]) -> Command {
         .args(["--segment-bytes", "65536"])
         .args(args);
     c
-}
-
-fn run(mut cmd: Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the auditlog binary");
-    match child.stdin.take().unwrap().write_all(input.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.unwrap(),
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
