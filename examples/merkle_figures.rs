@@ -65,6 +65,51 @@ fn tiles_cover(merkle: &std::path::Path) -> u64 {
     best
 }
 
+/// Inclusion proofs of 1,000 spread leaves and consistency proofs from a third and from 99 %
+/// of the tree, each made by a fresh reader (no tile cached, as a server answering one
+/// request would) and verified; prints sizes and mean times.
+fn proof_figures(store: &TileStore, n: u64, root: &[u8; 32]) {
+    let samples = 1000u64;
+    let (mut make_ns, mut verify_ns, mut hashes) = (0u128, 0u128, 0usize);
+    for k in 0..samples {
+        let idx = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) % n;
+        let t = Instant::now();
+        // A fresh reader (no tile cached) that starts from the `tree` file, as a server
+        // answering one request would.
+        let r = store.reader(n).unwrap();
+        let p = inclusion_proof(&r, idx, n).unwrap();
+        make_ns += t.elapsed().as_nanos();
+        let leaf = leaf_hash(&idx.to_le_bytes());
+        let t = Instant::now();
+        verify_inclusion(&leaf, idx, n, &p, root).unwrap();
+        verify_ns += t.elapsed().as_nanos();
+        hashes += p.len();
+    }
+    println!(
+        "inclusion at {n}: {:.1} hashes = {:.0} bytes on average; make from tiles (fresh reader) {:.1} µs, verify {:.1} µs",
+        hashes as f64 / samples as f64,
+        32.0 * hashes as f64 / samples as f64,
+        make_ns as f64 / samples as f64 / 1e3,
+        verify_ns as f64 / samples as f64 / 1e3
+    );
+    for old in [n / 3 + 1, n - n / 100 - 1] {
+        let t = Instant::now();
+        let r = store.reader(n).unwrap();
+        let p = consistency_proof(&r, old, n).unwrap();
+        let make = t.elapsed();
+        let old_root = tree_hash(&store.reader(n).unwrap(), old).unwrap();
+        let t = Instant::now();
+        verify_consistency(old, n, &old_root, root, &p).unwrap();
+        println!(
+            "consistency {old} -> {n}: {} hashes = {} bytes; make (fresh reader) {:.1} µs, verify {:.1} µs",
+            p.len(),
+            32 * p.len(),
+            make.as_secs_f64() * 1e6,
+            t.elapsed().as_secs_f64() * 1e6
+        );
+    }
+}
+
 /// `simulate`: the tiles of `n` synthetic leaves, and proofs from them.
 fn simulate(n: u64, base: &str) {
     let dir = tempfile::tempdir_in(base).unwrap();
@@ -87,45 +132,7 @@ fn simulate(n: u64, base: &str) {
         n as f64 / build.as_secs_f64(),
         bytes as f64 / n as f64
     );
-    let samples = 1000u64;
-    let (mut make_ns, mut verify_ns, mut hashes) = (0u128, 0u128, 0usize);
-    for k in 0..samples {
-        let idx = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) % n;
-        let t = Instant::now();
-        // A fresh reader (no tile cached) that starts from the `tree` file, as a server
-        // answering one request would.
-        let r = store.reader(n).unwrap();
-        let p = inclusion_proof(&r, idx, n).unwrap();
-        make_ns += t.elapsed().as_nanos();
-        let leaf = leaf_hash(&idx.to_le_bytes());
-        let t = Instant::now();
-        verify_inclusion(&leaf, idx, n, &p, &st.root).unwrap();
-        verify_ns += t.elapsed().as_nanos();
-        hashes += p.len();
-    }
-    println!(
-        "inclusion at {n}: {:.1} hashes = {:.0} bytes on average; make from tiles (fresh reader) {:.1} µs, verify {:.1} µs",
-        hashes as f64 / samples as f64,
-        32.0 * hashes as f64 / samples as f64,
-        make_ns as f64 / samples as f64 / 1e3,
-        verify_ns as f64 / samples as f64 / 1e3
-    );
-    for old in [n / 3 + 1, n - n / 100 - 1] {
-        let t = Instant::now();
-        let r = store.reader(n).unwrap();
-        let p = consistency_proof(&r, old, n).unwrap();
-        let make = t.elapsed();
-        let old_root = tree_hash(&store.reader(n).unwrap(), old).unwrap();
-        let t = Instant::now();
-        verify_consistency(old, n, &old_root, &st.root, &p).unwrap();
-        println!(
-            "consistency {old} -> {n}: {} hashes = {} bytes; make (fresh reader) {:.1} µs, verify {:.1} µs",
-            p.len(),
-            32 * p.len(),
-            make.as_secs_f64() * 1e6,
-            t.elapsed().as_secs_f64() * 1e6
-        );
-    }
+    proof_figures(&store, n, &st.root);
     let t = Instant::now();
     drop(dir);
     println!(
@@ -167,43 +174,7 @@ fn main() {
     );
     let r = store.reader(n).unwrap();
     assert_eq!(tree_hash(&r, n).unwrap(), st.root);
-    let samples = 1000u64;
-    let (mut make_ns, mut verify_ns, mut hashes) = (0u128, 0u128, 0usize);
-    for k in 0..samples {
-        let idx = (k * 7_919_993) % n;
-        // A fresh reader each time: the proof reads its tiles from disk (page cache).
-        let r = store.reader(n).unwrap();
-        let t = Instant::now();
-        let p = inclusion_proof(&r, idx, n).unwrap();
-        make_ns += t.elapsed().as_nanos();
-        let leaf = leaf_hash(&idx.to_le_bytes());
-        let t = Instant::now();
-        verify_inclusion(&leaf, idx, n, &p, &st.root).unwrap();
-        verify_ns += t.elapsed().as_nanos();
-        hashes += p.len();
-    }
-    println!(
-        "inclusion at {n}: {:.1} hashes = {:.0} bytes on average; make from tiles {:.1} µs, verify {:.1} µs",
-        hashes as f64 / samples as f64,
-        32.0 * hashes as f64 / samples as f64,
-        make_ns as f64 / samples as f64 / 1e3,
-        verify_ns as f64 / samples as f64 / 1e3
-    );
-    let old = n / 3 + 1;
-    let r = store.reader(n).unwrap();
-    let t = Instant::now();
-    let p = consistency_proof(&r, old, n).unwrap();
-    let make = t.elapsed();
-    let old_root = tree_hash(&r, old).unwrap();
-    let t = Instant::now();
-    verify_consistency(old, n, &old_root, &st.root, &p).unwrap();
-    println!(
-        "consistency {old} -> {n}: {} hashes = {} bytes; make {:.1} µs, verify {:.1} µs",
-        p.len(),
-        32 * p.len(),
-        make.as_secs_f64() * 1e6,
-        t.elapsed().as_secs_f64() * 1e6
-    );
+    proof_figures(&store, n, &st.root);
     drop(dir);
 
     // 2. Append throughput without the tree, with `merkle_sync` on the appending thread, and
