@@ -216,7 +216,13 @@ impl Details {
     pub fn is_object(&self) -> bool {
         self.0
             .as_ref()
-            .is_some_and(|r| r.get().trim_start().starts_with('{'))
+            // JSON whitespace is ASCII: a byte scan, not `trim_start`'s Unicode decoding.
+            .is_some_and(|r| {
+                r.get()
+                    .bytes()
+                    .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                    == Some(b'{')
+            })
     }
 
     /// The JSON text, if any.

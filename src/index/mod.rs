@@ -539,12 +539,15 @@ pub struct ActiveIndex {
     decode_to: usize,
     /// Packed keys of published records not yet indexed: `[offset u32][len u32][keys]`...
     pending: parking_lot::Mutex<Vec<u8>>,
+    /// The queue's other buffer: `with` swaps it in for `pending` while it indexes what was
+    /// queued, so the appender always copies keys into memory that is already faulted in.
+    spare: parking_lot::Mutex<Vec<u8>>,
 }
 
 impl ActiveIndex {
     /// The index of an active segment whose records end at `decode_to` when activated,
     /// queueing keys in `buf` (emptied; its capacity kept): a buffer an earlier segment's
-    /// index gave back ([`take_buffer`](Self::take_buffer)), whose memory is already faulted
+    /// index gave back ([`take_buffers`](Self::take_buffers)), whose memory is already faulted
     /// in, or a new one.
     pub fn with_buffer(first_seq: u64, decode_to: usize, mut buf: Vec<u8>) -> ActiveIndex {
         buf.clear();
@@ -552,6 +555,7 @@ impl ActiveIndex {
             inner: RwLock::new((SegIndex::new(first_seq), HEADER_LEN)),
             decode_to,
             pending: parking_lot::Mutex::new(buf),
+            spare: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -571,14 +575,22 @@ impl ActiveIndex {
         }
     }
 
-    /// The (empty) key queue, for the next segment's index; this one keeps an empty queue.
-    pub fn take_buffer(&self) -> Vec<u8> {
+    /// The queue's second buffer (emptied; its capacity kept), from an earlier segment's index.
+    pub fn set_spare(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        *self.spare.lock() = buf;
+    }
+
+    /// The empty key buffers whose memory is faulted in (the spare, and the queue if it is
+    /// empty), for the next segments' indexes.
+    pub fn take_buffers(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![std::mem::take(&mut *self.spare.lock())];
         let mut p = self.pending.lock();
         if p.is_empty() {
-            std::mem::take(&mut *p)
-        } else {
-            Vec::new()
+            out.push(std::mem::take(&mut *p));
         }
+        out.retain(|b| b.capacity() > 0);
+        out
     }
 
     /// Queues the keys of published records (`[offset u32][len u32][keys]`...).
@@ -600,23 +612,23 @@ impl ActiveIndex {
         if *end < decode_to {
             catch_up(idx, &committed[..decode_to], end)?;
         }
-        let mut packed = std::mem::take(&mut *self.pending.lock());
+        // The spare buffer (empty, its memory kept) takes the queue's place at once, so keys
+        // that arrive while these are indexed go into it; the indexed buffer becomes the spare.
+        let mut packed = std::mem::take(&mut *self.spare.lock());
+        std::mem::swap(&mut *self.pending.lock(), &mut packed);
         idx.add_packed(&packed);
         idx.finish();
-        // The queue's memory is kept for the next keys (unless some arrived meanwhile).
         packed.clear();
-        let mut p = self.pending.lock();
-        if p.is_empty() {
-            std::mem::swap(&mut *p, &mut packed);
-        }
-        drop(p);
+        *self.spare.lock() = packed;
         let g = parking_lot::RwLockWriteGuard::downgrade(g);
         Ok(f(&g.0))
     }
 
     /// Heap bytes of the index as it stands.
     pub fn heap_bytes(&self) -> usize {
-        self.inner.read().0.heap_bytes() + self.pending.lock().capacity()
+        self.inner.read().0.heap_bytes()
+            + self.pending.lock().capacity()
+            + self.spare.lock().capacity()
     }
 
     /// A finished copy of the index over `committed` (for sealing).

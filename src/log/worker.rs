@@ -28,6 +28,8 @@ pub(crate) enum Msg {
     Checkpoint,
     /// Sync what was written so far (sent every few MiB without `Durability::Sync`).
     Flush,
+    /// Index the keys queued for the active segment (sent every few MiB of records).
+    IndexKeys,
     /// Records are staged: publish them within [`PUBLISH_DELAY`] unless the writer does first.
     Publish,
     /// Replies once everything queued before it is done.
@@ -165,6 +167,7 @@ fn run(ctx: Ctx, rx: Receiver<Msg>) {
                         extend_tree(&ctx.inner);
                     }
                 }
+                Some(Msg::IndexKeys) => index_active(&ctx),
                 Some(Msg::Publish) => {
                     let gen = ctx.inner.publish_gen.load(Ordering::Acquire);
                     publish_at.get_or_insert((Instant::now() + PUBLISH_DELAY, gen));
@@ -308,6 +311,22 @@ fn prepare_spare(ctx: &Ctx, size: u64) {
     }
 }
 
+/// Moves the keys the writer queued for the active segment into its index, off the append
+/// path: the appender then copies keys into a small queue whose memory stays faulted in, and
+/// a seal or a query finds most of the index already built. Derived data: a failure here
+/// (a segment truncated underneath, say) is left for the query or the seal to report.
+fn index_active(ctx: &Ctx) {
+    let seg = match ctx.inner.writer.lock().as_ref() {
+        Some(w) => w.active.seg.clone(),
+        None => return,
+    };
+    let auth = crate::index::IndexAuth {
+        chain: &ctx.chain,
+        log_id: &ctx.log_id,
+    };
+    let _ = seg.with_index(auth, |_| ());
+}
+
 /// Footer, trim, checkpoint, directory sync; then readers switch to an immutable map.
 fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     job.footer.sealed_ns = now_nanos();
@@ -338,8 +357,10 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
             }
             let idx = a.snapshot(job.seg.bytes()).ok();
             let mut spare = inner.index_buffers.lock();
-            if spare.len() < 2 {
-                spare.push(a.take_buffer());
+            for buf in a.take_buffers() {
+                if spare.len() < 4 {
+                    spare.push(buf);
+                }
             }
             idx
         }

@@ -89,6 +89,10 @@ pub(crate) fn take_leaves(inner: &Inner, from: u64, to: u64) -> Option<Vec<(i64,
 /// Without `Durability::Sync`, the worker syncs the active segment every this many bytes, so
 /// dirty pages never pile up for the roll's sync.
 const FLUSH_EVERY: usize = 8 << 20;
+/// How often (bytes of records) the worker indexes the keys queued for the active segment,
+/// so that the queue the appender copies them into stays small and in memory that is
+/// already faulted in, and sealing finds the index built.
+const INDEX_EVERY: usize = 4 << 20;
 
 /// A preallocated, header-less file the worker keeps ready for the next roll.
 pub(crate) struct Spare {
@@ -392,11 +396,14 @@ fn write_one(
             *first = w.next_seq;
         }
     }
-    if inner.opts.durability != Durability::Sync
-        && w.active.offset / FLUSH_EVERY != off / FLUSH_EVERY
-    {
+    if w.active.offset / INDEX_EVERY != off / INDEX_EVERY {
         if let Some(wk) = inner.worker.lock().as_ref() {
-            wk.send(Msg::Flush);
+            if inner.opts.durability != Durability::Sync
+                && w.active.offset / FLUSH_EVERY != off / FLUSH_EVERY
+            {
+                wk.send(Msg::Flush);
+            }
+            wk.send(Msg::IndexKeys);
         }
     }
     if !w.spare_asked && w.active.offset > w.active.map.len() / 2 {
@@ -959,6 +966,13 @@ pub(crate) fn create_segment(
                 None,
                 inner.index_buffers.lock().pop().unwrap_or_default(),
             )
+        })
+        .inspect(|a| {
+            if let (crate::index::Slot::Active(idx), Some(buf)) =
+                (&a.seg.index, inner.index_buffers.lock().pop())
+            {
+                idx.set_spare(buf);
+            }
         })
         .inspect_err(|err| {
             let undone = fsio::remove("segment.install", &path)
