@@ -52,6 +52,31 @@ pub fn normalize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Appends `ip`, normalized, as the index keys it: the text `Display` prints. IPv4 (every
+/// record of a typical gateway) is written digit by digit, without the formatting machinery.
+pub(crate) fn push_ip_key(out: &mut String, ip: IpAddr) {
+    match normalize_ip(ip) {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if o >= 100 {
+                    out.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    out.push(char::from(b'0' + o / 10 % 10));
+                }
+                out.push(char::from(b'0' + o % 10));
+            }
+        }
+        v6 => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// Emails are matched case-insensitively.
 pub fn normalize_email(e: &str) -> String {
     e.to_ascii_lowercase()
@@ -375,8 +400,7 @@ impl SegIndex {
         let mut email = String::new();
         let mut ip = String::new();
         if let Some(a) = f.ip_address {
-            use std::fmt::Write;
-            let _ = write!(ip, "{}", normalize_ip(a));
+            push_ip_key(&mut ip, a);
         }
         let values: [Option<&str>; FIELDS] = [
             f.user_id,
@@ -434,7 +458,6 @@ impl SegIndex {
             ip.clear();
             let has_ip = rec[9] != 0;
             if has_ip {
-                use std::fmt::Write;
                 let addr: IpAddr = if rec[9] == 4 {
                     let o: [u8; 4] = rec[at..at + 4].try_into().expect("4 bytes");
                     at += 4;
@@ -444,7 +467,7 @@ impl SegIndex {
                     at += 16;
                     IpAddr::from(o)
                 };
-                let _ = write!(ip, "{}", normalize_ip(addr));
+                push_ip_key(&mut ip, addr);
             }
             let mut strs: [Option<&str>; 7] = [None; 7];
             for slot in &mut strs {
@@ -671,6 +694,24 @@ mod tests {
         v[Field::Status as usize] = Some(status);
         v[Field::Severity as usize] = sev;
         v
+    }
+
+    #[test]
+    fn ip_keys_are_the_display_text_of_the_normalized_address() {
+        let mut out = String::new();
+        let mut check = |ip: IpAddr| {
+            out.clear();
+            push_ip_key(&mut out, ip);
+            assert_eq!(out, normalize_ip(ip).to_string(), "{ip:?}");
+        };
+        for a in [0u8, 1, 9, 10, 42, 99, 100, 101, 199, 200, 255] {
+            for b in [0u8, 7, 10, 255] {
+                check(IpAddr::from([a, b, a.wrapping_mul(3), 255 - a]));
+            }
+        }
+        check("::ffff:203.0.113.9".parse().unwrap());
+        check("2001:db8::1".parse().unwrap());
+        check("::".parse().unwrap());
     }
 
     #[test]
