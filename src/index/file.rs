@@ -17,8 +17,6 @@
 //! a file that disagrees with its segment's footer is stale, one whose MAC fails is forged, and
 //! a version-1 file (no MAC) is unauthenticated; each is reported and rebuilt, never used.
 
-use std::collections::HashMap;
-
 use super::{SegIndex, FIELDS};
 use crate::chain::Hash;
 
@@ -222,7 +220,7 @@ pub(crate) fn decode(
     }
     for field in 0..FIELDS {
         let terms = r.u32()? as usize;
-        let mut map = HashMap::with_capacity(terms.min(n + 1));
+        let mut map = super::TermMap::with_capacity_and_hasher(terms.min(n + 1), super::TermState);
         for _ in 0..terms {
             let len = r.u32()? as usize;
             let term =

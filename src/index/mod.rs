@@ -9,8 +9,9 @@
 //! written to a side file `NNNNNNNNNNNNNNNNNNNN.idx` at seal.
 
 mod file;
+mod hash;
 
-use std::collections::HashMap;
+pub(crate) use hash::{TermMap, TermState};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -145,7 +146,7 @@ pub struct SegIndex {
     /// `(timestamp, seq)` order.
     pub time: Vec<(i64, u32)>,
     /// Per field: term -> ordinals, ascending.
-    pub terms: [HashMap<String, Vec<u32>>; FIELDS],
+    pub terms: [TermMap<String, Vec<u32>>; FIELDS],
     /// A byte per record naming its event type, status and severity: derived from `terms`,
     /// never stored.
     pub codes: Codes,
@@ -169,7 +170,7 @@ const NO_CODE: u8 = u8::MAX;
 #[derive(Debug, Clone, Default)]
 pub struct Column {
     of: Vec<u8>,
-    dict: HashMap<String, u8>,
+    dict: TermMap<String, u8>,
 }
 
 impl Column {
@@ -203,7 +204,7 @@ pub struct Codes {
     /// How many records carry each combination of the three codes (while every column
     /// exists): a query filtering only on these fields counts a segment it covers whole
     /// from this table, without touching a posting list.
-    joint: Option<HashMap<[u8; 3], u32>>,
+    joint: Option<TermMap<[u8; 3], u32>>,
 }
 
 impl PartialEq for Codes {
@@ -228,7 +229,7 @@ impl Codes {
     fn empty() -> Codes {
         Codes {
             cols: std::array::from_fn(|_| Some(Column::default())),
-            joint: Some(HashMap::new()),
+            joint: Some(TermMap::default()),
         }
     }
 
@@ -291,7 +292,7 @@ impl Codes {
     }
 
     /// Rebuilds every column from the posting lists of a loaded index of `n` records.
-    fn rebuild(terms: &[HashMap<String, Vec<u32>>; FIELDS], n: usize) -> Codes {
+    fn rebuild(terms: &[TermMap<String, Vec<u32>>; FIELDS], n: usize) -> Codes {
         let mut c = Codes::default();
         for (slot, field) in CODED.iter().enumerate() {
             let map = &terms[*field as usize];
@@ -300,7 +301,7 @@ impl Codes {
             }
             let mut col = Column {
                 of: vec![NO_CODE; n],
-                dict: HashMap::with_capacity(map.len()),
+                dict: TermMap::with_capacity_and_hasher(map.len(), TermState),
             };
             for (code, (term, posts)) in map.iter().enumerate() {
                 col.dict.insert(term.clone(), code as u8);
@@ -313,7 +314,7 @@ impl Codes {
             c.cols[slot] = Some(col);
         }
         if let [Some(a), Some(b), Some(d)] = &c.cols {
-            let mut joint = HashMap::new();
+            let mut joint = TermMap::default();
             for o in 0..n {
                 *joint.entry([a.of[o], b.of[o], d.of[o]]).or_insert(0u32) += 1;
             }
