@@ -96,8 +96,9 @@ fn lower<'a>(e: &'a str, buf: &'a mut String) -> &'a str {
 /// Packs the indexed fields of one record into `out` (cleared first), on the appending
 /// thread before the writer lock, so that the active segment's index is fed from what the
 /// writer already knows instead of decoding records again:
-/// `ts i64 | severity u8 | ip tag u8 (0 none, 4, 6) | ip bytes | 7 x (u16 len, 0xFFFF for none;
-/// bytes)` for user id, lowercased email, type, action, status, resource type and id.
+/// `ts i64 | severity u8 | ip tag u8 (0 none, 4, 6) | ip bytes | 7 x u16 len (0xFFFF for none)
+/// | the 7 texts back to back` for user id, lowercased email, type, action, status, resource
+/// type and id. The texts are contiguous so that the index checks them as UTF-8 in one call.
 pub(crate) fn pack_keys(out: &mut Vec<u8>, f: &codec::Fields<'_>, ts: i64) {
     out.clear();
     out.extend_from_slice(&ts.to_le_bytes());
@@ -113,25 +114,30 @@ pub(crate) fn pack_keys(out: &mut Vec<u8>, f: &codec::Fields<'_>, ts: i64) {
             out.extend_from_slice(&a.octets());
         }
     }
-    let mut put = |v: Option<&str>, lowercase: bool| match v {
-        // Terms are at most max_event_bytes (checked before packing), below u16::MAX.
-        Some(t) if t.len() < u16::MAX as usize => {
-            out.extend_from_slice(&(t.len() as u16).to_le_bytes());
+    // Terms are at most max_event_bytes (checked before packing), below u16::MAX.
+    let texts: [Option<&str>; 7] = [
+        f.user_id,
+        f.email,
+        Some(f.event_type),
+        Some(f.action),
+        Some(f.status),
+        f.resource_type,
+        f.resource_id,
+    ]
+    .map(|v| v.filter(|t| t.len() < u16::MAX as usize));
+    for t in &texts {
+        let n = t.map_or(u16::MAX, |t| t.len() as u16);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if let Some(t) = t {
             let at = out.len();
             out.extend_from_slice(t.as_bytes());
-            if lowercase {
+            if i == 1 {
                 out[at..].make_ascii_lowercase();
             }
         }
-        _ => out.extend_from_slice(&u16::MAX.to_le_bytes()),
-    };
-    put(f.user_id, false);
-    put(f.email, true);
-    put(Some(f.event_type), false);
-    put(Some(f.action), false);
-    put(Some(f.status), false);
-    put(f.resource_type, false);
-    put(f.resource_id, false);
+    }
 }
 
 /// The index of one segment.
@@ -470,17 +476,19 @@ impl SegIndex {
                 };
                 push_ip_key(&mut ip, addr);
             }
-            let mut strs: [Option<&str>; 7] = [None; 7];
-            for slot in &mut strs {
-                let n = u16::from_le_bytes([rec[at], rec[at + 1]]);
-                at += 2;
-                if n != u16::MAX {
-                    let t = &rec[at..at + n as usize];
-                    at += n as usize;
-                    // Packed from `&str`s by this process: always UTF-8.
-                    *slot = std::str::from_utf8(t).ok();
-                }
-            }
+            let lens: [u16; 7] =
+                std::array::from_fn(|i| u16::from_le_bytes([rec[at + 2 * i], rec[at + 2 * i + 1]]));
+            // Packed from `&str`s by this process: always UTF-8, and each text ends on a
+            // character boundary.
+            let text = std::str::from_utf8(&rec[at + 14..]).unwrap_or("");
+            let mut from = 0;
+            let strs: [Option<&str>; 7] = lens.map(|n| {
+                (n != u16::MAX).then(|| {
+                    let t = text.get(from..from + n as usize).unwrap_or("");
+                    from += n as usize;
+                    t
+                })
+            });
             let [user, email, etype, action, status, rtype, rid] = strs;
             let values: [Option<&str>; FIELDS] = [
                 user,
@@ -713,6 +721,53 @@ mod tests {
         check("::ffff:203.0.113.9".parse().unwrap());
         check("2001:db8::1".parse().unwrap());
         check("::".parse().unwrap());
+    }
+
+    #[test]
+    fn keys_packed_while_appending_index_as_decoding_the_records_does() {
+        let users = [
+            "user-1",
+            "Ünïcødé-用户",
+            "",
+            "a-much-longer-user-id-than-sixteen-bytes",
+        ];
+        let emails = [Some("Mixed.Case@Example.COM"), None, Some("ß@straße.de")];
+        let ips: [Option<IpAddr>; 4] = [
+            None,
+            Some("203.0.113.7".parse().unwrap()),
+            Some("2001:db8::1".parse().unwrap()),
+            Some("::ffff:10.0.0.255".parse().unwrap()),
+        ];
+        let (mut decoded, mut packed) = (SegIndex::new(5), SegIndex::new(5));
+        let (mut payload, mut keys, mut queue) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..200usize {
+            let f = codec::Fields {
+                event_id: "0190b2a4-0000-7000-8000-000000000000",
+                event_type: ["user_login", "config_change", "données"][i % 3],
+                action: "act",
+                status: ["success", "failure"][i % 2],
+                severity: (i % 5) as u8,
+                user_id: (i % 5 != 4).then(|| users[i % 4]),
+                email: emails[i % 3],
+                ip_address: ips[i % 4],
+                resource_type: (i % 2 == 0).then_some("api_key"),
+                resource_id: (i % 3 == 0).then_some("key-ü"),
+                details: "",
+            };
+            codec::encode_fields_into(&f, &mut payload).unwrap();
+            let (offset, ts) = (100 + i as u32 * 64, 1_700_000_000 + (i as i64 * 7) % 50);
+            decoded.add(offset, ts, 0, &payload).unwrap();
+            pack_keys(&mut keys, &f, ts);
+            queue.extend_from_slice(&offset.to_le_bytes());
+            queue.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+            queue.extend_from_slice(&keys);
+        }
+        packed.add_packed(&queue);
+        decoded.finish();
+        packed.finish();
+        assert_eq!(decoded, packed);
+        assert!(packed.terms[Field::Email as usize].contains_key("mixed.case@example.com"));
+        assert!(packed.terms[Field::UserId as usize].contains_key("Ünïcødé-用户"));
     }
 
     #[test]
