@@ -252,8 +252,14 @@ pub fn ct_eq(a: &Hash, b: &Hash) -> bool {
 
 /// Lower-case hex of bytes.
 pub fn hex(b: &[u8]) -> String {
+    prefixed_hex("", b)
+}
+
+/// `prefix` followed by the lower-case hex of `b`, in one allocation.
+pub(crate) fn prefixed_hex(prefix: &str, b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
+    let mut s = String::with_capacity(prefix.len() + b.len() * 2);
+    s.push_str(prefix);
     for &x in b {
         s.push(H[(x >> 4) as usize] as char);
         s.push(H[(x & 15) as usize] as char);
