@@ -81,7 +81,7 @@ impl StoredEvent {
 impl Fields<'_> {
     /// The event these fields describe, stamped `ts_ns` (its details checked as JSON once
     /// more when `details` is set; left out otherwise).
-    pub(crate) fn to_event(&self, ts_ns: i64, details: bool) -> Result<Event> {
+    pub(crate) fn to_event(self, ts_ns: i64, details: bool) -> Result<Event> {
         let severity = Severity::from_u8(self.severity)
             .ok_or_else(|| Error::Codec(format!("unknown severity code {}", self.severity)))?;
         let details = if details {
