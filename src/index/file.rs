@@ -76,8 +76,23 @@ pub(crate) fn encode(
     last_mac: &Hash,
     auth: IndexAuth<'_>,
 ) -> Vec<u8> {
+    let mut b = Vec::new();
+    encode_into(&mut b, idx, records_end, last_mac, auth);
+    b
+}
+
+/// [`encode`] into `b` (cleared first): a buffer kept from an earlier segment's index file
+/// has its memory faulted in already.
+pub(crate) fn encode_into(
+    b: &mut Vec<u8>,
+    idx: &SegIndex,
+    records_end: u64,
+    last_mac: &Hash,
+    auth: IndexAuth<'_>,
+) {
     let n = idx.len();
-    let mut b = Vec::with_capacity(FIXED + n * 60 + 4);
+    b.clear();
+    b.reserve(FIXED + n * 60 + 4);
     b.extend_from_slice(MAGIC);
     b.extend_from_slice(&VERSION.to_le_bytes());
     b.extend_from_slice(&[0u8; 6]);
@@ -110,11 +125,10 @@ pub(crate) fn encode(
             }
         }
     }
-    let mac = auth.mac(&b);
+    let mac = auth.mac(b);
     b.extend_from_slice(&mac);
-    let crc = crc32fast::hash(&b);
+    let crc = crc32fast::hash(b);
     b.extend_from_slice(&crc.to_le_bytes());
-    b
 }
 
 struct Reader<'a> {

@@ -22,6 +22,7 @@ use crate::format::{decode_frame, HEADER_LEN};
 
 pub(crate) use file::{
     authenticate as authenticate_file, decode as decode_file, encode as encode_file,
+    encode_into as encode_file_into,
 };
 pub use file::{IndexAuth, IndexFileError, INDEX_EXT};
 
@@ -574,6 +575,9 @@ pub struct ActiveIndex {
     /// The queue's other buffer: `with` swaps it in for `pending` while it indexes what was
     /// queued, so the appender always copies keys into memory that is already faulted in.
     spare: parking_lot::Mutex<Vec<u8>>,
+    /// Set once the segment is sealed ([`seal`](Self::seal)): the finished index, moved out of
+    /// `inner` rather than copied. Readers that still hold the active segment use it.
+    sealed: OnceLock<Arc<SegIndex>>,
 }
 
 impl ActiveIndex {
@@ -588,6 +592,7 @@ impl ActiveIndex {
             decode_to,
             pending: parking_lot::Mutex::new(buf),
             spare: parking_lot::Mutex::new(Vec::new()),
+            sealed: OnceLock::new(),
         }
     }
 
@@ -635,30 +640,66 @@ impl ActiveIndex {
         let decode_to = self.decode_to.min(committed.len());
         {
             let g = self.inner.read();
+            // Checked under the lock: `seal` empties `inner` while it holds it for writing.
+            if let Some(idx) = self.sealed.get() {
+                return Ok(f(idx));
+            }
             if g.1 >= decode_to && !g.0.time_unsorted && self.pending.lock().is_empty() {
                 return Ok(f(&g.0));
             }
         }
         let mut g = self.inner.write();
-        let (idx, end) = &mut *g;
+        if let Some(idx) = self.sealed.get() {
+            return Ok(f(idx));
+        }
+        Self::catch_up_locked(&mut g, decode_to, committed, &self.pending, &self.spare)?;
+        let g = parking_lot::RwLockWriteGuard::downgrade(g);
+        Ok(f(&g.0))
+    }
+
+    /// Indexes what the segment's bytes and the key queue hold beyond `g`.
+    fn catch_up_locked(
+        g: &mut (SegIndex, usize),
+        decode_to: usize,
+        committed: &[u8],
+        pending: &parking_lot::Mutex<Vec<u8>>,
+        spare: &parking_lot::Mutex<Vec<u8>>,
+    ) -> crate::Result<()> {
+        let (idx, end) = g;
         if *end < decode_to {
             catch_up(idx, &committed[..decode_to], end)?;
         }
         // The spare buffer (empty, its memory kept) takes the queue's place at once, so keys
         // that arrive while these are indexed go into it; the indexed buffer becomes the spare.
-        let mut packed = std::mem::take(&mut *self.spare.lock());
-        std::mem::swap(&mut *self.pending.lock(), &mut packed);
+        let mut packed = std::mem::take(&mut *spare.lock());
+        std::mem::swap(&mut *pending.lock(), &mut packed);
         idx.add_packed(&packed);
         idx.finish();
         packed.clear();
-        *self.spare.lock() = packed;
-        let g = parking_lot::RwLockWriteGuard::downgrade(g);
-        Ok(f(&g.0))
+        *spare.lock() = packed;
+        Ok(())
+    }
+
+    /// The finished index of the segment, now sealed with its records ending at
+    /// `committed`: moved out, not copied; readers that still hold this active index get it
+    /// too. Later calls return the same index.
+    pub fn seal(&self, committed: &[u8]) -> crate::Result<Arc<SegIndex>> {
+        let mut g = self.inner.write();
+        if let Some(idx) = self.sealed.get() {
+            return Ok(idx.clone());
+        }
+        let decode_to = self.decode_to.min(committed.len());
+        Self::catch_up_locked(&mut g, decode_to, committed, &self.pending, &self.spare)?;
+        let first_seq = g.0.first_seq;
+        let idx = Arc::new(std::mem::replace(&mut g.0, SegIndex::new(first_seq)));
+        let _ = self.sealed.set(idx.clone());
+        Ok(idx)
     }
 
     /// Heap bytes of the index as it stands.
     pub fn heap_bytes(&self) -> usize {
-        self.inner.read().0.heap_bytes()
+        self.sealed.get().map_or(0, |i| i.heap_bytes())
+            + self.inner.read().0.heap_bytes()
             + self.pending.lock().capacity()
             + self.spare.lock().capacity()
     }
@@ -768,6 +809,47 @@ mod tests {
         assert_eq!(decoded, packed);
         assert!(packed.terms[Field::Email as usize].contains_key("mixed.case@example.com"));
         assert!(packed.terms[Field::UserId as usize].contains_key("Ünïcødé-用户"));
+    }
+
+    #[test]
+    fn a_sealed_active_index_hands_readers_the_index_it_moved_out() {
+        let a = ActiveIndex::with_buffer(10, HEADER_LEN, Vec::new());
+        let committed = vec![0u8; HEADER_LEN];
+        let mut keys = Vec::new();
+        for i in 0..50u32 {
+            let f = codec::Fields {
+                event_id: "e",
+                event_type: "user_login",
+                action: "login",
+                status: ["success", "failure"][i as usize % 2],
+                severity: 1,
+                user_id: Some("u"),
+                email: None,
+                ip_address: None,
+                resource_type: None,
+                resource_id: None,
+                details: "",
+            };
+            pack_keys(&mut keys, &f, i64::from(i));
+            let mut rec = (100 + i * 80).to_le_bytes().to_vec();
+            rec.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+            rec.extend_from_slice(&keys);
+            a.push(&rec);
+            if i == 20 {
+                // Part of it indexed before the seal, the rest queued.
+                assert_eq!(a.with(&committed, SegIndex::len).unwrap(), 21);
+            }
+        }
+        let sealed = a.seal(&committed).unwrap();
+        assert_eq!(sealed.len(), 50);
+        assert_eq!(sealed.terms[Field::Status as usize]["failure"].len(), 25);
+        // A reader still holding the active index sees the sealed one, not an emptied one.
+        assert_eq!(a.with(&committed, SegIndex::len).unwrap(), 50);
+        assert!(Arc::ptr_eq(&sealed, &a.seal(&committed).unwrap()));
+        assert_eq!(
+            a.with(&committed, |i| i.offsets[49]).unwrap(),
+            100 + 49 * 80
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ struct Ctx {
     chain: Chain,
     log_id: [u8; 16],
     inner: Arc<Inner>,
+    /// The bytes of the last index file written at a seal, kept for the next one.
+    index_file: std::cell::RefCell<Vec<u8>>,
 }
 
 pub(crate) fn start(inner: &Arc<Inner>) -> Result<WorkerHandle> {
@@ -101,6 +103,7 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<WorkerHandle> {
         chain: inner.chain.clone(),
         log_id: inner.log_id,
         inner: inner.clone(),
+        index_file: std::cell::RefCell::new(Vec::new()),
     };
     let join = std::thread::Builder::new()
         .name("auditlog-worker".into())
@@ -355,7 +358,7 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
                     log_id: &ctx.log_id,
                 });
             }
-            let idx = a.snapshot(job.seg.bytes()).ok();
+            let idx = a.seal(job.seg.bytes()).ok();
             let mut spare = inner.index_buffers.lock();
             for buf in a.take_buffers() {
                 if spare.len() < 4 {
@@ -368,7 +371,9 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
     };
     let slot = match index {
         Some(idx) => {
-            let bytes = crate::index::encode_file(
+            let mut bytes = ctx.index_file.borrow_mut();
+            crate::index::encode_file_into(
+                &mut bytes,
                 &idx,
                 job.footer.records_end,
                 &job.footer.last_mac,
@@ -383,7 +388,7 @@ fn seal(ctx: &Ctx, mut job: SealJob) -> Result<()> {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
             let _ = segment::write_atomic("index.write", &ctx.dir, &name, &bytes);
-            crate::index::Slot::ready(Arc::new(idx))
+            crate::index::Slot::ready(idx)
         }
         None => crate::index::Slot::lazy(),
     };
