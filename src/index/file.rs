@@ -113,11 +113,11 @@ pub(crate) fn encode_into(
         b.extend_from_slice(&o.to_le_bytes());
     }
     for field in &idx.terms {
-        let mut terms: Vec<(&String, &Vec<u32>)> = field.iter().collect();
+        let mut terms: Vec<(&super::Term, &Vec<u32>)> = field.iter().collect();
         terms.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         b.extend_from_slice(&(terms.len() as u32).to_le_bytes());
         for (term, posts) in terms {
-            b.extend_from_slice(&(term.len() as u32).to_le_bytes());
+            b.extend_from_slice(&(term.as_bytes().len() as u32).to_le_bytes());
             b.extend_from_slice(term.as_bytes());
             b.extend_from_slice(&(posts.len() as u32).to_le_bytes());
             for p in posts {
@@ -247,7 +247,7 @@ pub(crate) fn decode(
             if list.iter().any(|&o| o as usize >= n) || list.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(damaged("posting list out of range or order"));
             }
-            map.insert(term.to_string(), list);
+            map.insert(super::Term::new(term), list);
         }
         idx.terms[field] = map;
     }

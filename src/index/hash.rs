@@ -141,7 +141,7 @@ impl Hasher for TermHasher {
 }
 
 /// A map keyed by terms (or codes), hashed with [`TermState`].
-pub type TermMap<K, V> = std::collections::HashMap<K, V, TermState>;
+pub type TermMap<K, V> = hashbrown::HashMap<K, V, TermState>;
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +193,7 @@ mod tests {
         for i in 0..10_000u32 {
             m.insert(format!("t{i}"), i);
         }
-        assert!((0..10_000u32).all(|i| m.get(format!("t{i}").as_str()) == Some(&i)));
+        assert!((0..10_000u32).all(|i| m.get(&format!("t{i}")) == Some(&i)));
         assert_eq!(m.get("t10000"), None);
         let mut j: TermMap<[u8; 3], u32> = TermMap::default();
         *j.entry([1, 2, 3]).or_insert(0) += 1;

@@ -10,10 +10,12 @@
 
 mod file;
 mod hash;
+mod term;
 
 pub(crate) use hash::{TermMap, TermState};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+pub(crate) use term::{Term, Text};
 
 use parking_lot::RwLock;
 
@@ -153,7 +155,7 @@ pub struct SegIndex {
     /// `(timestamp, seq)` order.
     pub time: Vec<(i64, u32)>,
     /// Per field: term -> ordinals, ascending.
-    pub terms: [TermMap<String, Vec<u32>>; FIELDS],
+    pub terms: [TermMap<Term, Vec<u32>>; FIELDS],
     /// A byte per record naming its event type, status and severity: derived from `terms`,
     /// never stored.
     pub codes: Codes,
@@ -177,7 +179,7 @@ const NO_CODE: u8 = u8::MAX;
 #[derive(Debug, Clone, Default)]
 pub struct Column {
     of: Vec<u8>,
-    dict: TermMap<String, u8>,
+    dict: TermMap<Term, u8>,
 }
 
 impl Column {
@@ -185,7 +187,7 @@ impl Column {
     fn mask<'v>(&self, values: impl Iterator<Item = &'v str>) -> [bool; 256] {
         let mut m = [false; 256];
         for v in values {
-            if let Some(&c) = self.dict.get(v) {
+            if let Some(&c) = self.dict.get(&Text(v)) {
                 m[c as usize] = true;
             }
         }
@@ -259,11 +261,11 @@ impl Codes {
             };
             let code = match values[*field as usize] {
                 None => NO_CODE,
-                Some(v) => match col.dict.get(v) {
+                Some(v) => match col.dict.get(&Text(v)) {
                     Some(&c) => c,
                     None if col.dict.len() < NO_CODE as usize => {
                         let c = col.dict.len() as u8;
-                        col.dict.insert(v.to_string(), c);
+                        col.dict.insert(Term::new(v), c);
                         c
                     }
                     None => {
@@ -299,7 +301,7 @@ impl Codes {
     }
 
     /// Rebuilds every column from the posting lists of a loaded index of `n` records.
-    fn rebuild(terms: &[TermMap<String, Vec<u32>>; FIELDS], n: usize) -> Codes {
+    fn rebuild(terms: &[TermMap<Term, Vec<u32>>; FIELDS], n: usize) -> Codes {
         let mut c = Codes::default();
         for (slot, field) in CODED.iter().enumerate() {
             let map = &terms[*field as usize];
@@ -334,7 +336,7 @@ impl Codes {
         self.cols
             .iter()
             .flatten()
-            .map(|c| c.of.capacity() + c.dict.capacity() * 40)
+            .map(|c| c.of.capacity() + c.dict.capacity() * (std::mem::size_of::<(Term, u8)>() + 1))
             .sum::<usize>()
             + self.joint.as_ref().map_or(0, |j| j.capacity() * 16)
     }
@@ -442,10 +444,10 @@ impl SegIndex {
         for (field, v) in values.iter().enumerate() {
             if let Some(v) = v {
                 let map = &mut self.terms[field];
-                match map.get_mut(*v) {
+                match map.get_mut(&Text(v)) {
                     Some(list) => list.push(ord),
                     None => {
-                        map.insert((*v).to_string(), vec![ord]);
+                        map.insert(Term::new(v), vec![ord]);
                     }
                 }
             }
@@ -516,7 +518,7 @@ impl SegIndex {
     /// Ordinals of records whose `field` equals `term`, ascending.
     pub fn postings(&self, field: Field, term: &str) -> &[u32] {
         self.terms[field as usize]
-            .get(term)
+            .get(&Text(term))
             .map_or(&[], |v| v.as_slice())
     }
 
@@ -532,10 +534,10 @@ impl SegIndex {
             + self.time.capacity() * 16
             + self.codes.heap_bytes();
         for m in &self.terms {
-            n += m.capacity() * (std::mem::size_of::<(String, Vec<u32>)>() + 8);
+            n += m.capacity() * (std::mem::size_of::<(Term, Vec<u32>)>() + 1);
             n += m
                 .iter()
-                .map(|(k, v)| k.capacity() + v.capacity() * 4)
+                .map(|(k, v)| k.heap_bytes() + v.capacity() * 4)
                 .sum::<usize>();
         }
         n
@@ -807,8 +809,8 @@ mod tests {
         decoded.finish();
         packed.finish();
         assert_eq!(decoded, packed);
-        assert!(packed.terms[Field::Email as usize].contains_key("mixed.case@example.com"));
-        assert!(packed.terms[Field::UserId as usize].contains_key("Ünïcødé-用户"));
+        assert!(packed.terms[Field::Email as usize].contains_key(&Text("mixed.case@example.com")));
+        assert!(packed.terms[Field::UserId as usize].contains_key(&Text("Ünïcødé-用户")));
     }
 
     #[test]
@@ -842,7 +844,10 @@ mod tests {
         }
         let sealed = a.seal(&committed).unwrap();
         assert_eq!(sealed.len(), 50);
-        assert_eq!(sealed.terms[Field::Status as usize]["failure"].len(), 25);
+        assert_eq!(
+            sealed.terms[Field::Status as usize][&Text("failure")].len(),
+            25
+        );
         // A reader still holding the active index sees the sealed one, not an emptied one.
         assert_eq!(a.with(&committed, SegIndex::len).unwrap(), 50);
         assert!(Arc::ptr_eq(&sealed, &a.seal(&committed).unwrap()));

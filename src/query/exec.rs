@@ -205,7 +205,7 @@ fn term_candidates(idx: &SegIndex, t: &Terms) -> Option<Vec<u32>> {
         }
         if !t.nets.is_empty() {
             for (term, posts) in &idx.terms[Field::Ip as usize] {
-                if let Ok(ip) = term.parse() {
+                if let Ok(ip) = term.as_str().parse() {
                     if t.nets.iter().any(|n| n.contains(ip)) {
                         parts.push(posts);
                     }
@@ -877,7 +877,7 @@ pub(crate) fn facets(inner: &Inner, q: &Query, dims: &[&str], limit: usize) -> R
                         match counts[fi].get_mut(term.as_str()) {
                             Some(c) => *c += n,
                             None => {
-                                counts[fi].insert(term.clone(), n);
+                                counts[fi].insert(term.as_str().to_string(), n);
                             }
                         }
                     }
