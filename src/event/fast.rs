@@ -110,11 +110,30 @@ impl<'a> P<'a> {
         }
     }
 
-    /// Index of the first stop byte at or after `self.i`.
+    /// Index of the first stop byte at or after `self.i`: eight bytes at a time, then byte by
+    /// byte for the tail.
     #[inline]
     fn plain_run(&self) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let b = self.b;
         let mut j = self.i;
-        while j < self.b.len() && !STOP[self.b[j] as usize] {
+        while let Some(chunk) = b.get(j..j + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            let (q, bs) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+            // A byte's high bit is set where it is 0 (in `q`, `bs`) or below 0x20 (in `w`).
+            // A borrow can mark a byte above a true match, never below one: the lowest mark
+            // is the first stop byte.
+            let m = ((q.wrapping_sub(ONES) & !q)
+                | (bs.wrapping_sub(ONES) & !bs)
+                | (w.wrapping_sub(ONES * 0x20) & !w))
+                & HIGH;
+            if m != 0 {
+                return j + (m.trailing_zeros() / 8) as usize;
+            }
+            j += 8;
+        }
+        while j < b.len() && !STOP[b[j] as usize] {
             j += 1;
         }
         j
@@ -590,6 +609,40 @@ mod tests {
     }
 
     const SEED: &str = r#"{"event_id":"evt_001","timestamp":"2024-01-15T10:30:00.123Z","event_type":"authentication","action":"user_login","status":"failed","severity":"medium","actor":{"user_id":"user-alice-001","email":"alice@company.com","ip_address":"203.0.113.42"},"resource":{"type":"session","id":"s-1"},"details":{"auth_method":"password","failure_reason":"invalid_password","attempts_count":3,"n":[1,-2.5,3e2,{"x":null,"y":true,"z":false}]}}"#;
+
+    #[test]
+    fn plain_runs_stop_where_the_byte_table_stops() {
+        // Every byte value at every position of a 0..=20-byte run, with plain bytes around.
+        for len in 0..=20usize {
+            for at in 0..len.max(1) {
+                for v in 0..=255u8 {
+                    let mut line = vec![b'a'; len];
+                    if at < len {
+                        line[at] = v;
+                    }
+                    let Ok(text) = std::str::from_utf8(&line) else {
+                        continue;
+                    };
+                    for start in 0..=len.min(3) {
+                        let p = P {
+                            b: text.as_bytes(),
+                            s: text,
+                            i: start,
+                            newline: false,
+                        };
+                        let want = (start..len)
+                            .find(|&k| STOP[line[k] as usize])
+                            .unwrap_or(len);
+                        assert_eq!(
+                            p.plain_run(),
+                            want,
+                            "len {len} byte {v:#x} at {at} from {start}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn common_shapes_take_the_single_pass_path() {
