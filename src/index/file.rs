@@ -145,43 +145,21 @@ impl<'a> Reader<'a> {
         self.at = end;
         Ok(s)
     }
-    /// `n` little-endian u32s, into a vector sized once (collecting `Result`s one by one
-    /// loses the size and grows the vector by doubling: a third of loading an index).
-    fn u32s(&mut self, n: usize) -> Result<Vec<u32>, IndexFileError> {
+    /// `n` items of `N` bytes each, decoded by `f`, into a vector sized once (collecting
+    /// `Result`s one by one loses the size and grows the vector by doubling: a third of
+    /// loading an index).
+    fn array<T, const N: usize>(
+        &mut self,
+        n: usize,
+        f: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, IndexFileError> {
         let len = n
-            .checked_mul(4)
+            .checked_mul(N)
             .ok_or_else(|| IndexFileError::Damaged("count too large".into()))?;
         Ok(self
             .take(len)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect())
-    }
-    /// `n` little-endian i64s (as [`u32s`](Self::u32s)).
-    fn i64s(&mut self, n: usize) -> Result<Vec<i64>, IndexFileError> {
-        let len = n
-            .checked_mul(8)
-            .ok_or_else(|| IndexFileError::Damaged("count too large".into()))?;
-        Ok(self
-            .take(len)?
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect())
-    }
-    /// `n` `(i64, u32)` pairs (as [`u32s`](Self::u32s)).
-    fn pairs(&mut self, n: usize) -> Result<Vec<(i64, u32)>, IndexFileError> {
-        let len = n
-            .checked_mul(12)
-            .ok_or_else(|| IndexFileError::Damaged("count too large".into()))?;
-        Ok(self
-            .take(len)?
-            .chunks_exact(12)
-            .map(|c| {
-                (
-                    i64::from_le_bytes(c[..8].try_into().expect("8 bytes")),
-                    u32::from_le_bytes(c[8..].try_into().expect("4 bytes")),
-                )
-            })
+            .chunks_exact(N)
+            .map(|c| f(c.try_into().expect("N bytes")))
             .collect())
     }
     fn u32(&mut self) -> Result<u32, IndexFileError> {
@@ -262,10 +240,16 @@ pub(crate) fn decode(
     let mut idx = SegIndex::new(first_seq);
     idx.min_ts = r.i64()?;
     idx.max_ts = r.i64()?;
-    idx.offsets = r.u32s(n)?;
-    idx.ts = r.i64s(n)?;
+    idx.offsets = r.array(n, u32::from_le_bytes)?;
+    idx.ts = r.array(n, i64::from_le_bytes)?;
     idx.ts_ascending = idx.ts.windows(2).all(|w| w[0] <= w[1]);
-    idx.time = r.pairs(n)?;
+    idx.time = r.array(n, |e: [u8; 12]| {
+        let (t, o) = e.split_at(8);
+        (
+            i64::from_le_bytes(t.try_into().expect("8 bytes")),
+            u32::from_le_bytes(o.try_into().expect("4 bytes")),
+        )
+    })?;
     if idx.time.windows(2).any(|w| w[0] > w[1]) || idx.time.iter().any(|&(_, o)| o as usize >= n) {
         return Err(damaged("time index out of order"));
     }
@@ -280,7 +264,7 @@ pub(crate) fn decode(
             if posts > n {
                 return Err(damaged("posting list longer than the segment"));
             }
-            let list = r.u32s(posts)?;
+            let list = r.array(posts, u32::from_le_bytes)?;
             if list.iter().any(|&o| o as usize >= n) || list.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(damaged("posting list out of range or order"));
             }
