@@ -51,34 +51,26 @@ impl StoredEvent {
             details,
         })
     }
-
-    /// Back to the public shape, with the timestamp from the frame.
-    pub fn into_event(self, ts_ns: i64) -> Result<Event> {
-        let severity = Severity::from_u8(self.severity)
-            .ok_or_else(|| Error::Codec(format!("unknown severity code {}", self.severity)))?;
-        let details = crate::event::Details::from_stored(&self.details)?;
-        Ok(Event {
-            event_id: Some(self.event_id),
-            timestamp: Some(crate::event::from_nanos(ts_ns)),
-            event_type: self.event_type,
-            action: self.action,
-            status: self.status,
-            severity,
-            actor: Actor {
-                user_id: self.user_id,
-                email: self.email,
-                ip_address: self.ip_address,
-            },
-            resource: self.resource_type.map(|kind| Resource {
-                kind,
-                id: self.resource_id,
-            }),
-            details,
-        })
-    }
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
+    /// The fields of a stored event, borrowed from it.
+    pub(crate) fn of_stored(e: &'a StoredEvent) -> Fields<'a> {
+        Fields {
+            event_id: &e.event_id,
+            event_type: &e.event_type,
+            action: &e.action,
+            status: &e.status,
+            severity: e.severity,
+            user_id: e.user_id.as_deref(),
+            email: e.email.as_deref(),
+            ip_address: e.ip_address,
+            resource_type: e.resource_type.as_deref(),
+            resource_id: e.resource_id.as_deref(),
+            details: &e.details,
+        }
+    }
+
     /// The event these fields describe, stamped `ts_ns` (its details checked as JSON once
     /// more when `details` is set; left out otherwise).
     pub(crate) fn to_event(self, ts_ns: i64, details: bool) -> Result<Event> {
@@ -596,7 +588,7 @@ mod tests {
         assert_eq!(q, p, "borrowed and owned encodings agree");
         let back = decode(&p).unwrap();
         assert_eq!(back, s);
-        let ev = back.into_event(5).unwrap();
+        let ev = Fields::of_stored(&back).to_event(5, true).unwrap();
         assert_eq!(ev.details, e.details);
         assert_eq!(ev.resource, e.resource);
         assert!(decode(&p[..p.len() - 1]).is_err());
@@ -778,6 +770,26 @@ pub fn decode_record(payload: &[u8], flags: u16) -> Result<(StoredEvent, Option<
         Ok((r.kept.clone(), Some(r)))
     } else {
         Ok((decode(payload)?, None))
+    }
+}
+
+/// A record's event (stamped `ts_ns`; `details` left out unless asked for) and its redaction if
+/// it has one. An unredacted record's fields are copied once from the payload into the event,
+/// without building a [`StoredEvent`] first.
+pub(crate) fn decode_record_event(
+    payload: &[u8],
+    flags: u16,
+    ts_ns: i64,
+    details: bool,
+) -> Result<(Event, Option<Redacted>)> {
+    if flags & crate::format::FRAME_FLAG_REDACTED == 0 {
+        Ok((decode_fields(payload)?.to_event(ts_ns, details)?, None))
+    } else {
+        let r = Redacted::decode(payload)?;
+        Ok((
+            Fields::of_stored(&r.kept).to_event(ts_ns, details)?,
+            Some(r),
+        ))
     }
 }
 

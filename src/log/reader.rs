@@ -187,8 +187,7 @@ impl Iterator for RecordIter {
                 self.prev = None;
                 return Some(Err(e));
             }
-            let decoded = codec::decode_record(f.payload, f.flags)
-                .and_then(|(s, r)| Ok((s.into_event(f.ts)?, r)));
+            let decoded = codec::decode_record_event(f.payload, f.flags, f.ts, true);
             return Some(match decoded {
                 Ok((event, r)) => Ok(Record {
                     seq: f.seq,

@@ -367,20 +367,8 @@ pub(crate) fn entry(
     let verified = f.seq == h.seq
         && codec::chained_digest(chain, log_id, f.seq, f.flags, f.payload)
             .is_ok_and(|d| crate::fss::entry_mac_ok(inner, seg, &prev, f.seq, f.ts, &d, &f.mac));
-    let bad = |e: Error| corrupt(h.offset, format!("record {}: {e}", h.seq));
-    // Fields borrowed from the record, copied once into the event (no zeroed buffers per
-    // string); a redacted record also carries its redaction's reason and scope.
-    let (event, redaction) = if f.flags & crate::format::FRAME_FLAG_REDACTED == 0 {
-        let fields = codec::decode_fields(f.payload).map_err(bad)?;
-        (fields.to_event(f.ts, include_details).map_err(bad)?, None)
-    } else {
-        let (stored, redaction) = codec::decode_record(f.payload, f.flags).map_err(bad)?;
-        let mut event = stored.into_event(f.ts).map_err(bad)?;
-        if !include_details {
-            event.details = crate::event::Details::none();
-        }
-        (event, redaction)
-    };
+    let (event, redaction) = codec::decode_record_event(f.payload, f.flags, f.ts, include_details)
+        .map_err(|e| corrupt(h.offset, format!("record {}: {e}", h.seq)))?;
     seg.check_mapped()?;
     Ok(AuditLogEntry {
         event,
